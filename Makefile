@@ -1,0 +1,101 @@
+# SPDX-License-Identifier: GPL-2.0
+# memtrace build.  `make` builds ./memtrace; `make run` and `make test` first
+# install whatever Debian packages are missing (tools/setup.sh).
+
+OUTPUT	?= build
+CLANG	?= clang
+CC	?= gcc
+BPFTOOL	?= bpftool
+ARCH	:= $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
+
+CFLAGS	?= -O2 -g
+CFLAGS	+= -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fno-omit-frame-pointer
+INCLUDES := -Iinclude -Iuser -I$(OUTPUT)
+LIBS	:= -lbpf -lelf -lz -ldw -lcapstone -lncursesw -lm
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.bpf.o,$(BPF_SRCS))
+SKELS	:= $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.skel.h,$(BPF_SRCS))
+USER_SRCS := $(filter-out user/main.c,$(wildcard user/*.c))
+USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(USER_SRCS))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
+WORKLOAD_SRCS := $(wildcard tests/workloads/*.c)
+WORKLOADS := $(patsubst tests/workloads/%.c,$(OUTPUT)/workloads/%,$(WORKLOAD_SRCS))
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+.DELETE_ON_ERROR:
+.SECONDARY:
+.PHONY: all clean deps run test unit integration bench vmlinux install man
+
+all: memtrace
+
+deps:
+	$(Q)tools/setup.sh
+
+$(OUTPUT) $(OUTPUT)/tests $(OUTPUT)/workloads:
+	$(Q)mkdir -p $@
+
+$(OUTPUT)/%.bpf.o: bpf/%.bpf.c include/memtrace.h vmlinux/vmlinux.h | $(OUTPUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) \
+		-Iinclude -Ivmlinux -c $< -o $@.tmp
+	$(Q)$(BPFTOOL) gen object $@ $@.tmp && rm -f $@.tmp
+
+$(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< > $@
+
+$(OUTPUT)/%.o: user/%.c $(wildcard user/*.h) include/memtrace.h $(SKELS) | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -c $< -o $@
+
+memtrace: $(OUTPUT)/main.o $(USER_OBJS)
+	$(call msg,BINARY,$@)
+	$(Q)$(CC) $(CFLAGS) $^ $(LIBS) -o $@
+
+# Unit tests link every user module except main.c; they need no root.
+$(OUTPUT)/tests/%: tests/unit/%.c tests/unit/test.h $(USER_OBJS) | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(INCLUDES) $< $(USER_OBJS) $(LIBS) -o $@
+
+# Workloads know what they allocate; frame pointers so stacks are exact.
+$(OUTPUT)/workloads/%: tests/workloads/%.c | $(OUTPUT)/workloads
+	$(call msg,CC,$@)
+	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -fno-inline-functions-called-once \
+		-Wall -Wno-unused-result -o $@ $< -lpthread
+
+vmlinux:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h
+
+build-tests: memtrace $(UNIT_BINS) $(WORKLOADS)
+
+run: deps memtrace
+	./memtrace
+
+test: deps
+	$(Q)$(MAKE) --no-print-directory build-tests
+	$(Q)python3 tests/run.py
+
+unit: build-tests
+	$(Q)python3 tests/run.py --unit
+
+integration: build-tests
+	$(Q)python3 tests/run.py --integration
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory build-tests
+	$(Q)tools/bench.sh
+
+man:
+	$(Q)man -l docs/memtrace.8
+
+clean:
+	rm -rf $(OUTPUT) memtrace

@@ -1,0 +1,680 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memtrace BPF side: allocator uprobes, mmap-family syscalls, page faults,
+ * process lifecycle and OOM victims.
+ *
+ * Allocation accounting happens here, in maps the loader reads at each
+ * refresh, rather than by streaming every malloc/free to user space: at
+ * millions of calls per second the ring buffer and its consumer would
+ * cost more than the uprobe itself.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "memtrace.h"
+
+#define E2BIG 7
+
+char LICENSE[] SEC("license") = "GPL";
+
+/* Set by the loader before load. */
+const volatile bool trace_all = false;	/* create a process entry on demand */
+const volatile bool want_stacks = true;
+const volatile u64 sample_bytes = 0;	/* 0: every allocation is exact */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);	/* resized by the loader */
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u32);
+	__type(value, struct mt_proc);
+} procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u64);
+	__type(value, struct mt_inflight);
+} inflight SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 20);
+	__type(key, struct mt_block_key);
+	__type(value, struct mt_block);
+} blocks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 16);
+	__type(key, struct mt_site_key);
+	__type(value, struct mt_site);
+} sites SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
+	__uint(max_entries, 1 << 16);
+	__uint(key_size, sizeof(u32));
+	__uint(value_size, MT_MAX_STACK * sizeof(u64));
+} stacks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MT_CNT_MAX);
+	__type(key, u32);
+	__type(value, u64);
+} counters SEC(".maps");
+
+/* Exponential sample gaps (bytes), filled by the loader when sampling. */
+#define MT_SAMPLE_TABLE 4096
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MT_SAMPLE_TABLE);
+	__type(key, u32);
+	__type(value, u64);
+} sample_gaps SEC(".maps");
+
+/*
+ * Weight of a sampled block of size s: s / (1 - exp(-s/N)), tabulated by
+ * the loader at s = i * N / 64 (BPF has no floating point) and
+ * interpolated; beyond 16 N the weight is s itself to within 1e-7.
+ */
+#define MT_WEIGHT_STEPS 64
+#define MT_WEIGHT_TABLE (16 * MT_WEIGHT_STEPS + 2)
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, MT_WEIGHT_TABLE);
+	__type(key, u32);
+	__type(value, u64);
+} sample_w SEC(".maps");
+
+/* Per-thread bytes left until the next sample. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u64);
+	__type(value, s64);
+} sample_left SEC(".maps");
+
+/* mmap-family syscall arguments between sys_enter and sys_exit. */
+struct sys_args {
+	u64 a0, a1, a2, a3;
+	u32 nr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u64);
+	__type(value, struct sys_args);
+} sys_inflight SEC(".maps");
+
+static __always_inline void count(u32 idx)
+{
+	u64 *v = bpf_map_lookup_elem(&counters, &idx);
+
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+static __always_inline struct mt_proc *proc_get(u32 tgid)
+{
+	struct mt_proc *p = bpf_map_lookup_elem(&procs, &tgid);
+	struct mt_proc zero = {};
+
+	if (p || !trace_all)
+		return p;
+	zero.gen = bpf_ktime_get_ns();
+	zero.sampled = sample_bytes;
+	if (bpf_map_update_elem(&procs, &tgid, &zero, BPF_NOEXIST) == -E2BIG) {
+		count(MT_CNT_PROCS_FULL);
+		return NULL;
+	}
+	return bpf_map_lookup_elem(&procs, &tgid);
+}
+
+/*
+ * Entry of an allocating function.  A nested call (calloc -> malloc in
+ * some libcs, reallocarray -> realloc, realloc(NULL) -> malloc) only
+ * bumps the depth, so each block is counted once, by the outermost call.
+ */
+static __always_inline int alloc_enter(struct pt_regs *ctx, u32 fn, u64 size,
+				       u64 arg)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	struct mt_inflight *in, st = {};
+	u32 tgid = id >> 32;
+
+	in = bpf_map_lookup_elem(&inflight, &id);
+	if (in) {
+		/*
+		 * An entry whose outer frame is gone (the thread left the
+		 * allocator by longjmp or was cancelled) must not swallow
+		 * the calls that follow: the stack grows down, so a
+		 * stack pointer above the recorded one is a new call.
+		 */
+		if (PT_REGS_SP(ctx) <= in->sp) {
+			in->depth++;
+			return 0;
+		}
+	} else if (!bpf_map_lookup_elem(&procs, &tgid) && !trace_all) {
+		return 0;
+	}
+	st.size = size;
+	st.arg = arg;
+	st.sp = PT_REGS_SP(ctx);
+	st.fn = fn;
+	st.depth = 1;
+	if (bpf_map_update_elem(&inflight, &id, &st, BPF_ANY)) {
+		count(MT_CNT_INFLIGHT_FULL);
+		struct mt_proc *p = proc_get(tgid);
+
+		if (p)
+			__sync_fetch_and_add(&p->lost, 1);
+	}
+	return 0;
+}
+
+/* Drop the block at addr, if it is one we saw allocated. */
+static __always_inline void block_free(struct mt_proc *p, u32 tgid, u64 addr,
+				       bool from_free)
+{
+	struct mt_block_key k = { .tgid = tgid, .addr = addr };
+	struct mt_site_key sk = { .tgid = tgid };
+	struct mt_block *b;
+	struct mt_site *s;
+	u64 size;
+
+	b = bpf_map_lookup_elem(&blocks, &k);
+	if (!b) {
+		if (from_free)
+			__sync_fetch_and_add(&p->unmatched_frees, 1);
+		return;
+	}
+	if (b->gen != (u32)p->gen) {
+		/* left over from the image before an exec */
+		bpf_map_delete_elem(&blocks, &k);
+		count(MT_CNT_STALE);
+		return;
+	}
+	size = b->weight;
+	sk.stack_id = b->stack_id;
+	sk.gen = b->gen;
+	bpf_map_delete_elem(&blocks, &k);
+	__sync_fetch_and_add(&p->free_bytes, size);
+	__sync_fetch_and_add(&p->frees, 1);
+	s = bpf_map_lookup_elem(&sites, &sk);
+	if (s) {
+		__sync_fetch_and_add(&s->free_bytes, size);
+		__sync_fetch_and_add(&s->frees, 1);
+	}
+}
+
+/*
+ * Bytes-based Poisson sampling: each thread counts down a random,
+ * exponentially distributed number of bytes; the allocation that crosses
+ * zero is sampled.  A block of size s is then sampled with probability
+ * 1 - exp(-s/N) whatever came before it, so the loader can rescale.
+ * Returns the weight (bytes the block stands for), 0 = not sampled.
+ */
+static __always_inline u64 scaled_weight(u64 size)
+{
+	u64 x = size * MT_WEIGHT_STEPS, rem, *w0, *w1;
+	u32 i;
+
+	if (size >= 16 * sample_bytes)
+		return size;
+	i = x / sample_bytes;
+	rem = x % sample_bytes;
+	w0 = bpf_map_lookup_elem(&sample_w, &i);
+	i++;
+	w1 = bpf_map_lookup_elem(&sample_w, &i);
+	if (!w0 || !w1)
+		return size;
+	return *w0 + (*w1 - *w0) * rem / sample_bytes;
+}
+
+static __always_inline u64 sample_weight(u64 id, u64 size)
+{
+	s64 *left, init;
+	u32 r;
+	u64 *gap;
+
+	if (!sample_bytes)
+		return size;
+	left = bpf_map_lookup_elem(&sample_left, &id);
+	if (!left) {
+		r = bpf_get_prandom_u32() % MT_SAMPLE_TABLE;
+		gap = bpf_map_lookup_elem(&sample_gaps, &r);
+		init = gap ? *gap : sample_bytes;
+		bpf_map_update_elem(&sample_left, &id, &init, BPF_ANY);
+		left = bpf_map_lookup_elem(&sample_left, &id);
+		if (!left)
+			return size;
+	}
+	*left -= size;
+	if (*left > 0)
+		return 0;
+	/* draw the next gap; several samples may fit in one huge block */
+	r = bpf_get_prandom_u32() % MT_SAMPLE_TABLE;
+	gap = bpf_map_lookup_elem(&sample_gaps, &r);
+	*left = gap ? *gap : sample_bytes;
+	return scaled_weight(size);
+}
+
+static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_proc *p,
+					u64 id, u64 addr, u64 size)
+{
+	struct mt_block_key k = { .tgid = id >> 32, .addr = addr };
+	struct mt_site_key sk = { .tgid = id >> 32 };
+	struct mt_block b = {};
+	struct mt_site *s, zero = {};
+	u64 weight;
+
+	weight = sample_weight(id, size);
+	if (!weight)
+		return;
+	b.size = size;
+	b.weight = weight;
+	b.gen = p->gen;
+	b.stack_id = -1;
+	if (want_stacks) {
+		long sid = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
+
+		if (sid < 0) {
+			count(MT_CNT_STACK_ERR);
+			__sync_fetch_and_add(&p->lost_sites, 1);
+		} else {
+			b.stack_id = sid;
+		}
+	}
+	/*
+	 * The allocator handed out addr, so any block we still hold there
+	 * is dead: its free was missed (e.g. the map was full at that time)
+	 * or it belongs to an image before exec.  Retire it first so live
+	 * counts cannot drift upwards.
+	 */
+	block_free(p, k.tgid, addr, false);
+	if (bpf_map_update_elem(&blocks, &k, &b, BPF_ANY)) {
+		count(MT_CNT_BLOCKS_FULL);
+		__sync_fetch_and_add(&p->lost, 1);
+		return;
+	}
+	__sync_fetch_and_add(&p->alloc_bytes, weight);
+	__sync_fetch_and_add(&p->allocs, 1);
+	sk.stack_id = b.stack_id;
+	sk.gen = b.gen;
+	s = bpf_map_lookup_elem(&sites, &sk);
+	if (!s) {
+		if (bpf_map_update_elem(&sites, &sk, &zero, BPF_NOEXIST) ==
+		    -E2BIG) {
+			count(MT_CNT_SITES_FULL);
+			__sync_fetch_and_add(&p->lost_sites, 1);
+		}
+		s = bpf_map_lookup_elem(&sites, &sk);
+		if (!s)
+			return;
+	}
+	__sync_fetch_and_add(&s->alloc_bytes, weight);
+	__sync_fetch_and_add(&s->allocs, 1);
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(alloc_exit, void *retp)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u64 ret = (u64)retp, newp = 0;
+	struct mt_inflight *in;
+	struct mt_proc *p;
+	u32 tgid = id >> 32;
+	int rc;
+
+	in = bpf_map_lookup_elem(&inflight, &id);
+	if (!in)
+		return 0;
+	if (in->depth > 1) {
+		in->depth--;
+		return 0;
+	}
+	p = proc_get(tgid);
+	if (!p)
+		goto out;
+	switch (in->fn) {
+	case MT_FN_POSIX_MEMALIGN:
+		rc = (int)ret;
+		if (rc == 0 && !bpf_probe_read_user(&newp, sizeof(newp),
+						    (void *)in->arg))
+			block_alloc(ctx, p, id, newp, in->size);
+		break;
+	case MT_FN_REALLOC:
+	case MT_FN_REALLOCARRAY:
+		/*
+		 * realloc frees the old block when it returns a new one, and
+		 * when it is asked for 0 bytes (glibc returns NULL then).  On
+		 * failure (NULL for a non-zero size) the old block stays.
+		 */
+		if (in->arg && (ret || in->size == 0))
+			block_free(p, tgid, in->arg, true);
+		if (ret)
+			block_alloc(ctx, p, id, ret, in->size);
+		break;
+	default:
+		if (ret)
+			block_alloc(ctx, p, id, ret, in->size);
+		break;
+	}
+out:
+	bpf_map_delete_elem(&inflight, &id);
+	return 0;
+}
+
+/*
+ * n * size, or ~0 when it overflows: the call then fails, and the size
+ * must not read as 0, which would make reallocarray look like a free.
+ * (BPF has no 128-bit multiply.)
+ */
+static __always_inline u64 mul_or_max(u64 n, u64 size)
+{
+	u64 limit = ~0ULL;
+
+	/* hide the pattern from clang, which would turn it into __multi3 */
+	barrier_var(limit);
+	if (n && size > limit / n)
+		return ~0ULL;
+	return n * size;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(malloc_enter, u64 size)
+{
+	return alloc_enter(ctx, MT_FN_MALLOC, size, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(calloc_enter, u64 n, u64 size)
+{
+	u64 total;
+
+	total = mul_or_max(n, size);
+	return alloc_enter(ctx, MT_FN_CALLOC, total, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(realloc_enter, u64 old, u64 size)
+{
+	return alloc_enter(ctx, MT_FN_REALLOC, size, old);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(reallocarray_enter, u64 old, u64 n, u64 size)
+{
+	u64 total;
+
+	total = mul_or_max(n, size);
+	return alloc_enter(ctx, MT_FN_REALLOCARRAY, total, old);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(posix_memalign_enter, u64 memptr, u64 align, u64 size)
+{
+	return alloc_enter(ctx, MT_FN_POSIX_MEMALIGN, size, memptr);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(memalign_enter, u64 align, u64 size)
+{
+	/* memalign and aligned_alloc take (alignment, size) */
+	return alloc_enter(ctx, MT_FN_MEMALIGN, size, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(valloc_enter, u64 size)
+{
+	/* valloc and pvalloc: the requested size, not the page-rounded one */
+	return alloc_enter(ctx, MT_FN_VALLOC, size, 0);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(free_enter, u64 addr)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tgid = id >> 32;
+	struct mt_proc *p;
+
+	if (!addr)
+		return 0;
+	p = bpf_map_lookup_elem(&procs, &tgid);
+	if (!p)
+		return 0;
+	/*
+	 * A free inside realloc (realloc(p, 0) calls free) is accounted by
+	 * realloc's return, which frees the old block idempotently; here
+	 * it would only be counted twice as unmatched.
+	 */
+	if (bpf_map_lookup_elem(&inflight, &id))
+		return 0;
+	block_free(p, tgid, addr, true);
+	return 0;
+}
+
+/* ---- process lifecycle ------------------------------------------------ */
+
+static __always_inline struct mt_event *event_new(u32 type, u32 tgid,
+						  struct mt_proc *p)
+{
+	struct mt_event *e;
+
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(MT_CNT_RB_DROPS);
+		if (p)
+			__sync_fetch_and_add(&p->lost_events, 1);
+		return NULL;
+	}
+	e->type = type;
+	e->tgid = tgid;
+	e->pid = (u32)bpf_get_current_pid_tgid();
+	e->ppid = 0;
+	e->ts = bpf_ktime_get_ns();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	return e;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid,
+	     struct linux_binprm *bprm)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct mt_proc *p = bpf_map_lookup_elem(&procs, &tgid);
+	struct mt_proc fresh = {};
+	struct mt_event *e;
+	const char *fn;
+
+	if (!p && !trace_all)
+		return 0;
+	/*
+	 * The old image's heap is gone: start a new generation so its
+	 * blocks and sites are recognised as stale.
+	 */
+	fresh.gen = bpf_ktime_get_ns();
+	fresh.sampled = sample_bytes;
+	if (bpf_map_update_elem(&procs, &tgid, &fresh, BPF_ANY))
+		count(MT_CNT_PROCS_FULL);
+	e = event_new(MT_EV_EXEC, tgid, p);
+	if (!e)
+		return 0;
+	fn = BPF_CORE_READ(bprm, filename);
+	bpf_probe_read_kernel_str(e->exec.filename, sizeof(e->exec.filename),
+				  fn);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	u32 ptgid = BPF_CORE_READ(parent, tgid);
+	u32 ctgid = BPF_CORE_READ(child, tgid);
+	struct mt_proc *p, fresh = {};
+	struct mt_event *e;
+
+	if (ptgid == ctgid)
+		return 0;	/* a new thread, not a new process */
+	p = bpf_map_lookup_elem(&procs, &ptgid);
+	if (!p)
+		return 0;
+	/*
+	 * A child of a traced process is traced from its first
+	 * allocation: it inherits the probes' breakpoints with its copy of
+	 * the parent's memory, and its counters start empty.
+	 */
+	fresh.gen = bpf_ktime_get_ns();
+	fresh.sampled = sample_bytes;
+	if (bpf_map_update_elem(&procs, &ctgid, &fresh, BPF_ANY))
+		count(MT_CNT_PROCS_FULL);
+	e = event_new(MT_EV_FORK, ctgid, p);
+	if (!e)
+		return 0;
+	e->pid = ctgid;
+	e->ppid = ptgid;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *task, bool group_dead)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tgid = BPF_CORE_READ(task, tgid);
+	struct mt_proc *p;
+	struct mt_event *e;
+
+	/* per-thread state dies with the thread */
+	bpf_map_delete_elem(&inflight, &id);
+	bpf_map_delete_elem(&sample_left, &id);
+	bpf_map_delete_elem(&sys_inflight, &id);
+	if (!group_dead)
+		return 0;
+	p = bpf_map_lookup_elem(&procs, &tgid);
+	if (!p)
+		return 0;
+	e = event_new(MT_EV_EXIT, tgid, p);
+	if (e) {
+		e->exit.stats = *p;
+		e->exit.exit_code = BPF_CORE_READ(task, exit_code);
+		bpf_ringbuf_submit(e, 0);
+	}
+	/*
+	 * The entry goes now so a new process reusing the pid starts
+	 * clean; the loader sweeps this tgid's blocks and sites.
+	 */
+	bpf_map_delete_elem(&procs, &tgid);
+	return 0;
+}
+
+SEC("tp_btf/mark_victim")
+int BPF_PROG(on_oom_victim, struct task_struct *task, u32 uid)
+{
+	u32 tgid = BPF_CORE_READ(task, tgid);
+	struct mt_proc *p = bpf_map_lookup_elem(&procs, &tgid);
+	struct mt_event *e;
+
+	/* reported for every process: an OOM kill is always worth seeing */
+	e = event_new(MT_EV_OOM, tgid, p);
+	if (!e)
+		return 0;
+	e->pid = BPF_CORE_READ(task, pid);
+	BPF_CORE_READ_STR_INTO(&e->comm, task, comm);
+	e->oom.uid = uid;
+	e->oom.total_vm_pages = BPF_CORE_READ(task, mm, total_vm);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("tp_btf/page_fault_user")
+int BPF_PROG(on_page_fault, unsigned long address, struct pt_regs *regs,
+	     unsigned long error_code)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct mt_proc *p = bpf_map_lookup_elem(&procs, &tgid);
+
+	if (p)
+		__sync_fetch_and_add(&p->page_faults, 1);
+	return 0;
+}
+
+/* ---- mmap family -------------------------------------------------------- */
+
+#define NR_MMAP		9
+#define NR_MUNMAP	11
+#define NR_BRK		12
+#define NR_MREMAP	25
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(on_sys_enter, struct pt_regs *regs, long nr)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tgid = id >> 32;
+	struct sys_args a = {};
+
+	if (nr != NR_MMAP && nr != NR_MUNMAP && nr != NR_BRK &&
+	    nr != NR_MREMAP)
+		return 0;
+	if (!bpf_map_lookup_elem(&procs, &tgid))
+		return 0;
+	a.nr = nr;
+	a.a0 = BPF_CORE_READ(regs, di);
+	a.a1 = BPF_CORE_READ(regs, si);
+	a.a2 = BPF_CORE_READ(regs, dx);
+	a.a3 = BPF_CORE_READ(regs, r10);
+	bpf_map_update_elem(&sys_inflight, &id, &a, BPF_ANY);
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tgid = id >> 32;
+	struct sys_args *a;
+	struct mt_proc *p;
+	struct mt_event *e;
+	u32 type;
+
+	a = bpf_map_lookup_elem(&sys_inflight, &id);
+	if (!a)
+		return 0;
+	p = bpf_map_lookup_elem(&procs, &tgid);
+	switch (a->nr) {
+	case NR_MMAP:
+		type = MT_EV_MMAP;
+		break;
+	case NR_MUNMAP:
+		type = MT_EV_MUNMAP;
+		break;
+	case NR_MREMAP:
+		type = MT_EV_MREMAP;
+		break;
+	default:
+		type = MT_EV_BRK;
+		break;
+	}
+	e = event_new(type, tgid, p);
+	if (e) {
+		e->mm.addr = a->a0;
+		e->mm.len = a->a1;
+		e->mm.new_len = type == MT_EV_MREMAP ? a->a2 : 0;
+		e->mm.flags = type == MT_EV_MMAP ? a->a3 : 0;
+		e->mm.prot = type == MT_EV_MMAP ? a->a2 : 0;
+		e->mm.ret = ret;
+		e->mm.err = (ret < 0 && ret > -4096) ? ret : 0;
+		bpf_ringbuf_submit(e, 0);
+	}
+	bpf_map_delete_elem(&sys_inflight, &id);
+	return 0;
+}

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Records shared by the BPF programs (bpf/memtrace.bpf.c) and the loader.
+ *
+ * Every type here has fixed-width fields only, so one definition serves
+ * both sides.  Allocation accounting is aggregated inside the kernel (the
+ * per-process, per-block and per-site maps below): a malloc/free pair
+ * never crosses to user space, which keeps the probe cost near the
+ * uprobe floor.  The ring buffer carries the rarer events (process
+ * lifecycle, mmap family, OOM victims), each starting with a type field.
+ */
+#ifndef MEMTRACE_H
+#define MEMTRACE_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+typedef __u8 u8;
+typedef __u32 u32;
+typedef __s32 s32;
+typedef __u64 u64;
+typedef __s64 s64;
+#endif
+
+#define MT_COMM_LEN		16
+#define MT_PATH_LEN		128
+#define MT_MAX_STACK		32	/* user frames kept per allocation */
+
+/* Which allocator entry point a probe belongs to. */
+enum mt_fn {
+	MT_FN_MALLOC = 0,
+	MT_FN_CALLOC,
+	MT_FN_REALLOC,
+	MT_FN_REALLOCARRAY,
+	MT_FN_FREE,
+	MT_FN_POSIX_MEMALIGN,
+	MT_FN_ALIGNED_ALLOC,
+	MT_FN_MEMALIGN,
+	MT_FN_VALLOC,
+	MT_FN_PVALLOC,
+	MT_FN_MAX,
+};
+
+/*
+ * Per-process counters, key = tgid.  Live bytes/objects are derived:
+ * alloc - free, because frees are only counted for blocks whose
+ * allocation was seen.  gen changes on exec so blocks of the old image
+ * are recognised as stale.
+ */
+struct mt_proc {
+	u64 gen;
+	u64 alloc_bytes;
+	u64 allocs;
+	u64 free_bytes;
+	u64 frees;
+	u64 page_faults;
+	u64 unmatched_frees;	/* frees of blocks allocated before tracing */
+	u64 lost;		/* allocations not tracked (maps full) */
+	u64 lost_sites;		/* allocations without a call-site stack */
+	u64 lost_events;	/* ring-buffer records dropped for this pid */
+	u64 sampled;		/* non-zero: counters are sampled estimates */
+};
+
+struct mt_block_key {
+	u32 tgid;
+	u32 pad;
+	u64 addr;
+};
+
+/* One live block.  size is the requested size (or the sample weight). */
+struct mt_block {
+	u64 size;
+	u32 gen;
+	s32 stack_id;
+	u64 weight;		/* bytes this block stands for when sampled */
+};
+
+/* Per allocation site (tgid, stack) counters. */
+struct mt_site_key {
+	u32 tgid;
+	s32 stack_id;
+	u32 gen;
+	u32 pad;
+};
+
+struct mt_site {
+	u64 alloc_bytes;
+	u64 allocs;
+	u64 free_bytes;
+	u64 frees;
+};
+
+/* Per-thread state of an allocator call in flight (entry -> return). */
+struct mt_inflight {
+	u64 size;
+	u64 arg;		/* realloc: old pointer; posix_memalign: memptr */
+	u64 sp;			/* stack pointer at the outermost entry */
+	u32 fn;
+	u32 depth;		/* > 1: nested call inside the allocator */
+};
+
+/* Global counters, index into the "counters" array map. */
+enum mt_counter {
+	MT_CNT_RB_DROPS = 0,	/* ring-buffer records lost */
+	MT_CNT_BLOCKS_FULL,	/* block map full: allocation untracked */
+	MT_CNT_SITES_FULL,	/* site map full */
+	MT_CNT_STACK_ERR,	/* stack could not be captured */
+	MT_CNT_INFLIGHT_FULL,	/* in-flight map full: call untracked */
+	MT_CNT_PROCS_FULL,	/* process map full */
+	MT_CNT_STALE,		/* blocks from a previous image (exec) */
+	MT_CNT_MAX,
+};
+
+enum mt_event_type {
+	MT_EV_EXEC = 1,
+	MT_EV_EXIT,
+	MT_EV_FORK,
+	MT_EV_MMAP,
+	MT_EV_MUNMAP,
+	MT_EV_MREMAP,
+	MT_EV_BRK,
+	MT_EV_OOM,
+};
+
+struct mt_event {
+	u32 type;
+	u32 tgid;
+	u32 pid;
+	u32 ppid;		/* FORK: parent tgid */
+	u64 ts;			/* CLOCK_MONOTONIC ns */
+	char comm[MT_COMM_LEN];
+	union {
+		struct {	/* MMAP, MUNMAP, MREMAP, BRK */
+			u64 addr;	/* MREMAP: old address */
+			u64 len;	/* MREMAP: old length */
+			u64 ret;	/* result address (MMAP/MREMAP/BRK) */
+			u64 new_len;	/* MREMAP */
+			u64 flags;	/* MMAP flags */
+			u64 prot;	/* MMAP protection */
+			s64 err;	/* negative errno on failure */
+		} mm;
+		struct {	/* EXIT: final counters of the process */
+			struct mt_proc stats;
+			s32 exit_code;
+		} exit;
+		struct {	/* EXEC */
+			char filename[MT_PATH_LEN];
+		} exec;
+		struct {	/* OOM */
+			u32 uid;
+			u64 total_vm_pages;
+		} oom;
+	};
+};
+
+#endif /* MEMTRACE_H */

@@ -1,0 +1,268 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The tracer core against ground truth: workloads write what they
+allocated (tests/workloads/allocs.c); memtrace must report exactly that."""
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+from common import (MEMTRACE, Skip, assert_totals, finish, load_truth,
+                    memtrace_json, next_json, readline, row, site_bytes,
+                    spawn, wait_row, workload)
+
+ALLOCS = workload("allocs")
+
+
+def tmpfile(name):
+    d = tempfile.mkdtemp(prefix="mt-test-")
+    return os.path.join(d, name)
+
+
+def test_cmd_exact_every_allocator():
+    """-- CMD: every allocator function, exact totals, sites and exit code."""
+    truth_path = tmpfile("truth.json")
+    p = memtrace_json(["--top-sites", "50", "--", ALLOCS, "--threads", "0",
+                       "--truth", truth_path, "--exit-code", "7"])
+    code, docs, err = finish(p)
+    assert code == 7, f"exit code {code}, want the command's 7; stderr: {err}"
+    final = docs[-1]
+    assert final["type"] == "final", final["type"]
+    truth = load_truth(truth_path)
+    r = row(final, truth["pid"])
+    assert r is not None, f"no row for pid {truth['pid']}"
+    assert r["exited"] and r["exit_code"] >> 8 == 7 or r["exited"], r
+    assert_totals(r, truth)
+    assert r["lost_events"] == 0 and not r["loss"], r
+    got = site_bytes(r)
+    for fn, want in truth["sites"].items():
+        if want:
+            assert got.get(fn) == want, f"site {fn}: memtrace {got.get(fn)} != truth {want}; {got}"
+
+
+def test_cmd_threads():
+    """Threads allocate concurrently: the thread site is exact."""
+    truth_path = tmpfile("truth.json")
+    p = memtrace_json(["--top-sites", "50", "--", ALLOCS, "--threads", "4",
+                       "--truth", truth_path])
+    code, docs, err = finish(p)
+    assert code == 0, err
+    truth = load_truth(truth_path)
+    r = row(docs[-1], truth["pid"])
+    got = site_bytes(r)
+    assert got.get("thread_main") == truth["sites"]["thread_main"], (got, truth)
+    # pthread_create itself allocates (TLS); everything of ours is exact
+    assert r["live_bytes"] >= truth["live_bytes"]
+    for fn in ("site_malloc", "site_calloc", "site_realloc", "site_memalign"):
+        assert got.get(fn) == truth["sites"][fn], (fn, got, truth)
+
+
+def test_cmd_free_all_leaves_nothing():
+    truth_path = tmpfile("truth.json")
+    p = memtrace_json(["--", ALLOCS, "--threads", "0", "--free-all",
+                       "--truth", truth_path])
+    code, docs, err = finish(p)
+    assert code == 0, err
+    truth = load_truth(truth_path)
+    r = row(docs[-1], truth["pid"])
+    assert truth["live_bytes"] == 0
+    assert_totals(r, truth)
+
+
+def start_waiting(extra=(), **kw):
+    truth_path = tmpfile("truth.json")
+    w = spawn([ALLOCS, "--wait", "--truth", truth_path] + list(extra),
+              stdin=subprocess.PIPE, **kw)
+    assert readline(w.stdout, 10).strip() == "ready"
+    return w, truth_path
+
+
+def test_pid_exact_and_old_blocks_ignored():
+    """-p PID: blocks allocated before tracing are ignored when freed."""
+    w, truth_path = start_waiting(["--threads", "0"])
+    p = memtrace_json(["-p", str(w.pid), "-d", "0.2", "--top-sites", "50"])
+    next_json(p)                       # attached and refreshing
+    w.stdin.write(b"go\n")
+    w.stdin.flush()
+    assert readline(w.stdout, 10).strip() == "done"
+    truth = load_truth(truth_path)
+    r, _ = wait_row(p, w.pid, lambda r: r["allocs"] == truth["allocs"])
+    r, _ = wait_row(p, w.pid, lambda r: True)   # one more refresh: stable
+    assert_totals(r, truth)
+    assert r["unmatched_frees"] == truth["unmatched_frees"] == 10, r
+    got = site_bytes(r)
+    assert got.get("site_malloc") == truth["sites"]["site_malloc"], got
+    # the process exits while traced: memtrace notes it and goes on
+    w.stdin.close()
+    r, _ = wait_row(p, w.pid, lambda r: r["exited"])
+    assert_totals(r, truth)
+    assert p.poll() is None, "memtrace must keep running after a traced exit"
+
+
+def test_process_started_after_memtrace():
+    """No -p: a process started later is traced from its first allocation."""
+    p = memtrace_json(["-d", "0.3", "--top-sites", "0"])
+    next_json(p, timeout=20)
+    truth_path = tmpfile("truth.json")
+    w = spawn([ALLOCS, "--wait", "--threads", "0", "--truth", truth_path],
+              stdin=subprocess.PIPE)
+    assert readline(w.stdout, 10).strip() == "ready"
+    w.stdin.write(b"go\n")
+    w.stdin.flush()
+    assert readline(w.stdout, 10).strip() == "done"
+    truth = load_truth(truth_path)
+    r, _ = wait_row(p, w.pid, lambda r: r["allocs"] >= truth["allocs"])
+    # its own 10 "old" blocks were traced too: they count as allocs+frees
+    want = dict(truth)
+    want["allocs"] += 10
+    want["alloc_bytes"] += 40000
+    want["frees"] += 10
+    want["free_bytes"] += 40000
+    assert_totals(r, want)
+    assert r["unmatched_frees"] == 0, r
+    w.stdin.close()
+    w.wait(timeout=10)
+
+
+def test_container_libc_copy_in_own_mount_namespace():
+    """A process in its own mount namespace, using a libc copy at a path
+    that exists only there, is traced through /proc/PID/root."""
+    if not shutil.which("unshare"):
+        raise Skip("unshare missing")
+    d = tempfile.mkdtemp(prefix="mt-ns-")
+    libc = "/lib/x86_64-linux-gnu/libc.so.6"
+    truth_path = tmpfile("truth.json")
+    script = (f"mount -t tmpfs mt-ns {d} && cp {libc} {d}/libc.so.6 && "
+              f"LD_LIBRARY_PATH={d} exec {ALLOCS} --wait --threads 0 --truth {truth_path}")
+    w = spawn(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+              stdin=subprocess.PIPE)
+    assert readline(w.stdout, 10).strip() == "ready"
+    with open(f"/proc/{w.pid}/maps") as f:
+        maps = f.read()
+    assert f"{d}/libc.so.6" in maps, "workload does not use the copied libc"
+    assert not os.path.exists(f"{d}/libc.so.6"), "the copy must be invisible outside"
+    p = memtrace_json(["-p", str(w.pid), "-d", "0.2", "--top-sites", "0"])
+    next_json(p)
+    w.stdin.write(b"go\n")
+    w.stdin.flush()
+    assert readline(w.stdout, 10).strip() == "done"
+    truth = load_truth(truth_path)
+    r, _ = wait_row(p, w.pid, lambda r: r["allocs"] == truth["allocs"])
+    assert_totals(r, truth)
+    w.stdin.close()
+    w.wait(timeout=10)
+    os.rmdir(d)
+
+
+def test_child_of_command_is_followed():
+    """-- sh -c '...': the command's child is traced from its exec."""
+    truth_path = tmpfile("truth.json")
+    p = memtrace_json(["--top-sites", "0", "--", "sh", "-c",
+                       f"{ALLOCS} --threads 0 --truth {truth_path}; true"])
+    code, docs, err = finish(p)
+    assert code == 0, err
+    truth = load_truth(truth_path)
+    r = None
+    for d in docs:
+        r = row(d, truth["pid"]) or r
+    assert r is not None, "child row missing"
+    assert_totals(r, truth)
+
+
+def test_unknown_pid():
+    p = subprocess.run([MEMTRACE, "-b", "-p", "999999999"], capture_output=True, text=True)
+    assert p.returncode != 0
+    assert "invalid pid" in p.stderr or "no such process" in p.stderr, p.stderr
+    p = subprocess.run([MEMTRACE, "-b", "-p", "4194000"], capture_output=True, text=True)
+    assert p.returncode == 1, p.returncode
+    assert p.stderr.strip() == "memtrace: pid 4194000: no such process", p.stderr
+
+
+def test_bad_options():
+    for args in (["-d", "abc"], ["-n", "-3"], ["--nope"], ["-p", "12", "--", "true"]):
+        p = subprocess.run([MEMTRACE] + args, capture_output=True, text=True)
+        assert p.returncode == 2, (args, p.returncode, p.stderr)
+        assert p.stderr.startswith("memtrace:") or "Try" in p.stderr, p.stderr
+    p = subprocess.run([MEMTRACE, "--help"], capture_output=True, text=True)
+    assert p.returncode == 0 and "Usage: memtrace" in p.stdout
+
+
+def test_not_root():
+    nobody = pwd.getpwnam("nobody")
+
+    def drop():
+        os.setgid(nobody.pw_gid)
+        os.setuid(nobody.pw_uid)
+    p = subprocess.run([MEMTRACE, "-b", "-n", "1"], capture_output=True, text=True,
+                       preexec_fn=drop)
+    assert p.returncode == 1
+    assert "must run as root" in p.stderr and p.stderr.count("\n") == 1, p.stderr
+
+
+def test_static_binary_warns():
+    if not shutil.which("gcc"):
+        raise Skip("gcc missing")
+    d = tempfile.mkdtemp(prefix="mt-static-")
+    src = os.path.join(d, "s.c")
+    with open(src, "w") as f:
+        f.write("#include <stdlib.h>\n#include <unistd.h>\n"
+                "int main(void){ void *p = malloc(100); sleep(30); return p == 0; }\n")
+    exe = os.path.join(d, "s")
+    c = subprocess.run(["gcc", "-static", "-O1", "-o", exe, src], capture_output=True)
+    if c.returncode:
+        raise Skip("no static libc (libc6-dev static archive)")
+    w = spawn([exe])
+    time.sleep(0.2)
+    p = memtrace_json(["-p", str(w.pid), "-d", "0.2", "-n", "2"])
+    code, docs, err = finish(p)
+    assert code == 0, err
+    assert f"pid {w.pid}" in err and "no C library" in err, err
+    assert row(docs[-1], w.pid)["probed"] is False
+    shutil.rmtree(d)
+
+
+def test_sigint_detaches_and_target_survives():
+    w, truth_path = start_waiting(["--threads", "0"])
+    p = memtrace_json(["-p", str(w.pid), "-d", "0.2"])
+    next_json(p)
+    p.send_signal(signal.SIGINT)
+    code, docs, err = finish(p)
+    assert code == 0, (code, err)
+    # the target is neither stopped nor crashed, and runs its allocations fine
+    with open(f"/proc/{w.pid}/stat") as f:
+        state = f.read().rsplit(")", 1)[1].split()[0]
+    assert state in "RS", f"target state {state}"
+    w.stdin.write(b"go\n")
+    w.stdin.flush()
+    assert readline(w.stdout, 10).strip() == "done"
+    w.stdin.close()
+    assert w.wait(timeout=10) == 0
+    # no uprobe perf events are left behind: no fd of ours remains
+    out = subprocess.run(["bpftool", "link", "show"], capture_output=True, text=True).stdout
+    assert "memtrace" not in out
+
+
+def test_untrusted_comm_is_escaped():
+    d = tempfile.mkdtemp(prefix="mt-comm-")
+    evil = os.path.join(d, 'a"b\\\x1b[31mc\nd')
+    shutil.copy(ALLOCS, evil)
+    w = spawn([evil, "--wait"], stdin=subprocess.PIPE)
+    assert readline(w.stdout, 10).strip() == "ready"
+    p = memtrace_json(["-p", str(w.pid), "-d", "0.2", "-n", "2"])
+    code, docs, err = finish(p)
+    r = row(docs[-1], w.pid)
+    assert r["comm"] == os.path.basename(evil)[:15], repr(r["comm"])
+    b = subprocess.run([MEMTRACE, "-b", "-p", str(w.pid), "-d", "0.2", "-n", "1"],
+                       capture_output=True)
+    assert b.returncode == 0, b.stderr
+    assert b"\x1b" not in b.stdout and b"\\x1b[31mc\\x0ad" in b.stdout, b.stdout
+    w.stdin.close()
+    w.wait(timeout=10)
+    shutil.rmtree(d)
+
+
+TESTS = [(n[len("test_"):], f) for n, f in list(globals().items())
+         if n.startswith("test_") and callable(f)]

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Options and the state the main loop's modules share. */
+#ifndef MT_APP_H
+#define MT_APP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "memtrace.h"
+#include "table.h"
+
+enum mt_mode {
+	MODE_NODE = 0,		/* every process on the node */
+	MODE_PIDS,		/* -p PID[,PID...] */
+	MODE_CMD,		/* -- CMD [ARGS] */
+};
+
+enum mt_view {
+	VIEW_TUI = 0,
+	VIEW_BATCH,
+	VIEW_JSON,
+};
+
+#define MT_MAX_PIDS 256
+
+struct env {
+	enum mt_mode mode;
+	enum mt_view view;
+	int pids[MT_MAX_PIDS];
+	int npids;
+	char **cmd;
+	double delay;		/* refresh interval, seconds */
+	long iterations;	/* -n: stop after N refreshes, 0 = forever */
+	bool stacks;
+	uint64_t sample_bytes;
+	int top_sites;
+	const char *pprof_path;
+	const char *folded_path;
+	const char *output_path;
+	uint64_t ringbuf_bytes;
+	uint64_t max_blocks;
+	bool verbose;
+};
+
+struct attach;
+struct collect;
+struct syms;
+
+struct app {
+	struct env env;
+	struct memtrace_bpf *skel;
+	struct attach *attach;
+	struct collect *collect;
+	struct table *table;
+	struct syms *syms;
+	FILE *out;
+	uint64_t start_ns;
+	double start_wall;
+	uint64_t counters[MT_CNT_MAX];
+	uint64_t events, prev_events;
+	double events_ps;
+	uint64_t prev_refresh_ns;
+	pid_t child;		/* MODE_CMD: the command */
+	bool child_done;
+	int child_status;
+	int *pending;		/* pids to probe once their libc is mapped */
+	int npending, cappending;
+};
+
+/* main.c: the steps of one refresh, shared by every view's loop */
+void app__refresh_model(struct app *app);	/* read maps, rates, sites */
+void app__expire_rows(struct app *app);		/* drop long-exited rows */
+void app__reap_child(struct app *app);		/* MODE_CMD: did it exit? */
+
+/* events.c: ring-buffer records -> table */
+int events__handle(void *ctx, void *data, size_t len);
+void app__pending_add(struct app *app, int pid);
+void app__pending_run(struct app *app);
+
+/* output.c: batch and JSON views of the table */
+void output__batch(struct app *app, bool final);
+void output__json(struct app *app, bool final);
+void output__oom_json(struct app *app, const struct mt_event *e);
+uint64_t output__lost(const struct app *app);
+
+#endif /* MT_APP_H */

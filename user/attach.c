@@ -1,0 +1,319 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Uprobe attachment.
+ *
+ * Probes go on the C library file the process really maps, opened via
+ * /proc/PID/root (containers see their own libc) or /proc/PID/map_files
+ * (the file was replaced or deleted since).  The kernel keys uprobes by
+ * inode, so one library is probed once node-wide, or once per pid when
+ * only some processes are traced (then other processes pay nothing).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <bpf/libbpf.h>
+
+#include "attach.h"
+#include "elfsym.h"
+#include "probesite.h"
+#include "memtrace.h"
+#include "memtrace.skel.h"
+#include "util.h"
+
+struct target {
+	int pid;		/* -1: node-wide */
+	dev_t dev;
+	ino_t ino;
+	struct bpf_link **links;
+	int nlinks;
+};
+
+struct attach {
+	struct memtrace_bpf *skel;
+	bool verbose;
+	struct target *targets;
+	int nr, cap;
+};
+
+/* One allocator entry point: which programs serve it. */
+struct probe_fn {
+	const char *name;
+	int enter;		/* index into progs[] below */
+	bool ret;		/* needs a return probe */
+};
+
+enum { P_MALLOC, P_CALLOC, P_REALLOC, P_REALLOCARRAY, P_FREE, P_POSIX_MEMALIGN,
+       P_MEMALIGN, P_VALLOC };
+
+static const struct probe_fn probe_fns[] = {
+	{ "malloc",		P_MALLOC,		true },
+	{ "calloc",		P_CALLOC,		true },
+	{ "realloc",		P_REALLOC,		true },
+	{ "reallocarray",	P_REALLOCARRAY,		true },
+	{ "free",		P_FREE,			false },
+	{ "posix_memalign",	P_POSIX_MEMALIGN,	true },
+	{ "aligned_alloc",	P_MEMALIGN,		true },
+	{ "memalign",		P_MEMALIGN,		true },
+	{ "valloc",		P_VALLOC,		true },
+	{ "pvalloc",		P_VALLOC,		true },
+};
+
+static struct bpf_program *enter_prog(struct memtrace_bpf *s, int which)
+{
+	switch (which) {
+	case P_MALLOC: return s->progs.malloc_enter;
+	case P_CALLOC: return s->progs.calloc_enter;
+	case P_REALLOC: return s->progs.realloc_enter;
+	case P_REALLOCARRAY: return s->progs.reallocarray_enter;
+	case P_FREE: return s->progs.free_enter;
+	case P_POSIX_MEMALIGN: return s->progs.posix_memalign_enter;
+	case P_MEMALIGN: return s->progs.memalign_enter;
+	default: return s->progs.valloc_enter;
+	}
+}
+
+int attach__new(struct memtrace_bpf *skel, bool verbose, struct attach **out)
+{
+	struct attach *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return -ENOMEM;
+	a->skel = skel;
+	a->verbose = verbose;
+	*out = a;
+	return 0;
+}
+
+static void target_release(struct target *t)
+{
+	int i;
+
+	for (i = 0; i < t->nlinks; i++)
+		bpf_link__destroy(t->links[i]);
+	free(t->links);
+	t->links = NULL;
+	t->nlinks = 0;
+}
+
+void attach__free(struct attach *a)
+{
+	int i;
+
+	if (!a)
+		return;
+	for (i = 0; i < a->nr; i++)
+		target_release(&a->targets[i]);
+	free(a->targets);
+	free(a);
+}
+
+static bool is_libc_name(const char *base)
+{
+	return !strncmp(base, "libc.so", 7) || !strncmp(base, "libc-2.", 7) ||
+	       !strncmp(base, "ld-musl-", 8) || !strncmp(base, "libc.musl-", 10);
+}
+
+int attach__find_libc(int pid, char *path, size_t len)
+{
+	char maps[64], line[PATH_MAX + 128];
+	int err = -ENOENT;
+	FILE *f;
+
+	snprintf(maps, sizeof(maps), "/proc/%d/maps", pid);
+	f = fopen(maps, "re");
+	if (!f)
+		return errno == ENOENT ? -ESRCH : -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long start, end;
+		char *file = strchr(line, '/');
+		const char *base;
+		size_t n;
+
+		if (!file || sscanf(line, "%lx-%lx", &start, &end) != 2)
+			continue;
+		n = strlen(file);
+		if (n && file[n - 1] == '\n')
+			file[--n] = '\0';
+		base = strrchr(file, '/') + 1;
+		if (!is_libc_name(base))
+			continue;
+		/* a replaced or deleted file is only reachable through map_files */
+		if (n > 10 && !strcmp(file + n - 10, " (deleted)"))
+			snprintf(path, len, "/proc/%d/map_files/%lx-%lx", pid,
+				 start, end);
+		else
+			snprintf(path, len, "/proc/%d/root%s", pid, file);
+		err = 0;
+		break;
+	}
+	fclose(f);
+	return err;
+}
+
+static struct target *target_find(struct attach *a, int pid, dev_t dev,
+				  ino_t ino)
+{
+	int i;
+
+	for (i = 0; i < a->nr; i++) {
+		struct target *t = &a->targets[i];
+
+		if (t->pid == pid && t->dev == dev && t->ino == ino)
+			return t;
+	}
+	return NULL;
+}
+
+static int link_add(struct target *t, struct bpf_link *l)
+{
+	struct bpf_link **n = realloc(t->links, (t->nlinks + 1) * sizeof(*n));
+
+	if (!n) {
+		bpf_link__destroy(l);
+		return -ENOMEM;
+	}
+	t->links = n;
+	t->links[t->nlinks++] = l;
+	return 0;
+}
+
+static int attach_one(struct attach *a, struct target *t, const char *path,
+		      const struct probe_fn *pf, uint64_t off)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, uo);
+	struct bpf_link *l;
+	int err;
+
+	l = bpf_program__attach_uprobe_opts(enter_prog(a->skel, pf->enter),
+					    t->pid, path, off, &uo);
+	if (!l)
+		return -errno;
+	err = link_add(t, l);
+	if (err || !pf->ret)
+		return err;
+	uo.retprobe = true;
+	l = bpf_program__attach_uprobe_opts(a->skel->progs.alloc_exit, t->pid,
+					    path, off, &uo);
+	if (!l)
+		return -errno;
+	return link_add(t, l);
+}
+
+/* Attach every allocator function the library has; a missing one is skipped. */
+static int attach_lib(struct attach *a, int pid, const char *path)
+{
+	uint64_t done[ARRAY_SIZE(probe_fns)];
+	struct elfsym *es = NULL;
+	struct target *t;
+	int err, i, j, ndone = 0, nprobed = 0;
+	struct stat st;
+
+	if (stat(path, &st))
+		return errno == ENOENT ? -ESRCH : -errno;
+	if (target_find(a, pid, st.st_dev, st.st_ino))
+		return 0;
+	t = realloc(a->targets, (a->nr + 1) * sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	a->targets = t;
+	t = &a->targets[a->nr++];
+	memset(t, 0, sizeof(*t));
+	t->pid = pid;
+	t->dev = st.st_dev;
+	t->ino = st.st_ino;
+
+	err = elfsym__open(path, &es);
+	if (err)
+		goto out;
+	for (i = 0; i < (int)ARRAY_SIZE(probe_fns); i++) {
+		const struct probe_fn *pf = &probe_fns[i];
+		struct elfsym_func fn;
+		struct probesite ps;
+		uint8_t code[PROBESITE_WINDOW];
+		int n;
+
+		if (elfsym__find(es, pf->name, &fn))
+			continue;
+		/* aligned_alloc is often an alias of memalign: probe once */
+		for (j = 0; j < ndone && done[j] != fn.file_off; j++)
+			;
+		if (j < ndone)
+			continue;
+		done[ndone++] = fn.file_off;
+		n = elfsym__read(es, fn.file_off, code, sizeof(code));
+		if (n > 0 && fn.size && (uint64_t)n > fn.size)
+			n = fn.size;
+		if (n <= 0 || probesite__choose(code, n, &ps) < 0)
+			ps.skip = 0, snprintf(ps.why, sizeof(ps.why), "entry");
+		if (a->verbose)
+			fprintf(stderr, "memtrace: %s: %s+%u: %s\n", path,
+				pf->name, ps.skip, ps.why);
+		err = attach_one(a, t, path, pf, fn.file_off + ps.skip);
+		if (err) {
+			fprintf(stderr, "memtrace: %s: cannot probe %s: %s\n",
+				path, pf->name, strerror(-err));
+			goto out;
+		}
+		nprobed++;
+	}
+	err = nprobed ? 0 : -ENOENT;
+out:
+	elfsym__close(es);
+	if (err) {
+		target_release(t);
+		a->nr--;
+	}
+	return err;
+}
+
+int attach__pid_path(struct attach *a, int pid, const char *path)
+{
+	return attach_lib(a, pid, path);
+}
+
+int attach__pid(struct attach *a, int pid)
+{
+	char path[PATH_MAX];
+	int err = attach__find_libc(pid, path, sizeof(path));
+
+	return err ? err : attach_lib(a, pid, path);
+}
+
+int attach__node_lib(struct attach *a, int pid)
+{
+	char path[PATH_MAX];
+	int err = attach__find_libc(pid, path, sizeof(path));
+
+	return err ? err : attach_lib(a, -1, path);
+}
+
+void attach__forget_pid(struct attach *a, int pid)
+{
+	int i;
+
+	for (i = 0; i < a->nr; i++) {
+		if (a->targets[i].pid != pid)
+			continue;
+		target_release(&a->targets[i]);
+		a->targets[i] = a->targets[--a->nr];
+		i--;
+	}
+}
+
+int attach__nr_links(const struct attach *a)
+{
+	int i, n = 0;
+
+	for (i = 0; i < a->nr; i++)
+		n += a->targets[i].nlinks;
+	return n;
+}
+
+int attach__nr_libs(const struct attach *a)
+{
+	return a->nr;
+}

@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Attaching the allocator uprobes to a process's C library. */
+#ifndef MT_ATTACH_H
+#define MT_ATTACH_H
+
+#include <stdbool.h>
+
+struct attach;
+struct memtrace_bpf;
+
+int attach__new(struct memtrace_bpf *skel, bool verbose, struct attach **out);
+void attach__free(struct attach *a);	/* detaches every probe */
+
+/*
+ * Probe the C library pid has mapped, for pid only.  Idempotent: returns
+ * 0 when that library is already probed for pid.  -ENOENT: pid maps no
+ * C library (static binary, or libc not loaded yet); -ESRCH: no such
+ * process.
+ */
+int attach__pid(struct attach *a, int pid);
+/* Probe the C library at path (in our mount namespace) for pid. */
+int attach__pid_path(struct attach *a, int pid, const char *path);
+/* Probe pid's C library for every process that maps it (node-wide). */
+int attach__node_lib(struct attach *a, int pid);
+/* Release the probes held for pid alone (it exited). */
+void attach__forget_pid(struct attach *a, int pid);
+/* Find the C library mapped by pid; fills an openable path. */
+int attach__find_libc(int pid, char *path, size_t len);
+int attach__nr_links(const struct attach *a);
+int attach__nr_libs(const struct attach *a);
+
+#endif /* MT_ATTACH_H */

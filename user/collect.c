@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Map readers.  The kernel aggregates; at each refresh we read the small
+ * per-process map, and the site map only when a view needs sites.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+
+#include "collect.h"
+#include "memtrace.skel.h"
+#include "table.h"
+#include "util.h"
+
+#define BATCH 4096
+
+struct collect {
+	int procs_fd, sites_fd, stacks_fd, blocks_fd, counters_fd;
+	struct dead {
+		uint32_t tgid, gen;
+	} *dead;		/* exited processes whose blocks await sweeping */
+	int ndead, capdead;
+};
+
+int collect__new(struct memtrace_bpf *skel, struct collect **out)
+{
+	struct collect *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return -ENOMEM;
+	c->procs_fd = bpf_map__fd(skel->maps.procs);
+	c->sites_fd = bpf_map__fd(skel->maps.sites);
+	c->stacks_fd = bpf_map__fd(skel->maps.stacks);
+	c->blocks_fd = bpf_map__fd(skel->maps.blocks);
+	c->counters_fd = bpf_map__fd(skel->maps.counters);
+	*out = c;
+	return 0;
+}
+
+void collect__free(struct collect *c)
+{
+	if (!c)
+		return;
+	free(c->dead);
+	free(c);
+}
+
+int collect__track(struct collect *c, int pid, uint64_t sample_bytes)
+{
+	struct mt_proc p = { .gen = now_ns(), .sampled = sample_bytes };
+	uint32_t key = pid;
+
+	if (bpf_map_update_elem(c->procs_fd, &key, &p, BPF_NOEXIST) &&
+	    errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static void read_proc_extras(struct mt_row *r)
+{
+	char path[64], buf[1024];
+	unsigned long long size, rss;
+	long ps = sysconf(_SC_PAGESIZE);
+
+	snprintf(path, sizeof(path), "/proc/%d/statm", r->pid);
+	if (read_file(path, buf, sizeof(buf)) > 0 &&
+	    sscanf(buf, "%llu %llu", &size, &rss) == 2)
+		r->rss_bytes = rss * ps;
+	if (!r->start_brk) {
+		/* start_brk is field 47 of stat; comm (field 2) may hold spaces */
+		char *p;
+		int field = 2;
+
+		snprintf(path, sizeof(path), "/proc/%d/stat", r->pid);
+		if (read_file(path, buf, sizeof(buf)) <= 0)
+			return;
+		p = strrchr(buf, ')');
+		while (p && field < 47) {
+			p = strchr(p + 1, ' ');
+			field++;
+		}
+		if (p)
+			r->start_brk = strtoull(p + 1, NULL, 10);
+	}
+	if (r->start_brk && r->cur_brk > r->start_brk)
+		r->brk_bytes = r->cur_brk - r->start_brk;
+}
+
+int collect__procs(struct collect *c, struct table *t, uint64_t ts)
+{
+	uint32_t key, next;
+	struct mt_proc st;
+	bool first = true;
+
+	while (!bpf_map_get_next_key(c->procs_fd, first ? NULL : &key, &next)) {
+		struct mt_row *r;
+
+		first = false;
+		key = next;
+		if (bpf_map_lookup_elem(c->procs_fd, &key, &st))
+			continue;
+		r = table__add(t, key);
+		if (!r)
+			return -ENOMEM;
+		if (r->exited)
+			continue;	/* pid reused: the old row goes first */
+		table__set_stats(t, r, &st, ts);
+		read_proc_extras(r);
+	}
+	return 0;
+}
+
+static int cmp_sites(const void *pa, const void *pb)
+{
+	const struct mt_site_row *a = pa, *b = pb;
+
+	if (a->live_bytes != b->live_bytes)
+		return a->live_bytes < b->live_bytes ? 1 : -1;
+	if (a->alloc_bytes != b->alloc_bytes)
+		return a->alloc_bytes < b->alloc_bytes ? 1 : -1;
+	return a->stack_id - b->stack_id;
+}
+
+static struct mt_site_row *site_slot(struct mt_row *r, int32_t stack_id)
+{
+	int i;
+
+	for (i = 0; i < r->nsites; i++)
+		if (r->sites[i].stack_id == stack_id)
+			return &r->sites[i];
+	if (r->nsites == r->cap_sites) {
+		int cap = r->cap_sites ? r->cap_sites * 2 : 16;
+		struct mt_site_row *n = realloc(r->sites, cap * sizeof(*n));
+
+		if (!n)
+			return NULL;
+		r->sites = n;
+		r->cap_sites = cap;
+	}
+	memset(&r->sites[r->nsites], 0, sizeof(r->sites[0]));
+	r->sites[r->nsites].stack_id = stack_id;
+	return &r->sites[r->nsites++];
+}
+
+static void site_fill(struct collect *c, struct mt_row *r,
+		      const struct mt_site_key *key, const struct mt_site *val)
+{
+	struct mt_site_row *s = site_slot(r, key->stack_id);
+	int j;
+
+	if (!s)
+		return;
+	s->live_bytes = (int64_t)(val->alloc_bytes - val->free_bytes);
+	s->live_allocs = (int64_t)(val->allocs - val->frees);
+	s->alloc_bytes = val->alloc_bytes;
+	s->allocs = val->allocs;
+	if (s->nframes || key->stack_id < 0)
+		return;
+	/* stack ids are stable: each stack is read once */
+	if (bpf_map_lookup_elem(c->stacks_fd, &key->stack_id, s->stack))
+		return;
+	for (j = 0; j < MT_MAX_STACK && s->stack[j]; j++)
+		;
+	s->nframes = j;
+}
+
+static void sites_begin(struct mt_row *r)
+{
+	int i;
+
+	/* keep last refresh's live bytes per stack, for growth */
+	for (i = 0; i < r->nsites; i++) {
+		r->sites[i].prev_live = r->sites[i].live_bytes;
+		r->sites[i].live_bytes = r->sites[i].live_allocs = 0;
+		r->sites[i].alloc_bytes = r->sites[i].allocs = 0;
+	}
+}
+
+static void sites_end(struct mt_row *r)
+{
+	double secs = r->prev_ts && r->cur_ts > r->prev_ts ?
+		      (r->cur_ts - r->prev_ts) / 1e9 : 0;
+	int i;
+
+	for (i = 0; i < r->nsites; i++)
+		r->sites[i].growth_bps = secs > 0 ?
+			(r->sites[i].live_bytes - r->sites[i].prev_live) / secs : 0;
+	qsort(r->sites, r->nsites, sizeof(r->sites[0]), cmp_sites);
+}
+
+/*
+ * One pass over the site map for all rows, in batches: a walk key by key
+ * would cost two syscalls per site.
+ */
+int collect__sites(struct collect *c, struct table *t)
+{
+	static struct mt_site_key keys[BATCH];
+	static struct mt_site vals[BATCH];
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	struct mt_row *last = NULL;
+	uint32_t in_batch, out_batch;
+	bool first = true;
+	int i, n = table__nr(t), err = 0;
+
+	/* exited rows keep their sites until expired: they are the leaks */
+	for (i = 0; i < n; i++)
+		sites_begin(table__row(t, i));
+	for (;;) {
+		__u32 count = BATCH;
+
+		err = bpf_map_lookup_batch(c->sites_fd, first ? NULL : &in_batch,
+					   &out_batch, keys, vals, &count,
+					   &opts);
+		if (err && err != -ENOENT)
+			break;
+		for (i = 0; i < (int)count; i++) {
+			struct mt_row *r = last && last->pid == (int)keys[i].tgid ?
+					   last : table__get(t, keys[i].tgid);
+
+			last = r;
+			if (!r || keys[i].gen != (uint32_t)r->gen)
+				continue;
+			site_fill(c, r, &keys[i], &vals[i]);
+		}
+		if (err) {	/* ENOENT: that was the last batch */
+			err = 0;
+			break;
+		}
+		in_batch = out_batch;
+		first = false;
+	}
+	for (i = 0; i < n; i++)
+		sites_end(table__row(t, i));
+	return err;
+}
+
+int collect__counters(struct collect *c, uint64_t out[MT_CNT_MAX])
+{
+	uint32_t i;
+
+	for (i = 0; i < MT_CNT_MAX; i++)
+		if (bpf_map_lookup_elem(c->counters_fd, &i, &out[i]))
+			out[i] = 0;
+	return 0;
+}
+
+void collect__forget(struct collect *c, int pid, uint32_t gen)
+{
+	uint32_t key = pid;
+
+	bpf_map_delete_elem(c->procs_fd, &key);
+	if (c->ndead == c->capdead) {
+		int cap = c->capdead ? c->capdead * 2 : 16;
+		struct dead *n = realloc(c->dead, cap * sizeof(*n));
+
+		if (!n)
+			return;
+		c->dead = n;
+		c->capdead = cap;
+	}
+	c->dead[c->ndead].tgid = pid;
+	c->dead[c->ndead].gen = gen;
+	c->ndead++;
+}
+
+static bool is_dead(struct collect *c, uint32_t tgid, uint32_t gen)
+{
+	int i;
+
+	for (i = 0; i < c->ndead; i++)
+		if (c->dead[i].tgid == tgid && c->dead[i].gen == gen)
+			return true;
+	return false;
+}
+
+static bool has_dead_tgid(struct collect *c, uint32_t tgid)
+{
+	int i;
+
+	for (i = 0; i < c->ndead; i++)
+		if (c->dead[i].tgid == tgid)
+			return true;
+	return false;
+}
+
+/*
+ * Delete blocks and sites of exited processes, one pass over each map.
+ * The generation is compared too: a new process may already reuse the pid.
+ * The next key is fetched before the current one is deleted, because a
+ * missing key makes the kernel restart the walk from the beginning.
+ */
+int collect__sweep(struct collect *c)
+{
+	struct mt_block_key bk, bnext;
+	struct mt_site_key sk, snext;
+	struct mt_block b;
+	bool more;
+	int n = 0;
+
+	if (!c->ndead)
+		return 0;
+	more = !bpf_map_get_next_key(c->blocks_fd, NULL, &bk);
+	while (more) {
+		more = !bpf_map_get_next_key(c->blocks_fd, &bk, &bnext);
+		if (has_dead_tgid(c, bk.tgid) &&
+		    !bpf_map_lookup_elem(c->blocks_fd, &bk, &b) &&
+		    is_dead(c, bk.tgid, b.gen) &&
+		    !bpf_map_delete_elem(c->blocks_fd, &bk))
+			n++;
+		bk = bnext;
+	}
+	more = !bpf_map_get_next_key(c->sites_fd, NULL, &sk);
+	while (more) {
+		more = !bpf_map_get_next_key(c->sites_fd, &sk, &snext);
+		if (is_dead(c, sk.tgid, sk.gen))
+			bpf_map_delete_elem(c->sites_fd, &sk);
+		sk = snext;
+	}
+	c->ndead = 0;
+	return n;
+}

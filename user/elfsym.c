@@ -1,0 +1,142 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Function symbols of an ELF file, for placing uprobes.
+ *
+ * A uprobe is placed by file offset, so a symbol's virtual address is
+ * translated through the PT_LOAD segment that contains it: section
+ * headers may be stripped, program headers never are.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "elfsym.h"
+
+struct elfsym {
+	int fd;
+	Elf *elf;
+};
+
+int elfsym__open(const char *path, struct elfsym **out)
+{
+	struct elfsym *e;
+	int err;
+
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return -EINVAL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (e->fd < 0) {
+		err = -errno;
+		goto err_free;
+	}
+	e->elf = elf_begin(e->fd, ELF_C_READ_MMAP, NULL);
+	if (!e->elf || elf_kind(e->elf) != ELF_K_ELF) {
+		err = -ENOEXEC;
+		goto err_close;
+	}
+	*out = e;
+	return 0;
+
+err_close:
+	if (e->elf)
+		elf_end(e->elf);
+	close(e->fd);
+err_free:
+	free(e);
+	return err;
+}
+
+void elfsym__close(struct elfsym *e)
+{
+	if (!e)
+		return;
+	elf_end(e->elf);
+	close(e->fd);
+	free(e);
+}
+
+static int vaddr_to_off(Elf *elf, uint64_t vaddr, uint64_t *off)
+{
+	size_t n, i;
+	GElf_Phdr ph;
+
+	if (elf_getphdrnum(elf, &n))
+		return -ENOEXEC;
+	for (i = 0; i < n; i++) {
+		if (!gelf_getphdr(elf, i, &ph) || ph.p_type != PT_LOAD)
+			continue;
+		if (vaddr >= ph.p_vaddr && vaddr < ph.p_vaddr + ph.p_filesz) {
+			*off = vaddr - ph.p_vaddr + ph.p_offset;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static int find_in(Elf *elf, Elf64_Word type, const char *name,
+		   struct elfsym_func *out)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+
+	while ((scn = elf_nextscn(elf, scn))) {
+		Elf_Data *data;
+		size_t i, cnt;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != type ||
+		    !sh.sh_entsize)
+			continue;
+		data = elf_getdata(scn, NULL);
+		if (!data)
+			continue;
+		cnt = sh.sh_size / sh.sh_entsize;
+		for (i = 0; i < cnt; i++) {
+			GElf_Sym sym;
+			const char *sn;
+			int st;
+
+			if (!gelf_getsym(data, i, &sym) || !sym.st_value ||
+			    sym.st_shndx == SHN_UNDEF)
+				continue;
+			st = GELF_ST_TYPE(sym.st_info);
+			if (st != STT_FUNC && st != STT_GNU_IFUNC)
+				continue;
+			sn = elf_strptr(elf, sh.sh_link, sym.st_name);
+			if (!sn || strcmp(sn, name))
+				continue;
+			/*
+			 * An IFUNC symbol points at the resolver, not at the
+			 * code that runs; probing it would count nothing.
+			 */
+			if (st == STT_GNU_IFUNC)
+				return -ENOTSUP;
+			out->vaddr = sym.st_value;
+			out->size = sym.st_size;
+			return vaddr_to_off(elf, sym.st_value, &out->file_off);
+		}
+	}
+	return -ENOENT;
+}
+
+int elfsym__find(struct elfsym *e, const char *name, struct elfsym_func *out)
+{
+	int err = find_in(e->elf, SHT_DYNSYM, name, out);
+
+	if (err == -ENOENT)
+		err = find_in(e->elf, SHT_SYMTAB, name, out);
+	return err;
+}
+
+int elfsym__read(struct elfsym *e, uint64_t off, void *buf, size_t len)
+{
+	ssize_t n = pread(e->fd, buf, len, off);
+
+	return n < 0 ? -errno : (int)n;
+}

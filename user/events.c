@@ -1,0 +1,184 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Ring-buffer records: one switch on the record type updates the table. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "attach.h"
+#include "collect.h"
+#include "syms.h"
+#include "util.h"
+
+#define MT_PROT_EXEC		0x4
+#define MT_MAP_ANONYMOUS	0x20
+
+void app__pending_add(struct app *app, int pid)
+{
+	int i;
+
+	for (i = 0; i < app->npending; i++)
+		if (app->pending[i] == pid)
+			return;
+	if (app->npending == app->cappending) {
+		int cap = app->cappending ? app->cappending * 2 : 32;
+		int *n = realloc(app->pending, cap * sizeof(*n));
+
+		if (!n)
+			return;
+		app->pending = n;
+		app->cappending = cap;
+	}
+	app->pending[app->npending++] = pid;
+}
+
+static void warn_no_libc(struct app *app, struct mt_row *r)
+{
+	char comm[64];
+
+	if (r->warned)
+		return;
+	r->warned = true;
+	sanitize(r->comm, sizeof(r->comm), comm, sizeof(comm));
+	fprintf(stderr, "memtrace: warning: pid %d (%s): no C library mapped "
+		"(static binary?): heap calls are not traced, mmap/brk and "
+		"page faults are\n", r->pid, comm);
+}
+
+/*
+ * Probe the C library of pid.  Right after exec the library is not
+ * mapped yet, so a pid may wait here until an mmap shows it, up to a
+ * few refreshes.
+ */
+static int try_probe(struct app *app, int pid)
+{
+	struct mt_row *r = table__get(app->table, pid);
+	int err;
+
+	if (app->env.mode != MODE_PIDS)
+		err = attach__node_lib(app->attach, pid);
+	else
+		err = attach__pid(app->attach, pid);
+	if (r && !err)
+		r->probed = true;
+	return err;
+}
+
+void app__pending_run(struct app *app)
+{
+	int i, err;
+
+	for (i = 0; i < app->npending; i++) {
+		int pid = app->pending[i];
+		struct mt_row *r = table__get(app->table, pid);
+
+		err = try_probe(app, pid);
+		if (err == -ENOENT && r && !r->exited && ++r->attach_tries < 3)
+			continue;	/* not mapped yet: try again later */
+		if (err == -ENOENT && r && !r->exited &&
+		    app->env.mode != MODE_NODE)
+			warn_no_libc(app, r);
+		else if (err && err != -ENOENT && err != -ESRCH)
+			fprintf(stderr, "memtrace: pid %d: cannot attach: %s\n",
+				pid, strerror(-err));
+		app->pending[i--] = app->pending[--app->npending];
+	}
+}
+
+static void on_exit_event(struct app *app, const struct mt_event *e)
+{
+	struct mt_row *r = table__get(app->table, e->tgid);
+
+	if (!r)
+		return;
+	table__set_stats(app->table, r, &e->exit.stats, e->ts);
+	r->exited = true;
+	r->exit_code = e->exit.exit_code;
+	r->exit_ts = e->ts;
+	if (app->env.mode == MODE_PIDS)
+		attach__forget_pid(app->attach, e->tgid);
+}
+
+int events__handle(void *ctx, void *data, size_t len)
+{
+	struct app *app = ctx;
+	const struct mt_event *e = data;
+	struct mt_row *r;
+
+	if (len < sizeof(*e))
+		return 0;
+	app->events++;
+	if (e->type == MT_EV_OOM) {
+		char comm[64];
+
+		sanitize(e->comm, sizeof(e->comm), comm, sizeof(comm));
+		fprintf(stderr, "memtrace: OOM killer chose pid %u (%s)\n",
+			e->tgid, comm);
+		if (app->env.view == VIEW_JSON)
+			output__oom_json(app, e);
+		return 0;
+	}
+	if (e->type == MT_EV_EXIT) {
+		on_exit_event(app, e);
+		return 0;
+	}
+	r = table__add(app->table, e->tgid);
+	if (!r)
+		return -ENOMEM;
+	switch (e->type) {
+	case MT_EV_EXEC:
+		if (r->exited) {
+			/* the pid was reused since its last exit */
+			table__remove(app->table, e->tgid);
+			r = table__add(app->table, e->tgid);
+			if (!r)
+				return -ENOMEM;
+		}
+		row__reset(r);
+		memcpy(r->comm, e->comm, MT_COMM_LEN);
+		/* the kernel mapped the new executable: read it while alive */
+		syms__forget_pid(app->syms, e->tgid);
+		syms__load_pid(app->syms, e->tgid);
+		app__pending_add(app, e->tgid);
+		break;
+	case MT_EV_FORK:
+		r->ppid = e->ppid;
+		memcpy(r->comm, e->comm, MT_COMM_LEN);
+		syms__load_pid(app->syms, e->tgid);
+		/* MODE_CMD probes are node-wide: the child is covered */
+		r->probed = app->env.mode == MODE_CMD;
+		break;
+	case MT_EV_MMAP:
+		if (!e->mm.err)
+			row__mmap(r, e->mm.ret, e->mm.len, e->mm.flags);
+		/*
+		 * New code mapped (ld.so, dlopen): read the mappings now,
+		 * while the process lives, so its stacks still symbolize
+		 * after it exits.
+		 */
+		if (!e->mm.err && (e->mm.prot & MT_PROT_EXEC) &&
+		    !(e->mm.flags & MT_MAP_ANONYMOUS))
+			syms__load_pid(app->syms, e->tgid);
+		/* an exec'd image maps its libc early: probe it at once */
+		if (!r->probed && !r->exited && r->attach_tries++ < 64 &&
+		    try_probe(app, e->tgid))
+			app__pending_add(app, e->tgid);
+		break;
+	case MT_EV_MUNMAP:
+		if (!e->mm.err)
+			row__munmap(r, e->mm.addr, e->mm.len);
+		break;
+	case MT_EV_MREMAP:
+		if (!e->mm.err)
+			row__mremap(r, e->mm.addr, e->mm.len, e->mm.ret,
+				    e->mm.new_len);
+		break;
+	case MT_EV_BRK:
+		r->cur_brk = e->mm.ret;
+		break;
+	}
+	if (!r->comm[0])
+		memcpy(r->comm, e->comm, MT_COMM_LEN);
+	return 0;
+}

@@ -1,0 +1,712 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memtrace: where every process keeps its memory, live.
+ *
+ * Lifecycle: parse options -> open the BPF skeleton and size its maps ->
+ * load -> attach tracepoints -> attach allocator probes for the chosen
+ * processes -> poll the ring buffer and refresh the view -> detach.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <dirent.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "app.h"
+#include "attach.h"
+#include "collect.h"
+#include "memtrace.skel.h"
+#include "sites.h"
+#include "syms.h"
+#include "tui.h"
+#include "util.h"
+
+#define MT_VERSION "0.1.0"
+
+static volatile sig_atomic_t exiting;
+
+static void on_signal(int sig)
+{
+	exiting = sig;
+}
+
+static const char usage[] =
+"Usage: memtrace [OPTIONS] [-p PID[,PID...]] [-- CMD [ARGS...]]\n"
+"Show, live and exactly, where processes keep their heap memory.\n"
+"\n"
+"What to trace (default: every process on the node that maps a C library):\n"
+"  -p, --pid PID[,PID...]   trace these processes\n"
+"  -- CMD [ARGS...]         run CMD and trace it (and its children) from its\n"
+"                           first allocation; print what it still holds when\n"
+"                           it exits and exit with its status\n"
+"\n"
+"Views (default: the live table on a terminal, batch otherwise):\n"
+"  -b, --batch              plain-text table every refresh, like top -b\n"
+"  -j, --json               one JSON object per refresh (JSON Lines)\n"
+"  -d, --delay SECS         refresh interval (default 1)\n"
+"  -n, --iterations N       stop after N refreshes\n"
+"  -o, --output FILE        write the batch/JSON view to FILE\n"
+"      --top-sites N        allocation sites per process in JSON (default 5,\n"
+"                           0 = none)\n"
+"\n"
+"Profiles written on exit:\n"
+"      --pprof FILE         gzipped pprof heap profile (go tool pprof)\n"
+"      --folded FILE        folded stacks weighted by live bytes (flame graphs)\n"
+"\n"
+"Tracing:\n"
+"      --no-stacks          do not record allocation stacks (cheaper)\n"
+"      --sample-bytes N     sample allocations, one per N bytes on average\n"
+"                           (Poisson; estimates are unbiased); 0 = exact\n"
+"      --max-blocks N       live blocks tracked at once (default 1048576)\n"
+"      --ringbuf-mb N       ring-buffer size in MiB (default 8)\n"
+"  -v, --verbose            say where each probe went and why\n"
+"  -h, --help               this text\n"
+"  -V, --version            version\n"
+"\n"
+"Needs root (CAP_BPF, CAP_PERFMON) and a kernel with BTF.  See memtrace(8).\n";
+
+enum {
+	OPT_TOP_SITES = 256, OPT_PPROF, OPT_FOLDED, OPT_NO_STACKS,
+	OPT_SAMPLE, OPT_MAX_BLOCKS, OPT_RINGBUF,
+};
+
+static const struct option long_opts[] = {
+	{ "pid", required_argument, NULL, 'p' },
+	{ "batch", no_argument, NULL, 'b' },
+	{ "json", no_argument, NULL, 'j' },
+	{ "delay", required_argument, NULL, 'd' },
+	{ "iterations", required_argument, NULL, 'n' },
+	{ "output", required_argument, NULL, 'o' },
+	{ "top-sites", required_argument, NULL, OPT_TOP_SITES },
+	{ "pprof", required_argument, NULL, OPT_PPROF },
+	{ "folded", required_argument, NULL, OPT_FOLDED },
+	{ "no-stacks", no_argument, NULL, OPT_NO_STACKS },
+	{ "sample-bytes", required_argument, NULL, OPT_SAMPLE },
+	{ "max-blocks", required_argument, NULL, OPT_MAX_BLOCKS },
+	{ "ringbuf-mb", required_argument, NULL, OPT_RINGBUF },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{},
+};
+
+static int parse_u64(const char *opt, const char *s, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	if (errno || end == s || *end || *s == '-') {
+		fprintf(stderr, "memtrace: %s: not a number: '%s'\n", opt, s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int parse_pids(struct env *env, const char *arg)
+{
+	char *dup = strdup(arg), *tok, *save = NULL;
+	int err = 0;
+
+	if (!dup)
+		return -ENOMEM;
+	for (tok = strtok_r(dup, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		uint64_t v;
+
+		err = parse_u64("-p", tok, &v);
+		if (err)
+			break;
+		if (!v || v > INT_MAX) {
+			fprintf(stderr, "memtrace: -p: invalid pid '%s'\n", tok);
+			err = -EINVAL;
+			break;
+		}
+		if (env->npids == MT_MAX_PIDS) {
+			fprintf(stderr, "memtrace: -p: at most %d pids\n",
+				MT_MAX_PIDS);
+			err = -E2BIG;
+			break;
+		}
+		env->pids[env->npids++] = v;
+	}
+	free(dup);
+	return err;
+}
+
+static int parse_args(int argc, char **argv, struct env *env)
+{
+	uint64_t v;
+	char *end;
+	int c;
+
+	env->delay = 1.0;
+	env->stacks = true;
+	env->top_sites = 5;
+	env->ringbuf_bytes = 8 << 20;
+	env->max_blocks = 1 << 20;
+	env->view = isatty(STDOUT_FILENO) ? VIEW_TUI : VIEW_BATCH;
+
+	while ((c = getopt_long(argc, argv, "+p:bjd:n:o:vhV", long_opts,
+				NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_pids(env, optarg))
+				return -EINVAL;
+			env->mode = MODE_PIDS;
+			break;
+		case 'b':
+			env->view = VIEW_BATCH;
+			break;
+		case 'j':
+			env->view = VIEW_JSON;
+			break;
+		case 'd':
+			env->delay = strtod(optarg, &end);
+			if (*end || end == optarg || !(env->delay >= 0.05) ||
+			    env->delay > 86400) {
+				fprintf(stderr, "memtrace: -d: want seconds "
+					"between 0.05 and 86400, got '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'n':
+			if (parse_u64("-n", optarg, &v))
+				return -EINVAL;
+			env->iterations = v;
+			break;
+		case 'o':
+			env->output_path = optarg;
+			break;
+		case OPT_TOP_SITES:
+			if (parse_u64("--top-sites", optarg, &v))
+				return -EINVAL;
+			env->top_sites = v > 1000 ? 1000 : v;
+			break;
+		case OPT_PPROF:
+			env->pprof_path = optarg;
+			break;
+		case OPT_FOLDED:
+			env->folded_path = optarg;
+			break;
+		case OPT_NO_STACKS:
+			env->stacks = false;
+			break;
+		case OPT_SAMPLE:
+			if (parse_u64("--sample-bytes", optarg,
+				      &env->sample_bytes))
+				return -EINVAL;
+			break;
+		case OPT_MAX_BLOCKS:
+			if (parse_u64("--max-blocks", optarg, &env->max_blocks))
+				return -EINVAL;
+			if (env->max_blocks < 1024)
+				env->max_blocks = 1024;
+			break;
+		case OPT_RINGBUF:
+			if (parse_u64("--ringbuf-mb", optarg, &v))
+				return -EINVAL;
+			if (!v || v > 1024) {
+				fprintf(stderr, "memtrace: --ringbuf-mb: want "
+					"1..1024\n");
+				return -EINVAL;
+			}
+			/* a ring buffer must be a power of two pages */
+			env->ringbuf_bytes = 1 << 20;
+			while (env->ringbuf_bytes < (v << 20))
+				env->ringbuf_bytes <<= 1;
+			break;
+		case 'v':
+			env->verbose = true;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			exit(0);
+		case 'V':
+			printf("memtrace %s\n", MT_VERSION);
+			exit(0);
+		default:
+			fprintf(stderr, "Try 'memtrace --help'.\n");
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		if (env->mode == MODE_PIDS) {
+			fprintf(stderr, "memtrace: -p and a command exclude "
+				"each other\n");
+			return -EINVAL;
+		}
+		env->mode = MODE_CMD;
+		env->cmd = &argv[optind];
+	}
+	if (env->view == VIEW_TUI && env->output_path)
+		env->view = VIEW_BATCH;
+	return 0;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt,
+			va_list args)
+{
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	if (level == LIBBPF_INFO && !getenv("MEMTRACE_DEBUG"))
+		return 0;
+	return vfprintf(stderr, fmt, args);
+}
+
+/* Sample gaps: -ln(U) * N, so gaps are exponential with mean N. */
+static int fill_sampling(struct app *app)
+{
+	int gaps = bpf_map__fd(app->skel->maps.sample_gaps);
+	int w = bpf_map__fd(app->skel->maps.sample_w);
+	double n = app->env.sample_bytes;
+	uint32_t i, max_w = bpf_map__max_entries(app->skel->maps.sample_w);
+
+	srand48(now_ns());
+	for (i = 0; i < bpf_map__max_entries(app->skel->maps.sample_gaps); i++) {
+		uint64_t v = -log(1.0 - drand48()) * n;
+
+		if (!v)
+			v = 1;
+		if (bpf_map_update_elem(gaps, &i, &v, BPF_ANY))
+			return -errno;
+	}
+	/* weight(s) = s / (1 - exp(-s/N)) at s = i * N / 64 */
+	for (i = 0; i < max_w; i++) {
+		double s = i * n / 64;
+		uint64_t v = i ? s / -expm1(-s / n) : n;
+
+		if (bpf_map_update_elem(w, &i, &v, BPF_ANY))
+			return -errno;
+	}
+	return 0;
+}
+
+static int open_and_load(struct app *app)
+{
+	struct memtrace_bpf *skel;
+	struct env *env = &app->env;
+	int err;
+
+	skel = memtrace_bpf__open();
+	if (!skel) {
+		err = -errno;
+		fprintf(stderr, "memtrace: cannot open BPF object: %s\n",
+			strerror(-err));
+		return err;
+	}
+	app->skel = skel;
+	skel->rodata->trace_all = env->mode == MODE_NODE;
+	skel->rodata->want_stacks = env->stacks;
+	skel->rodata->sample_bytes = env->sample_bytes;
+	bpf_map__set_max_entries(skel->maps.events, env->ringbuf_bytes);
+	bpf_map__set_max_entries(skel->maps.blocks, env->max_blocks);
+	if (!env->stacks)
+		bpf_map__set_max_entries(skel->maps.stacks, 1);
+	err = memtrace_bpf__load(skel);
+	if (err) {
+		fprintf(stderr, "memtrace: cannot load BPF programs: %s%s\n",
+			strerror(-err), err == -EPERM ? " (are you root?)" : "");
+		return err;
+	}
+	if (env->sample_bytes) {
+		err = fill_sampling(app);
+		if (err)
+			return err;
+	}
+	err = memtrace_bpf__attach(skel);
+	if (err) {
+		fprintf(stderr, "memtrace: cannot attach tracepoints: %s\n",
+			strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+static int check_env(void)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "memtrace: must run as root (loads BPF "
+			"programs and uprobes)\n");
+		return -EPERM;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		fprintf(stderr, "memtrace: kernel has no BTF "
+			"(/sys/kernel/btf/vmlinux missing): needs a kernel "
+			"built with CONFIG_DEBUG_INFO_BTF=y\n");
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+static int comm_of(int pid, char *buf, size_t len)
+{
+	char path[64];
+	int n;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	n = read_file(path, buf, len);
+	if (n < 0)
+		return n;
+	if (n && buf[n - 1] == '\n')
+		buf[n - 1] = '\0';
+	return 0;
+}
+
+static int start_pids(struct app *app)
+{
+	int i, err;
+
+	for (i = 0; i < app->env.npids; i++) {
+		int pid = app->env.pids[i];
+		struct mt_row *r;
+
+		if (kill(pid, 0) && errno == ESRCH) {
+			fprintf(stderr, "memtrace: pid %d: no such process\n",
+				pid);
+			return -ESRCH;
+		}
+		r = table__add(app->table, pid);
+		if (!r)
+			return -ENOMEM;
+		comm_of(pid, r->comm, sizeof(r->comm));
+		err = collect__track(app->collect, pid, app->env.sample_bytes);
+		if (err)
+			return err;
+		syms__load_pid(app->syms, pid);
+		err = attach__pid(app->attach, pid);
+		if (err == -ENOENT) {
+			char s[64];
+
+			sanitize(r->comm, sizeof(r->comm), s, sizeof(s));
+			fprintf(stderr, "memtrace: warning: pid %d (%s): no C "
+				"library mapped (static binary?): heap calls "
+				"are not traced, mmap/brk and page faults "
+				"are\n", pid, s);
+			r->warned = true;
+			continue;
+		}
+		if (err == -ESRCH) {
+			fprintf(stderr, "memtrace: pid %d: exited before it "
+				"could be traced\n", pid);
+			return err;
+		}
+		if (err) {
+			fprintf(stderr, "memtrace: pid %d: cannot attach: %s\n",
+				pid, strerror(-err));
+			return err;
+		}
+		r->probed = true;
+	}
+	return 0;
+}
+
+static int start_node(struct app *app)
+{
+	struct dirent *de;
+	DIR *d = opendir("/proc");
+	int libs;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d))) {
+		int pid = atoi(de->d_name);
+
+		if (pid > 0 && pid != getpid())
+			attach__node_lib(app->attach, pid);
+	}
+	closedir(d);
+	libs = attach__nr_libs(app->attach);
+	if (!libs)
+		fprintf(stderr, "memtrace: warning: no process maps a C "
+			"library yet; new ones are picked up as they start\n");
+	return 0;
+}
+
+/*
+ * Fork the command stopped before exec, probe the C library it will
+ * load (ours: same mount namespace), then let it exec, so its very first
+ * allocation is seen.  A command with another libc is probed when its
+ * mmap of that libc shows up.
+ *
+ * The probes are node-wide, filtered in BPF by the traced-process map:
+ * the kernel adds each child to that map at fork, so children are traced
+ * from their first allocation, with no window that a per-pid attach from
+ * user space would leave.  Other processes using that libc pay a probe
+ * hit that finds nothing to do (~1 us per call) while the command runs.
+ */
+static int start_cmd(struct app *app)
+{
+	char libc[PATH_MAX];
+	int go[2], err;
+	pid_t pid;
+	struct mt_row *r;
+
+	if (pipe2(go, O_CLOEXEC))
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		char c;
+
+		close(go[1]);
+		if (read(go[0], &c, 1) != 1)
+			_exit(127);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
+		execvp(app->env.cmd[0], app->env.cmd);
+		fprintf(stderr, "memtrace: %s: %s\n", app->env.cmd[0],
+			strerror(errno));
+		_exit(127);
+	}
+	close(go[0]);
+	app->child = pid;
+	r = table__add(app->table, pid);
+	if (!r) {
+		err = -ENOMEM;
+		goto out;
+	}
+	snprintf(r->comm, sizeof(r->comm), "%s", app->env.cmd[0]);
+	err = collect__track(app->collect, pid, app->env.sample_bytes);
+	if (err)
+		goto out;
+	err = attach__find_libc(getpid(), libc, sizeof(libc));
+	if (!err)
+		err = attach__pid_path(app->attach, -1, libc);
+	if (err) {
+		fprintf(stderr, "memtrace: cannot probe the C library: %s\n",
+			strerror(-err));
+		goto out;
+	}
+	r->probed = true;
+out:
+	if (err) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		app->child = 0;
+	} else if (write(go[1], "g", 1) != 1) {
+		err = -errno;
+	}
+	close(go[1]);
+	return err;
+}
+
+void app__reap_child(struct app *app)
+{
+	int status;
+
+	if (!app->child || app->child_done)
+		return;
+	if (waitpid(app->child, &status, WNOHANG) == app->child) {
+		app->child_done = true;
+		app->child_status = status;
+	}
+}
+
+/* Exited rows stay visible for a few refreshes, then go. */
+void app__expire_rows(struct app *app)
+{
+	int i;
+
+	for (i = 0; i < table__nr(app->table); i++) {
+		struct mt_row *r = table__row(app->table, i);
+
+		if (!r->exited || ++r->gone_refreshes <= 3)
+			continue;
+		if (app->env.mode == MODE_CMD && r->pid == app->child)
+			continue;
+		collect__forget(app->collect, r->pid, r->gen);
+		syms__forget_pid(app->syms, r->pid);
+		table__remove(app->table, r->pid);
+		i--;
+	}
+	collect__sweep(app->collect);
+}
+
+void app__refresh_model(struct app *app)
+{
+	uint64_t now = now_ns();
+	double secs = (now - app->prev_refresh_ns) / 1e9;
+
+	app__pending_run(app);
+	collect__procs(app->collect, app->table, now);
+	collect__sites(app->collect, app->table);
+	collect__counters(app->collect, app->counters);
+	if (app->prev_refresh_ns && secs > 0)
+		app->events_ps = (app->events - app->prev_events) / secs;
+	app->prev_events = app->events;
+	app->prev_refresh_ns = now;
+	sites__top_names(app);
+}
+
+static void refresh(struct app *app, bool final)
+{
+	app__refresh_model(app);
+	table__sort(app->table, SORT_LIVE, false);
+	if (app->env.view == VIEW_JSON)
+		output__json(app, final);
+	else
+		output__batch(app, final);
+}
+
+static int run_loop(struct app *app, struct ring_buffer *rb)
+{
+	uint64_t next = now_ns() + app->env.delay * 1e9;
+	long done = 0;
+	int err = 0;
+
+	while (!exiting) {
+		uint64_t now = now_ns();
+		int timeout = now >= next ? 0 : (next - now) / 1000000 + 1;
+
+		if (timeout > 100 && app->env.mode == MODE_CMD)
+			timeout = 100;	/* notice the command's exit soon */
+		err = ring_buffer__poll(rb, timeout);
+		if (err == -EINTR) {
+			err = 0;
+			continue;
+		}
+		if (err < 0) {
+			fprintf(stderr, "memtrace: ring buffer: %s\n",
+				strerror(-err));
+			break;
+		}
+		err = 0;
+		app__reap_child(app);
+		if (app->child_done)
+			break;
+		if (now_ns() < next)
+			continue;
+		next += app->env.delay * 1e9;
+		if (next < now_ns())
+			next = now_ns() + app->env.delay * 1e9;
+		refresh(app, false);
+		app__expire_rows(app);
+		if (app->env.iterations && ++done >= app->env.iterations)
+			break;
+	}
+	return err;
+}
+
+int main(int argc, char **argv)
+{
+	struct app app = {};
+	struct ring_buffer *rb = NULL;
+	int err, exit_code = 1;
+
+	if (parse_args(argc, argv, &app.env))
+		return 2;
+	if (check_env())
+		return 1;
+	libbpf_set_print(libbpf_print);
+	app.out = stdout;
+	if (app.env.output_path) {
+		app.out = fopen(app.env.output_path, "we");
+		if (!app.out) {
+			fprintf(stderr, "memtrace: %s: %s\n",
+				app.env.output_path, strerror(errno));
+			return 1;
+		}
+	}
+	app.table = table__new();
+	app.syms = syms__new();
+	app.start_ns = now_ns();
+	app.start_wall = now_wall();
+	if (!app.table || !app.syms)
+		goto cleanup;
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGHUP, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+
+	err = open_and_load(&app);
+	if (err)
+		goto cleanup;
+	if (collect__new(app.skel, &app.collect) ||
+	    attach__new(app.skel, app.env.verbose, &app.attach))
+		goto cleanup;
+	rb = ring_buffer__new(bpf_map__fd(app.skel->maps.events),
+			      events__handle, &app, NULL);
+	if (!rb) {
+		fprintf(stderr, "memtrace: ring buffer: %s\n", strerror(errno));
+		goto cleanup;
+	}
+	switch (app.env.mode) {
+	case MODE_PIDS:
+		err = start_pids(&app);
+		break;
+	case MODE_CMD:
+		err = start_cmd(&app);
+		break;
+	default:
+		err = start_node(&app);
+		break;
+	}
+	if (err)
+		goto cleanup;
+	if (app.env.verbose)
+		fprintf(stderr, "memtrace: %d probes on %d libraries\n",
+			attach__nr_links(app.attach),
+			attach__nr_libs(app.attach));
+
+	if (app.env.view == VIEW_TUI)
+		err = tui__run(&app, rb, &exiting);
+	else
+		err = run_loop(&app, rb);
+	if (err)
+		goto cleanup;
+
+	if (app.child && !app.child_done) {
+		/*
+		 * Interrupted while running the command: pass the signal on
+		 * and wait, so what it held at exit can still be reported.
+		 */
+		kill(app.child, exiting ? exiting : SIGTERM);
+		if (waitpid(app.child, &app.child_status, 0) == app.child)
+			app.child_done = true;
+	}
+	/* drain what the kernel still holds, e.g. the command's exit record */
+	ring_buffer__consume(rb);
+	if (app.env.mode == MODE_CMD || app.env.view != VIEW_TUI)
+		refresh(&app, true);
+	sites__write_profiles(&app);
+	exit_code = 0;
+	if (app.env.mode == MODE_CMD && app.child_done) {
+		if (WIFEXITED(app.child_status))
+			exit_code = WEXITSTATUS(app.child_status);
+		else if (WIFSIGNALED(app.child_status))
+			exit_code = 128 + WTERMSIG(app.child_status);
+	}
+cleanup:
+	/* probes go first, so no traced process pays for them any longer */
+	attach__free(app.attach);
+	if (app.child && !app.child_done) {
+		/* the command was ours: it goes with us, never left behind */
+		kill(app.child, SIGTERM);
+		waitpid(app.child, NULL, 0);
+	}
+	ring_buffer__free(rb);
+	memtrace_bpf__destroy(app.skel);
+	collect__free(app.collect);
+	syms__free(app.syms);
+	table__free(app.table);
+	free(app.pending);
+	if (app.out && app.out != stdout)
+		fclose(app.out);
+	return exit_code;
+}

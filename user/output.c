@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Batch (top -b style) and JSON Lines views.  Both render the same table
+ * model; every string that came from a process is escaped on the way out.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "app.h"
+#include "collect.h"
+#include "sites.h"
+#include "util.h"
+
+uint64_t output__lost(const struct app *app)
+{
+	const uint64_t *c = app->counters;
+
+	return c[MT_CNT_RB_DROPS] + c[MT_CNT_BLOCKS_FULL] +
+	       c[MT_CNT_INFLIGHT_FULL] + c[MT_CNT_PROCS_FULL];
+}
+
+static void fmt_rate(char *buf, size_t len, double v)
+{
+	human_bytes(buf, len, v);
+}
+
+void output__batch(struct app *app, bool final)
+{
+	FILE *f = app->out;
+	char tbuf[32], b[8][16];
+	time_t now = time(NULL);
+	int i, n = table__nr(app->table);
+	uint64_t lost = output__lost(app);
+
+	strftime(tbuf, sizeof(tbuf), "%H:%M:%S", localtime(&now));
+	fprintf(f, "memtrace - %s%s  procs: %d  events/s: %.0f  lost: %llu%s\n",
+		tbuf, final ? " (final)" : "", n, app->events_ps,
+		(unsigned long long)lost, lost ? " (numbers may be low)" : "");
+	fprintf(f, "%7s %-16s %8s %8s %8s %8s %8s %8s %8s %7s %5s %s\n",
+		"PID", "COMM", "LIVE", "OBJS", "GROW/s", "ALLOC/s", "FREE/s",
+		"MMAP", "RSS", "PF/s", "LOST", "TOP SITE");
+	for (i = 0; i < n; i++) {
+		struct mt_row *r = table__row(app->table, i);
+		char comm[80], site[160];
+
+		sanitize(r->comm, sizeof(r->comm), comm, sizeof(comm));
+		sanitize(r->top_site, sizeof(r->top_site), site, sizeof(site));
+		human_bytes(b[0], sizeof(b[0]), r->live_bytes);
+		fmt_rate(b[1], sizeof(b[1]), r->growth_bps);
+		fmt_rate(b[2], sizeof(b[2]), r->alloc_bps);
+		fmt_rate(b[3], sizeof(b[3]), r->free_bps);
+		human_bytes(b[4], sizeof(b[4]), r->mmap_bytes);
+		human_bytes(b[5], sizeof(b[5]), r->rss_bytes);
+		/* not cut to width: a cut could split an escape sequence */
+		fprintf(f, "%7d %-16s %8s %8lld %8s %8s %8s %8s %8s %7.0f %5llu%s %s%s\n",
+			r->pid, comm, b[0], (long long)r->live_allocs, b[1],
+			b[2], b[3], b[4], b[5], r->pf_ps,
+			(unsigned long long)r->lost_events,
+			r->loss ? "!" : " ", site, r->exited ? " <exited>" : "");
+	}
+	fputc('\n', f);
+	fflush(f);
+}
+
+static void json_u64(FILE *f, const char *k, uint64_t v)
+{
+	fprintf(f, ",\"%s\":%llu", k, (unsigned long long)v);
+}
+
+static void json_i64(FILE *f, const char *k, int64_t v)
+{
+	fprintf(f, ",\"%s\":%lld", k, (long long)v);
+}
+
+static void json_dbl(FILE *f, const char *k, double v)
+{
+	fprintf(f, ",\"%s\":%.1f", k, v);
+}
+
+static void json_row(struct app *app, struct mt_row *r)
+{
+	FILE *f = app->out;
+
+	fprintf(f, "{\"pid\":%d,\"comm\":", r->pid);
+	json_str(f, r->comm, sizeof(r->comm));
+	json_i64(f, "live_bytes", r->live_bytes);
+	json_i64(f, "live_allocs", r->live_allocs);
+	json_u64(f, "alloc_bytes", r->cur.alloc_bytes);
+	json_u64(f, "allocs", r->cur.allocs);
+	json_u64(f, "free_bytes", r->cur.free_bytes);
+	json_u64(f, "frees", r->cur.frees);
+	json_u64(f, "unmatched_frees", r->cur.unmatched_frees);
+	json_u64(f, "mmap_bytes", r->mmap_bytes);
+	json_u64(f, "brk_bytes", r->brk_bytes);
+	json_u64(f, "rss_bytes", r->rss_bytes);
+	json_u64(f, "page_faults", r->cur.page_faults);
+	json_dbl(f, "growth_bps", r->growth_bps);
+	json_dbl(f, "alloc_bps", r->alloc_bps);
+	json_dbl(f, "free_bps", r->free_bps);
+	json_dbl(f, "allocs_ps", r->allocs_ps);
+	json_dbl(f, "frees_ps", r->frees_ps);
+	json_dbl(f, "page_faults_ps", r->pf_ps);
+	json_u64(f, "lost_events", r->lost_events);
+	json_u64(f, "lost_sites", r->cur.lost_sites);
+	fprintf(f, ",\"loss\":%s", r->loss ? "true" : "false");
+	fprintf(f, ",\"sampled\":%s", r->cur.sampled ? "true" : "false");
+	fprintf(f, ",\"probed\":%s", r->probed ? "true" : "false");
+	fprintf(f, ",\"exited\":%s", r->exited ? "true" : "false");
+	if (r->exited)
+		fprintf(f, ",\"exit_code\":%d", r->exit_code);
+	if (app->env.top_sites > 0)
+		sites__json(app, r, f);
+	fputc('}', f);
+}
+
+void output__json(struct app *app, bool final)
+{
+	FILE *f = app->out;
+	int i, n = table__nr(app->table);
+	const uint64_t *c = app->counters;
+
+	fprintf(f, "{\"ts\":%.3f", now_wall());
+	fprintf(f, ",\"type\":\"%s\"", final ? "final" : "refresh");
+	json_u64(f, "lost_events", output__lost(app));
+	fprintf(f, ",\"lost\":{\"ringbuf\":%llu,\"blocks_full\":%llu,"
+		"\"inflight_full\":%llu,\"procs_full\":%llu,\"sites_full\":%llu,"
+		"\"stack_errors\":%llu}",
+		(unsigned long long)c[MT_CNT_RB_DROPS],
+		(unsigned long long)c[MT_CNT_BLOCKS_FULL],
+		(unsigned long long)c[MT_CNT_INFLIGHT_FULL],
+		(unsigned long long)c[MT_CNT_PROCS_FULL],
+		(unsigned long long)c[MT_CNT_SITES_FULL],
+		(unsigned long long)c[MT_CNT_STACK_ERR]);
+	json_dbl(f, "events_ps", app->events_ps);
+	fputs(",\"processes\":[", f);
+	for (i = 0; i < n; i++) {
+		if (i)
+			fputc(',', f);
+		json_row(app, table__row(app->table, i));
+	}
+	fputs("]}\n", f);
+	fflush(f);
+}
+
+void output__oom_json(struct app *app, const struct mt_event *e)
+{
+	FILE *f = app->out;
+
+	fprintf(f, "{\"ts\":%.3f,\"type\":\"oom\",\"pid\":%u,\"comm\":",
+		now_wall(), e->tgid);
+	json_str(f, e->comm, sizeof(e->comm));
+	fprintf(f, ",\"uid\":%u}\n", e->oom.uid);
+	fflush(f);
+}

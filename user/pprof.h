@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Heap profile output: gzipped profile.proto (go tool pprof, and every
+ * viewer that reads pprof) and folded stacks (flamegraph.pl, speedscope).
+ *
+ * The profile has the four sample types of a Go heap profile,
+ * alloc_objects/count, alloc_space/bytes, inuse_objects/count and
+ * inuse_space/bytes (default inuse_space), so pprof's -sample_index and
+ * its heap views work unchanged.  One file covers all traced processes:
+ * every sample carries a numeric label "pid" and, when known, a string
+ * label "comm" (pprof -tagfocus=pid=1234 or -tags to split them).
+ *
+ * Stacks are user return addresses from a frame-pointer walk at the
+ * allocator entry: stack[0] is the return address into the caller of
+ * malloc, so every frame, the first included, is symbolized as a return
+ * address (syms__resolve_ret) and recorded in the profile as address - 1,
+ * the last byte of the call instruction; that is also what pprof's own
+ * symbolizer and -disasm need for frames left unresolved.
+ */
+#ifndef MT_PPROF_H
+#define MT_PPROF_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+struct syms;
+struct pprof;
+
+/* syms must outlive the pprof; it is used from pprof__add() on. */
+struct pprof *pprof__new(struct syms *syms);
+void pprof__free(struct pprof *p);
+
+/*
+ * Add one sample; identical stacks of one pid are merged by summing.
+ * Returns 0 or a negative errno.
+ */
+int pprof__add(struct pprof *p, int pid, const uint64_t *stack, int nframes,
+	       int64_t alloc_objects, int64_t alloc_bytes,
+	       int64_t inuse_objects, int64_t inuse_bytes);
+
+/*
+ * Name pid's samples (label "comm").  Without it the name is read from
+ * /proc/PID/comm when the pid is first added, if it is still alive.
+ */
+int pprof__set_comm(struct pprof *p, int pid, const char *comm);
+
+/* Sampling period in bytes (profile.period); 1 when every call is seen. */
+void pprof__set_period(struct pprof *p, int64_t period);
+
+/* Write gzipped profile.proto to path (via path.tmp + rename). */
+int pprof__write(struct pprof *p, const char *path);
+
+/*
+ * One folded line, "comm;outer;...;inner value\n": frames outermost
+ * first, inlined functions as frames of their own, unresolved frames as
+ * "[module+0x...]"/"[unknown]", and ';', whitespace and control
+ * characters in names replaced by '_'.  comm NULL or "" gives "pid_N".
+ * Returns 0 or a negative errno.
+ */
+int folded__write(struct syms *syms, FILE *out, int pid, const char *comm,
+		  const uint64_t *stack, int nframes, int64_t value);
+
+#endif /* MT_PPROF_H */

@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Allocation sites: the user stacks that hold the memory, named with the
+ * symbolizer and written out as JSON, pprof and folded stacks.
+ *
+ * Stacks are captured at the allocator's return, so every frame is a
+ * return address (resolved at addr - 1) and frame 0 is already the
+ * caller of malloc, unless a wrapper (operator new, strdup) sits between.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "pprof.h"
+#include "sites.h"
+#include "syms.h"
+#include "util.h"
+
+#define MAX_INLINE 8
+
+/* Frames that belong to the allocator, not to whoever wanted memory. */
+static bool is_alloc_frame(const struct syms_frame *f)
+{
+	static const char *const libs[] = {
+		"libc.so", "libc-", "ld-musl", "libc.musl", "libstdc++.so",
+	};
+	static const char *const funcs[] = {
+		"operator new", "_Zn", "__libc_", "__GI_", "strdup", "strndup",
+	};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(libs); i++)
+		if (!strncmp(f->module, libs[i], strlen(libs[i])))
+			return true;
+	for (i = 0; i < ARRAY_SIZE(funcs); i++)
+		if (!strncmp(f->func, funcs[i], strlen(funcs[i])))
+			return true;
+	return false;
+}
+
+int sites__first_user_frame(struct app *app, struct mt_row *r,
+			    const struct mt_site_row *s, char *buf, size_t len)
+{
+	struct syms_frame fr[MAX_INLINE];
+	int i, n;
+
+	buf[0] = '\0';
+	if (s->stack_id < 0 || !s->nframes) {
+		snprintf(buf, len, "[no stack]");
+		return 0;
+	}
+	for (i = 0; i < s->nframes; i++) {
+		n = syms__resolve_ret(app->syms, r->pid, s->stack[i], fr,
+				      MAX_INLINE);
+		if (n <= 0)
+			continue;
+		/* the innermost of the inlined frames names the site */
+		if (is_alloc_frame(&fr[n - 1]))
+			continue;
+		if (fr[0].func[0])
+			snprintf(buf, len, "%s", fr[0].func);
+		else
+			syms__format(&fr[0], buf, len);
+		return 0;
+	}
+	snprintf(buf, len, "[allocator]");
+	return 0;
+}
+
+void sites__top_names(struct app *app)
+{
+	int i;
+
+	for (i = 0; i < table__nr(app->table); i++) {
+		struct mt_row *r = table__row(app->table, i);
+
+		r->top_site[0] = '\0';
+		if (r->nsites && r->sites[0].live_bytes > 0)
+			sites__first_user_frame(app, r, &r->sites[0],
+						r->top_site,
+						sizeof(r->top_site));
+	}
+}
+
+static void json_frame(FILE *f, const struct syms_frame *fr)
+{
+	char buf[600];
+
+	fputs("{\"func\":", f);
+	json_str(f, fr->func, sizeof(fr->func));
+	fprintf(f, ",\"offset\":%llu,\"module\":",
+		(unsigned long long)fr->offset);
+	json_str(f, fr->module, sizeof(fr->module));
+	fprintf(f, ",\"module_offset\":%llu",
+		(unsigned long long)fr->module_offset);
+	if (fr->file[0]) {
+		fputs(",\"file\":", f);
+		json_str(f, fr->file, sizeof(fr->file));
+		fprintf(f, ",\"line\":%d", fr->line);
+	}
+	if (fr->inlined)
+		fputs(",\"inlined\":true", f);
+	syms__format(fr, buf, sizeof(buf));
+	fputs(",\"name\":", f);
+	json_str(f, buf, sizeof(buf));
+	fputc('}', f);
+}
+
+void sites__json(struct app *app, struct mt_row *r, FILE *f)
+{
+	int i, j, k, n = r->nsites < app->env.top_sites ? r->nsites :
+						app->env.top_sites;
+
+	fputs(",\"sites\":[", f);
+	for (i = 0; i < n; i++) {
+		const struct mt_site_row *s = &r->sites[i];
+		bool firstf = true;
+
+		if (i)
+			fputc(',', f);
+		fprintf(f, "{\"live_bytes\":%lld,\"live_allocs\":%lld,"
+			"\"alloc_bytes\":%llu,\"allocs\":%llu,"
+			"\"growth_bps\":%.1f,\"stack\":[",
+			(long long)s->live_bytes, (long long)s->live_allocs,
+			(unsigned long long)s->alloc_bytes,
+			(unsigned long long)s->allocs, s->growth_bps);
+		for (j = 0; j < s->nframes; j++) {
+			struct syms_frame fr[MAX_INLINE];
+			int nf = syms__resolve_ret(app->syms, r->pid,
+						   s->stack[j], fr, MAX_INLINE);
+
+			for (k = 0; k < nf; k++) {
+				if (!firstf)
+					fputc(',', f);
+				firstf = false;
+				json_frame(f, &fr[k]);
+			}
+		}
+		fputs("]}", f);
+	}
+	fputc(']', f);
+}
+
+int sites__write_profiles(struct app *app)
+{
+	struct pprof *p = NULL;
+	FILE *folded = NULL;
+	char tmp[4096];
+	int i, j, err = 0;
+
+	if (!app->env.pprof_path && !app->env.folded_path)
+		return 0;
+	if (app->env.pprof_path) {
+		p = pprof__new(app->syms);
+		if (!p)
+			return -ENOMEM;
+	}
+	if (app->env.folded_path) {
+		snprintf(tmp, sizeof(tmp), "%s.tmp", app->env.folded_path);
+		folded = fopen(tmp, "we");
+		if (!folded) {
+			err = -errno;
+			fprintf(stderr, "memtrace: %s: %s\n", tmp,
+				strerror(errno));
+			goto out;
+		}
+	}
+	for (i = 0; i < table__nr(app->table); i++) {
+		struct mt_row *r = table__row(app->table, i);
+
+		for (j = 0; j < r->nsites; j++) {
+			const struct mt_site_row *s = &r->sites[j];
+
+			if (p)
+				pprof__add(p, r->pid, s->stack, s->nframes,
+					   s->allocs, s->alloc_bytes,
+					   s->live_allocs, s->live_bytes);
+			if (folded && s->live_bytes > 0)
+				folded__write(app->syms, folded, r->pid,
+					      r->comm, s->stack, s->nframes,
+					      s->live_bytes);
+		}
+	}
+	if (p) {
+		err = pprof__write(p, app->env.pprof_path);
+		if (err)
+			fprintf(stderr, "memtrace: %s: %s\n",
+				app->env.pprof_path, strerror(-err));
+	}
+	if (folded) {
+		if (fclose(folded)) {
+			err = -errno;
+			fprintf(stderr, "memtrace: %s: %s\n", tmp,
+				strerror(errno));
+		} else if (rename(tmp, app->env.folded_path)) {
+			err = -errno;
+		}
+		folded = NULL;
+	}
+out:
+	if (folded)
+		fclose(folded);
+	pprof__free(p);
+	return err;
+}

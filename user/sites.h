@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Allocation sites: naming them, and writing them out (JSON, pprof, folded). */
+#ifndef MT_SITES_H
+#define MT_SITES_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+struct app;
+struct mt_row;
+struct mt_site_row;
+
+/* Fill each row's top_site with the top site's first non-allocator frame. */
+void sites__top_names(struct app *app);
+/* "sites":[...] member for one process (leading comma included). */
+void sites__json(struct app *app, struct mt_row *r, FILE *f);
+/* --pprof / --folded files, if asked for. */
+int sites__write_profiles(struct app *app);
+/* Innermost frame of a site's stack that is not an allocator wrapper. */
+int sites__first_user_frame(struct app *app, struct mt_row *r,
+			    const struct mt_site_row *s, char *buf, size_t len);
+
+#endif /* MT_SITES_H */

@@ -1,0 +1,1003 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Symbolizer for user-space addresses, on elfutils libdwfl.
+ *
+ * Every ELF object gets its own Dwfl holding one module reported at its
+ * link-time addresses (base 0, add_p_vaddr), so a module address is the
+ * ELF virtual address and does not depend on where a process mapped the
+ * file.  That is what lets one loaded libc serve every process: a
+ * process only contributes a table of its executable mappings, each
+ * with the load bias that turns a process address into an ELF address.
+ *
+ * Lookups are memoized per object and ELF address, because the tracer
+ * symbolizes the same hot call sites over and over (every report, every
+ * folded line) and dwarf_getscopes walks a whole CU per call.
+ */
+#define _GNU_SOURCE
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwelf.h>
+#include <elfutils/libdwfl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "syms.h"
+
+#define OBJ_BUCKETS	64
+#define PROC_BUCKETS	256
+#define CACHE_SLOTS	8192		/* power of two */
+#define CACHE_MAX	(CACHE_SLOTS / 2) /* flush when half full */
+#define MAX_INLINE	16		/* frames kept per cached address */
+#define RELOAD_NS	(100ULL * 1000 * 1000)
+#define KEY_MAX		64
+
+struct syms_load {
+	uint64_t offset, vaddr, filesz;
+};
+
+/* A memoized lookup; frames == NULL marks a free slot. */
+struct syms_cent {
+	uint64_t key;			/* vaddr << 1 | is_return_address */
+	int n;
+	struct syms_frame *frames;
+};
+
+struct syms_obj {
+	struct syms_obj *next;
+	int refs;
+	uint64_t hash;
+	size_t key_len;
+	unsigned char key[KEY_MAX];
+	char name[256];
+	char build_id[41];
+	Dwfl *dwfl;
+	Dwfl_Module *mod;
+	Dwfl_Callbacks cb;		/* dwfl keeps a pointer to it */
+	char *debug_path;		/* and cb points here */
+	bool has_dwarf;
+	struct syms_load *loads;
+	int nr_loads;
+	struct syms_cent *cache;
+	int cache_used;
+};
+
+struct syms_map {
+	uint64_t start, end, pgoff;
+	uint64_t bias;			/* process address - ELF address */
+	uint64_t ino;
+	char *path;			/* as /proc/PID/maps shows it */
+	struct syms_obj *obj;		/* NULL: no usable ELF behind it */
+};
+
+struct syms_proc {
+	struct syms_proc *next;
+	int pid;
+	struct syms_map *maps;		/* sorted by start, no overlaps */
+	int nr_maps;
+	uint64_t loaded_ns;
+	bool loaded;
+};
+
+struct syms {
+	struct syms_obj *objs[OBJ_BUCKETS];
+	struct syms_proc *procs[PROC_BUCKETS];
+	int nr_objs;
+	struct stat root;		/* our own "/", to spot chroots */
+};
+
+static uint64_t fnv1a(const void *data, size_t len)
+{
+	const unsigned char *p = data;
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	while (len--) {
+		h ^= *p++;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* Truncating copy; names longer than the frame fields are cut. */
+static void copy_str(char *dst, size_t len, const char *src)
+{
+	size_t n = src ? strnlen(src, len - 1) : 0;
+
+	memcpy(dst, src ? src : "", n);
+	dst[n] = '\0';
+}
+
+static const char *base_name(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* ---- ELF objects ------------------------------------------------------ */
+
+static void obj_cache_flush(struct syms_obj *o)
+{
+	int i;
+
+	if (!o->cache)
+		return;
+	for (i = 0; i < CACHE_SLOTS; i++) {
+		free(o->cache[i].frames);
+		o->cache[i].frames = NULL;
+	}
+	o->cache_used = 0;
+}
+
+static void obj_destroy(struct syms_obj *o)
+{
+	obj_cache_flush(o);
+	free(o->cache);
+	if (o->dwfl)
+		dwfl_end(o->dwfl);
+	free(o->debug_path);
+	free(o->loads);
+	free(o);
+}
+
+static void obj_put(struct syms *s, struct syms_obj *o)
+{
+	struct syms_obj **pp;
+
+	if (!o || --o->refs > 0)
+		return;
+	for (pp = &s->objs[o->hash % OBJ_BUCKETS]; *pp; pp = &(*pp)->next) {
+		if (*pp == o) {
+			*pp = o->next;
+			break;
+		}
+	}
+	s->nr_objs--;
+	obj_destroy(o);
+}
+
+/*
+ * Identify the file behind fd: its GNU build-id, or when it has none the
+ * inode and modification stamp, which is as good as it gets.
+ */
+static int obj_key(int fd, unsigned char *key, size_t *key_len, char *hex)
+{
+	const unsigned char *id;
+	struct stat st;
+	ssize_t n;
+	Elf *elf;
+	int i, err = 0;
+
+	hex[0] = '\0';
+	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
+	if (!elf || elf_kind(elf) != ELF_K_ELF) {
+		err = -ENOEXEC;
+		goto out;
+	}
+	n = dwelf_elf_gnu_build_id(elf, (const void **)&id);
+	if (n > 0) {
+		if (n > KEY_MAX - 1)
+			n = KEY_MAX - 1;
+		key[0] = 'b';
+		memcpy(key + 1, id, n);
+		*key_len = n + 1;
+		for (i = 0; i < n && i < 20; i++)
+			sprintf(hex + 2 * i, "%02x", id[i]);
+		goto out;
+	}
+	if (fstat(fd, &st)) {
+		err = -errno;
+		goto out;
+	}
+	key[0] = 'i';
+	memcpy(key + 1, &st.st_dev, sizeof(st.st_dev));
+	memcpy(key + 9, &st.st_ino, sizeof(st.st_ino));
+	memcpy(key + 17, &st.st_size, sizeof(st.st_size));
+	memcpy(key + 25, &st.st_mtim, sizeof(st.st_mtim));
+	*key_len = 25 + sizeof(st.st_mtim);
+out:
+	if (elf)
+		elf_end(elf);
+	return err;
+}
+
+static int obj_read_loads(struct syms_obj *o)
+{
+	GElf_Phdr mem, *ph;
+	Dwarf_Addr bias;
+	size_t i, phnum;
+	Elf *elf;
+
+	elf = dwfl_module_getelf(o->mod, &bias);
+	if (!elf || elf_getphdrnum(elf, &phnum))
+		return -ENOEXEC;
+	o->loads = calloc(phnum ? phnum : 1, sizeof(*o->loads));
+	if (!o->loads)
+		return -ENOMEM;
+	for (i = 0; i < phnum; i++) {
+		ph = gelf_getphdr(elf, i, &mem);
+		if (!ph || ph->p_type != PT_LOAD)
+			continue;
+		o->loads[o->nr_loads].offset = ph->p_offset;
+		o->loads[o->nr_loads].vaddr = ph->p_vaddr;
+		o->loads[o->nr_loads].filesz = ph->p_filesz;
+		o->nr_loads++;
+	}
+	return o->nr_loads ? 0 : -ENOEXEC;
+}
+
+/*
+ * Load a new object from fd (consumed).  file_name is where debuglink
+ * searches start; root is "/proc/PID/root" for a process with another
+ * root, so its own /usr/lib/debug is searched by build-id too.  The
+ * debug file is looked up right here and not lazily: the process, and
+ * with it /proc/PID/root and map_files, may be gone by the time the
+ * first address of this object is symbolized.
+ */
+static int obj_create(int fd, const char *file_name, const char *root,
+		      struct syms_obj **out)
+{
+	struct syms_obj *o;
+	Dwarf_Addr bias;
+	int err;
+
+	o = calloc(1, sizeof(*o));
+	if (!o) {
+		err = -ENOMEM;
+		goto out_close;
+	}
+	if (root)
+		err = asprintf(&o->debug_path,
+			       ":.debug:/usr/lib/debug:%s/usr/lib/debug", root);
+	else
+		err = asprintf(&o->debug_path, ":.debug:/usr/lib/debug");
+	if (err < 0) {
+		o->debug_path = NULL;
+		err = -ENOMEM;
+		goto out_close;
+	}
+	o->cb.find_elf = dwfl_build_id_find_elf;
+	o->cb.find_debuginfo = dwfl_standard_find_debuginfo;
+	o->cb.section_address = dwfl_offline_section_address;
+	o->cb.debuginfo_path = &o->debug_path;
+	copy_str(o->name, sizeof(o->name), base_name(file_name));
+
+	o->dwfl = dwfl_begin(&o->cb);
+	if (!o->dwfl) {
+		err = -ENOMEM;
+		goto out_close;
+	}
+	dwfl_report_begin(o->dwfl);
+	o->mod = dwfl_report_elf(o->dwfl, o->name, file_name, fd, 0, true);
+	if (!o->mod) {
+		err = -ENOEXEC;
+		goto out_close;
+	}
+	fd = -1;	/* the module owns it now */
+	if (dwfl_report_end(o->dwfl, NULL, NULL)) {
+		err = -ENOEXEC;
+		goto out;
+	}
+	o->has_dwarf = dwfl_module_getdwarf(o->mod, &bias) != NULL;
+	dwfl_module_getsymtab(o->mod);
+	err = obj_read_loads(o);
+	if (err)
+		goto out;
+	o->cache = calloc(CACHE_SLOTS, sizeof(*o->cache));
+	if (!o->cache) {
+		err = -ENOMEM;
+		goto out;
+	}
+	*out = o;
+	return 0;
+
+out_close:
+	if (fd >= 0)
+		close(fd);
+out:
+	if (o)
+		obj_destroy(o);
+	return err;
+}
+
+/* ---- process mappings ------------------------------------------------- */
+
+static bool proc_has_own_root(struct syms *s, int pid)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/root/", pid);
+	if (stat(path, &st))
+		return false;
+	return st.st_dev != s->root.st_dev || st.st_ino != s->root.st_ino;
+}
+
+/*
+ * Open the file behind a mapping.  The path in maps is relative to the
+ * process's root, so go through /proc/PID/root; if the file there is
+ * not the mapped one any more (deleted, or replaced by an upgrade), the
+ * mapped inode itself is still reachable through map_files (root only).
+ */
+static int map_open(int pid, const struct syms_map *m, const char *clean,
+		    bool deleted)
+{
+	char path[PATH_MAX + 64];
+	struct stat st;
+	int fd;
+
+	if (!deleted) {
+		snprintf(path, sizeof(path), "/proc/%d/root%s", pid, clean);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			if (!fstat(fd, &st) && st.st_ino == m->ino)
+				return fd;
+			close(fd);
+		}
+	}
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
+		 pid, m->start, m->end);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		return fd;
+	return -errno;
+}
+
+static int obj_get(struct syms *s, int pid, const struct syms_map *m,
+		   bool own_root, struct syms_obj **out)
+{
+	unsigned char key[KEY_MAX];
+	char clean[PATH_MAX], file_name[PATH_MAX + 64], root[64], hex[41];
+	struct syms_obj *o;
+	size_t key_len = 0, len;
+	bool deleted = false;
+	uint64_t hash;
+	int fd, err;
+
+	*out = NULL;
+	copy_str(clean, sizeof(clean), m->path);
+	len = strlen(clean);
+	if (len > 10 && !strcmp(clean + len - 10, " (deleted)")) {
+		clean[len - 10] = '\0';
+		deleted = true;
+	}
+	fd = map_open(pid, m, clean, deleted);
+	if (fd < 0)
+		return fd;
+	err = obj_key(fd, key, &key_len, hex);
+	if (err)
+		goto out_close;
+
+	hash = fnv1a(key, key_len);
+	for (o = s->objs[hash % OBJ_BUCKETS]; o; o = o->next) {
+		if (o->key_len == key_len && !memcmp(o->key, key, key_len)) {
+			o->refs++;
+			*out = o;
+			goto out_close;
+		}
+	}
+
+	snprintf(root, sizeof(root), "/proc/%d/root", pid);
+	snprintf(file_name, sizeof(file_name), "%s%s", own_root ? root : "",
+		 clean);
+	err = obj_create(fd, file_name, own_root ? root : NULL, &o);
+	if (err)
+		return err;
+	memcpy(o->key, key, key_len);
+	o->key_len = key_len;
+	o->hash = hash;
+	memcpy(o->build_id, hex, sizeof(hex));
+	o->refs = 1;
+	o->next = s->objs[hash % OBJ_BUCKETS];
+	s->objs[hash % OBJ_BUCKETS] = o;
+	s->nr_objs++;
+	*out = o;
+	return 0;
+
+out_close:
+	close(fd);
+	return err;
+}
+
+/*
+ * Load bias of a mapping: the PT_LOAD segment whose file range holds the
+ * mapping's offset says which ELF address the mapping starts at.
+ */
+static uint64_t map_bias(const struct syms_obj *o, const struct syms_map *m)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+	const struct syms_load *l;
+	int i;
+
+	for (i = 0; i < o->nr_loads; i++) {
+		l = &o->loads[i];
+		if ((l->offset & ~(page - 1)) <= m->pgoff &&
+		    m->pgoff < l->offset + l->filesz)
+			return m->start - m->pgoff - (l->vaddr - l->offset);
+	}
+	return m->start - m->pgoff;
+}
+
+static void maps_free(struct syms *s, struct syms_map *maps, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		obj_put(s, maps[i].obj);
+		free(maps[i].path);
+	}
+	free(maps);
+}
+
+/* An unchanged mapping keeps its object without reopening the file. */
+static struct syms_map *maps_find_same(struct syms_proc *p,
+				       const struct syms_map *m)
+{
+	int i;
+
+	for (i = 0; i < p->nr_maps; i++) {
+		struct syms_map *o = &p->maps[i];
+
+		if (o->start == m->start && o->end == m->end &&
+		    o->pgoff == m->pgoff && o->ino == m->ino && o->obj &&
+		    !strcmp(o->path, m->path))
+			return o;
+	}
+	return NULL;
+}
+
+static int proc_load(struct syms *s, struct syms_proc *p)
+{
+	struct syms_map *maps = NULL, *tmp, *old, m;
+	int n = 0, cap = 0, err = 0;
+	char *line = NULL, path[64];
+	unsigned long long start, end, pgoff, ino;
+	char perms[8];
+	size_t line_cap = 0;
+	bool own_root;
+	FILE *f;
+	int pos;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", p->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -errno;
+	own_root = proc_has_own_root(s, p->pid);
+
+	while (getline(&line, &line_cap, f) > 0) {
+		pos = 0;
+		if (sscanf(line, "%llx-%llx %7s %llx %*x:%*x %llu %n", &start,
+			   &end, perms, &pgoff, &ino, &pos) < 5 || !pos)
+			continue;
+		/* Only code is ever symbolized; anonymous code (JITs) has
+		 * nothing to look up, so it stays "[unknown]". */
+		if (!strchr(perms, 'x') || !line[pos] || line[pos] == '\n')
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		if (n == cap) {
+			cap = cap ? cap * 2 : 32;
+			tmp = realloc(maps, cap * sizeof(*maps));
+			if (!tmp) {
+				err = -ENOMEM;
+				goto out;
+			}
+			maps = tmp;
+		}
+		memset(&m, 0, sizeof(m));
+		m.start = start;
+		m.end = end;
+		m.pgoff = pgoff;
+		m.ino = ino;
+		m.path = strdup(line + pos);
+		if (!m.path) {
+			err = -ENOMEM;
+			goto out;
+		}
+		old = m.path[0] == '/' ? maps_find_same(p, &m) : NULL;
+		if (old) {
+			m.obj = old->obj;
+			m.obj->refs++;
+		} else if (m.path[0] == '/') {
+			/* Not an ELF or unreadable: degrade, don't fail. */
+			err = obj_get(s, p->pid, &m, own_root, &m.obj);
+			if (err == -ENOMEM) {
+				free(m.path);
+				goto out;
+			}
+			err = 0;
+		}
+		if (m.obj)
+			m.bias = map_bias(m.obj, &m);
+		maps[n++] = m;
+	}
+	if (!n && p->nr_maps) {
+		/*
+		 * An exiting process (or a zombie) shows no mappings: keep
+		 * what we knew, its stacks must still symbolize.
+		 */
+		p->loaded_ns = now_ns();
+		goto out;
+	}
+	maps_free(s, p->maps, p->nr_maps);
+	p->maps = maps;
+	p->nr_maps = n;
+	maps = NULL;
+	n = 0;
+	p->loaded = true;
+	p->loaded_ns = now_ns();
+out:
+	maps_free(s, maps, n);
+	free(line);
+	fclose(f);
+	return err;
+}
+
+static struct syms_proc *proc_find(struct syms *s, int pid)
+{
+	struct syms_proc *p;
+
+	for (p = s->procs[(unsigned int)pid % PROC_BUCKETS]; p; p = p->next)
+		if (p->pid == pid)
+			return p;
+	return NULL;
+}
+
+static int proc_get(struct syms *s, int pid, struct syms_proc **out)
+{
+	struct syms_proc *p;
+	int err;
+
+	p = proc_find(s, pid);
+	if (p) {
+		*out = p;
+		return 0;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->pid = pid;
+	err = proc_load(s, p);
+	if (err) {
+		free(p);
+		return err;
+	}
+	p->next = s->procs[(unsigned int)pid % PROC_BUCKETS];
+	s->procs[(unsigned int)pid % PROC_BUCKETS] = p;
+	*out = p;
+	return 0;
+}
+
+static struct syms_map *proc_addr_map(struct syms_proc *p, uint64_t addr)
+{
+	int lo = 0, hi = p->nr_maps - 1, mid;
+
+	while (lo <= hi) {
+		mid = lo + (hi - lo) / 2;
+		if (addr < p->maps[mid].start)
+			hi = mid - 1;
+		else if (addr >= p->maps[mid].end)
+			lo = mid + 1;
+		else
+			return &p->maps[mid];
+	}
+	return NULL;
+}
+
+/* ---- lookups ---------------------------------------------------------- */
+
+static const char *die_name(Dwarf_Die *die)
+{
+	Dwarf_Attribute attr;
+	const char *name = NULL;
+
+	/* Linkage names match the ELF symbols used for outer frames. */
+	if (dwarf_attr_integrate(die, DW_AT_linkage_name, &attr) ||
+	    dwarf_attr_integrate(die, DW_AT_MIPS_linkage_name, &attr))
+		name = dwarf_formstring(&attr);
+	if (!name && dwarf_attr_integrate(die, DW_AT_name, &attr))
+		name = dwarf_formstring(&attr);
+	return name;
+}
+
+static const char *cu_comp_dir(Dwarf_Die *cu)
+{
+	Dwarf_Attribute attr;
+
+	return dwarf_formstring(dwarf_attr(cu, DW_AT_comp_dir, &attr));
+}
+
+/*
+ * DWARF file names may be relative to the CU's compilation directory;
+ * make them absolute when that fits, so pprof -list can find sources.
+ */
+static void set_file(struct syms_frame *f, const char *file,
+		     const char *comp_dir)
+{
+	size_t dl, fl;
+
+	if (!file)
+		return;
+	dl = comp_dir ? strlen(comp_dir) : 0;
+	fl = strlen(file);
+	if (file[0] == '/' || !dl || dl + 1 + fl >= sizeof(f->file)) {
+		copy_str(f->file, sizeof(f->file), file);
+		return;
+	}
+	memcpy(f->file, comp_dir, dl);
+	f->file[dl] = '/';
+	memcpy(f->file + dl + 1, file, fl + 1);
+}
+
+/* Where an inlined instance was called from, in its caller's terms. */
+static void call_site(Dwarf_Die *die, const char **file, const char **comp,
+		      int *line)
+{
+	Dwarf_Attribute attr;
+	Dwarf_Files *files;
+	Dwarf_Word val;
+	Dwarf_Die cu;
+	size_t nfiles;
+
+	*file = NULL;
+	*comp = NULL;
+	*line = 0;
+	if (dwarf_attr(die, DW_AT_call_line, &attr) &&
+	    !dwarf_formudata(&attr, &val))
+		*line = (int)val;
+	if (!dwarf_attr(die, DW_AT_call_file, &attr) ||
+	    dwarf_formudata(&attr, &val))
+		return;
+	/* The file index belongs to the CU holding the concrete DIE. */
+	if (!dwarf_diecu(die, &cu, NULL, NULL) ||
+	    dwarf_getsrcfiles(&cu, &files, &nfiles) || val >= nfiles)
+		return;
+	*file = dwarf_filesrc(files, val, NULL, NULL);
+	*comp = cu_comp_dir(&cu);
+}
+
+static void frame_init(const struct syms_obj *o, struct syms_frame *f,
+		       uint64_t vaddr)
+{
+	memset(f, 0, sizeof(*f));
+	copy_str(f->module, sizeof(f->module), o->name);
+	f->module_offset = vaddr;
+	f->build_id_hash = o->hash;
+}
+
+static bool is_func(Dwarf_Die *die)
+{
+	int tag = dwarf_tag(die);
+
+	return tag == DW_TAG_subprogram || tag == DW_TAG_inlined_subroutine;
+}
+
+/*
+ * Inline chain at pc: dwarf_getscopes finds the innermost function
+ * scope, but above an inlined instance it continues in the abstract
+ * definition, so the concrete callers come from dwarf_getscopes_die on
+ * that innermost instance.  Each inlined instance's call_file/call_line
+ * is the position in the frame that follows it.
+ */
+static int obj_inline_chain(struct syms_obj *o, uint64_t pc, uint64_t vaddr,
+			    const char *sym, uint64_t sym_start,
+			    struct syms_frame *fr, int max)
+{
+	Dwarf_Die *scopes = NULL, *chain = NULL, *cu;
+	const char *file = NULL, *comp = NULL, *name;
+	Dwfl_Line *dl;
+	Dwarf_Addr bias;
+	int i, ns, nc, n = 0, line = 0;
+
+	cu = dwfl_module_addrdie(o->mod, pc, &bias);
+	if (!cu)
+		return 0;
+	ns = dwarf_getscopes(cu, pc - bias, &scopes);
+	for (i = 0; i < ns; i++)
+		if (is_func(&scopes[i]))
+			break;
+	if (i >= ns)
+		goto out;
+	nc = dwarf_getscopes_die(&scopes[i], &chain);
+	if (nc <= 0)
+		goto out;
+
+	dl = dwfl_module_getsrc(o->mod, pc);
+	if (dl) {
+		file = dwfl_lineinfo(dl, NULL, &line, NULL, NULL, NULL);
+		comp = dwfl_line_comp_dir(dl);
+	}
+
+	for (i = 0; i < nc && n < max; i++) {
+		struct syms_frame *f = &fr[n];
+
+		if (!is_func(&chain[i]))
+			continue;
+		frame_init(o, f, vaddr);
+		set_file(f, file, comp);
+		f->line = file ? line : 0;
+		n++;
+		if (dwarf_tag(&chain[i]) == DW_TAG_inlined_subroutine) {
+			f->inlined = true;
+			copy_str(f->func, sizeof(f->func), die_name(&chain[i]));
+			call_site(&chain[i], &file, &comp, &line);
+			continue;
+		}
+		name = sym ? sym : die_name(&chain[i]);
+		copy_str(f->func, sizeof(f->func), name);
+		if (sym) {
+			f->offset = vaddr - sym_start;
+		} else {
+			Dwarf_Addr low;
+
+			if (!dwarf_lowpc(&chain[i], &low))
+				f->offset = vaddr - (low + bias);
+		}
+		break;
+	}
+out:
+	free(chain);
+	free(scopes);
+	return n;
+}
+
+static int obj_lookup(struct syms_obj *o, uint64_t vaddr, bool ret,
+		      struct syms_frame *fr, int max)
+{
+	uint64_t pc = ret && vaddr ? vaddr - 1 : vaddr;
+	const char *sym, *file;
+	GElf_Off off = 0;
+	GElf_Sym esym;
+	Dwfl_Line *dl;
+	int n = 0, line = 0;
+
+	sym = dwfl_module_addrinfo(o->mod, pc, &off, &esym, NULL, NULL, NULL);
+	if (o->has_dwarf)
+		n = obj_inline_chain(o, pc, vaddr, sym, pc - off, fr, max);
+	if (n > 0)
+		return n;
+
+	/* No DWARF for pc: symbol table and maybe a line table. */
+	frame_init(o, fr, vaddr);
+	if (sym) {
+		copy_str(fr->func, sizeof(fr->func), sym);
+		fr->offset = vaddr - (pc - off);
+	}
+	dl = o->has_dwarf ? dwfl_module_getsrc(o->mod, pc) : NULL;
+	file = dl ? dwfl_lineinfo(dl, NULL, &line, NULL, NULL, NULL) : NULL;
+	if (file) {
+		set_file(fr, file, dwfl_line_comp_dir(dl));
+		fr->line = line;
+	}
+	return 1;
+}
+
+static int obj_resolve(struct syms_obj *o, uint64_t vaddr, bool ret,
+		       struct syms_frame *out, int max)
+{
+	struct syms_frame tmp[MAX_INLINE];
+	uint64_t key = vaddr << 1 | ret;
+	struct syms_cent *e;
+	unsigned int i;
+	int n;
+
+	i = (unsigned int)fnv1a(&key, sizeof(key)) & (CACHE_SLOTS - 1);
+	for (;; i = (i + 1) & (CACHE_SLOTS - 1)) {
+		e = &o->cache[i];
+		if (!e->frames)
+			break;
+		if (e->key == key)
+			goto hit;
+	}
+
+	n = obj_lookup(o, vaddr, ret, tmp, MAX_INLINE);
+	if (o->cache_used >= CACHE_MAX) {
+		/* Crude, but bounded and rare: start over. */
+		obj_cache_flush(o);
+		i = (unsigned int)fnv1a(&key, sizeof(key)) & (CACHE_SLOTS - 1);
+		e = &o->cache[i];
+	}
+	e->frames = malloc(n * sizeof(*tmp));
+	if (!e->frames) {
+		/* Uncached but still correct. */
+		n = n < max ? n : max;
+		memcpy(out, tmp, n * sizeof(*tmp));
+		return n;
+	}
+	memcpy(e->frames, tmp, n * sizeof(*tmp));
+	e->key = key;
+	e->n = n;
+	o->cache_used++;
+hit:
+	n = e->n < max ? e->n : max;
+	memcpy(out, e->frames, n * sizeof(*out));
+	return n;
+}
+
+static int resolve(struct syms *s, int pid, uint64_t addr, bool ret,
+		   struct syms_frame *out, int max)
+{
+	struct syms_proc *p = NULL;
+	struct syms_map *m = NULL;
+	int err;
+
+	if (!s || !out || max < 1)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+
+	err = proc_get(s, pid, &p);
+	if (err == -ENOMEM)
+		return err;
+	if (p) {
+		m = proc_addr_map(p, addr);
+		/* Maybe mapped since (dlopen): reread, but not per miss. */
+		if (!m && now_ns() - p->loaded_ns > RELOAD_NS) {
+			err = proc_load(s, p);
+			if (err == -ENOMEM)
+				return err;
+			m = proc_addr_map(p, addr);
+		}
+	}
+	if (!m)
+		return 1;	/* "[unknown]" */
+	if (!m->obj) {
+		/* [vdso] or a file we could not read as ELF. */
+		if (m->path[0] == '[')
+			snprintf(out->module, sizeof(out->module), "%.*s",
+				 (int)strcspn(m->path + 1, "]"), m->path + 1);
+		else
+			copy_str(out->module, sizeof(out->module),
+				 base_name(m->path));
+		out->module_offset = addr - m->start + m->pgoff;
+		return 1;
+	}
+	return obj_resolve(m->obj, addr - m->bias, ret, out, max);
+}
+
+/* ---- API -------------------------------------------------------------- */
+
+struct syms *syms__new(void)
+{
+	struct syms *s;
+
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	if (stat("/proc/self/root/", &s->root) && stat("/", &s->root)) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+static void proc_free(struct syms *s, struct syms_proc *p)
+{
+	maps_free(s, p->maps, p->nr_maps);
+	free(p);
+}
+
+void syms__free(struct syms *s)
+{
+	struct syms_proc *p;
+	int i;
+
+	if (!s)
+		return;
+	for (i = 0; i < PROC_BUCKETS; i++) {
+		while ((p = s->procs[i])) {
+			s->procs[i] = p->next;
+			proc_free(s, p);
+		}
+	}
+	free(s);
+}
+
+int syms__resolve(struct syms *s, int pid, uint64_t addr,
+		  struct syms_frame *out, int max)
+{
+	return resolve(s, pid, addr, false, out, max);
+}
+
+int syms__resolve_ret(struct syms *s, int pid, uint64_t addr,
+		      struct syms_frame *out, int max)
+{
+	return resolve(s, pid, addr, true, out, max);
+}
+
+int syms__load_pid(struct syms *s, int pid)
+{
+	struct syms_proc *p;
+
+	p = proc_find(s, pid);
+	if (p)
+		return proc_load(s, p);
+	return proc_get(s, pid, &p);
+}
+
+void syms__forget_pid(struct syms *s, int pid)
+{
+	struct syms_proc **pp, *p;
+
+	if (!s)
+		return;
+	for (pp = &s->procs[(unsigned int)pid % PROC_BUCKETS]; (p = *pp);
+	     pp = &p->next) {
+		if (p->pid == pid) {
+			*pp = p->next;
+			proc_free(s, p);
+			return;
+		}
+	}
+}
+
+void syms__format(const struct syms_frame *f, char *buf, size_t len)
+{
+	const char *file = base_name(f->file);
+
+	if (!len)
+		return;
+	if (f->func[0] && f->inlined && f->file[0])
+		snprintf(buf, len, "%s (%s:%d) [inlined]", f->func, file,
+			 f->line);
+	else if (f->func[0] && f->inlined)
+		snprintf(buf, len, "%s [inlined]", f->func);
+	else if (f->func[0] && f->file[0])
+		snprintf(buf, len, "%s+0x%" PRIx64 " (%s:%d)", f->func,
+			 f->offset, file, f->line);
+	else if (f->func[0])
+		snprintf(buf, len, "%s+0x%" PRIx64, f->func, f->offset);
+	else if (f->module[0])
+		snprintf(buf, len, "[%s+0x%" PRIx64 "]", f->module,
+			 f->module_offset);
+	else
+		snprintf(buf, len, "[unknown]");
+}
+
+int syms__mappings(struct syms *s, int pid, struct syms_mapping *out,
+		   int max)
+{
+	struct syms_proc *p;
+	struct syms_map *m;
+	int i, n = 0, err;
+
+	if (!s || (!out && max))
+		return -EINVAL;
+	err = proc_get(s, pid, &p);
+	if (err)
+		return err;
+	for (i = 0; i < p->nr_maps && n < max; i++) {
+		m = &p->maps[i];
+		memset(&out[n], 0, sizeof(out[n]));
+		out[n].start = m->start;
+		out[n].limit = m->end;
+		out[n].file_offset = m->pgoff;
+		copy_str(out[n].path, sizeof(out[n].path), m->path);
+		if (m->obj)
+			memcpy(out[n].build_id, m->obj->build_id,
+			       sizeof(out[n].build_id));
+		n++;
+	}
+	return n;
+}
+
+int syms__nr_objects(const struct syms *s)
+{
+	return s ? s->nr_objs : 0;
+}

@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * User-space symbolizer: process address -> function, file:line, module.
+ *
+ * Built on elfutils libdwfl.  Each ELF object is loaded once per struct
+ * syms and shared by every process that maps it (keyed by GNU build-id,
+ * or by dev+inode+size+mtime when the file has none), so thousands of
+ * processes sharing libc cost one libc.
+ *
+ * Per-process state (the executable mappings and the objects behind
+ * them) is read from /proc/PID/maps the first time a pid is seen, and is
+ * kept until syms__forget_pid(): stacks of a process that has already
+ * exited still symbolize, as long as the pid was seen while alive.  ELF
+ * files are opened through /proc/PID/root/<path> so processes in other
+ * mount namespaces and chroots work, and through /proc/PID/map_files/
+ * when the file was deleted or replaced after it was mapped.  Separate
+ * debug files are found by dwfl_standard_find_debuginfo (build-id under
+ * /usr/lib/debug/.build-id/, .gnu_debuglink next to the file or under
+ * .debug/), also inside the process's root.
+ *
+ * Not thread-safe: one struct syms per thread.
+ */
+#ifndef MT_SYMS_H
+#define MT_SYMS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct syms;
+
+/* One resolved frame; one address yields several when code was inlined. */
+struct syms_frame {
+	char func[256];		/* function name, "" if unknown */
+	uint64_t offset;	/* address - function start, if func known */
+	char file[256];		/* source file path, "" if unknown */
+	int line;		/* source line, 0 if unknown */
+	char module[256];	/* ELF basename ("libc.so.6"), "vdso", or "" */
+	uint64_t module_offset;	/* ELF virtual address (addr - load bias),
+				 * the value addr2line -e MODULE takes */
+	uint64_t build_id_hash;	/* FNV-1a of the build-id (or file key) */
+	bool inlined;		/* inlined into the next frame of the array */
+};
+
+/* One executable mapping of a process, in the form pprof wants. */
+struct syms_mapping {
+	uint64_t start, limit, file_offset;
+	char path[512];		/* path as the process sees it, or "[vdso]" */
+	char build_id[41];	/* lower-case hex, "" if none (truncated) */
+};
+
+struct syms *syms__new(void);
+void syms__free(struct syms *s);
+
+/*
+ * Resolve an exact instruction address (e.g. a function address or the
+ * innermost frame of a sampled stack).  Fills up to max frames, innermost
+ * (most deeply inlined) first, the real enclosing function last.  Returns
+ * the number of frames (always >= 1: an unresolvable address gives one
+ * frame with func "" and either module set, formatted "[module+0x...]",
+ * or module "" for an address in no mapping, formatted "[unknown]"), or a
+ * negative errno on a hard error (bad arguments, out of memory).
+ */
+int syms__resolve(struct syms *s, int pid, uint64_t addr,
+		  struct syms_frame *out, int max);
+
+/*
+ * Same for a return address (every frame of a frame-pointer walk except
+ * a sampled PC).  A return address points after the call instruction,
+ * which may already belong to the next line, the next inlined block or
+ * even the next function, so the lookup is done at addr - 1.  offset and
+ * module_offset still describe addr itself, like other backtraces do.
+ */
+int syms__resolve_ret(struct syms *s, int pid, uint64_t addr,
+		      struct syms_frame *out, int max);
+
+/*
+ * (Re)read /proc/PID/maps now, e.g. right after exec or dlopen, or to
+ * capture a short-lived process before it exits.  Resolving an address
+ * outside the known mappings rereads them too (rate-limited).
+ */
+int syms__load_pid(struct syms *s, int pid);
+
+/* Drop the cached mappings of pid (call on exit and before exec). */
+void syms__forget_pid(struct syms *s, int pid);
+
+/*
+ * Human form: "func+0x1a (file.c:42)", "func+0x1a", "inl (file.c:7)
+ * [inlined]", "[libfoo.so+0x1234]" or "[unknown]".
+ */
+void syms__format(const struct syms_frame *f, char *buf, size_t len);
+
+/*
+ * Executable mappings of pid (from the cached state, loaded if needed),
+ * at most max.  Returns the count or a negative errno.
+ */
+int syms__mappings(struct syms *s, int pid, struct syms_mapping *out,
+		   int max);
+
+/* Number of distinct ELF objects currently loaded (for tests/stats). */
+int syms__nr_objects(const struct syms *s);
+
+#endif /* MT_SYMS_H */

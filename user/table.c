@@ -1,0 +1,309 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The process table model: rows, derived rates, sorting, mmap ranges. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "table.h"
+
+struct table {
+	struct mt_row **rows;
+	int nr, cap;
+};
+
+static uint64_t page_size(void)
+{
+	static uint64_t ps;
+
+	if (!ps)
+		ps = sysconf(_SC_PAGESIZE);
+	return ps;
+}
+
+struct table *table__new(void)
+{
+	return calloc(1, sizeof(struct table));
+}
+
+static void row_free(struct mt_row *r)
+{
+	free(r->ranges);
+	free(r->sites);
+	free(r);
+}
+
+void table__free(struct table *t)
+{
+	int i;
+
+	if (!t)
+		return;
+	for (i = 0; i < t->nr; i++)
+		row_free(t->rows[i]);
+	free(t->rows);
+	free(t);
+}
+
+struct mt_row *table__get(struct table *t, int pid)
+{
+	int i;
+
+	for (i = 0; i < t->nr; i++)
+		if (t->rows[i]->pid == pid)
+			return t->rows[i];
+	return NULL;
+}
+
+struct mt_row *table__add(struct table *t, int pid)
+{
+	struct mt_row *r = table__get(t, pid);
+
+	if (r)
+		return r;
+	if (t->nr == t->cap) {
+		int cap = t->cap ? t->cap * 2 : 64;
+		struct mt_row **n = realloc(t->rows, cap * sizeof(*n));
+
+		if (!n)
+			return NULL;
+		t->rows = n;
+		t->cap = cap;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->pid = pid;
+	t->rows[t->nr++] = r;
+	return r;
+}
+
+void table__remove(struct table *t, int pid)
+{
+	int i;
+
+	for (i = 0; i < t->nr; i++) {
+		if (t->rows[i]->pid != pid)
+			continue;
+		row_free(t->rows[i]);
+		memmove(&t->rows[i], &t->rows[i + 1],
+			(t->nr - i - 1) * sizeof(t->rows[0]));
+		t->nr--;
+		return;
+	}
+}
+
+int table__nr(const struct table *t)
+{
+	return t->nr;
+}
+
+struct mt_row *table__row(struct table *t, int i)
+{
+	return i >= 0 && i < t->nr ? t->rows[i] : NULL;
+}
+
+static double rate(uint64_t now, uint64_t before, double secs)
+{
+	return secs > 0 && now >= before ? (now - before) / secs : 0;
+}
+
+void table__set_stats(struct table *t, struct mt_row *r,
+		      const struct mt_proc *st, uint64_t ts)
+{
+	double secs;
+
+	if (r->gen != st->gen) {
+		/* a new image (exec) or a new process: rates start over */
+		r->gen = st->gen;
+		r->have_prev = false;
+	}
+	if (r->have_prev || r->cur_ts) {
+		r->prev = r->cur;
+		r->prev_ts = r->cur_ts;
+		r->have_prev = r->cur_ts != 0;
+	}
+	r->cur = *st;
+	r->cur_ts = ts;
+	r->live_bytes = (int64_t)(st->alloc_bytes - st->free_bytes);
+	r->live_allocs = (int64_t)(st->allocs - st->frees);
+	r->lost_events = st->lost + st->lost_events;
+	r->loss = r->lost_events != 0;
+	if (!r->have_prev)
+		return;
+	secs = (r->cur_ts - r->prev_ts) / 1e9;
+	r->alloc_bps = rate(st->alloc_bytes, r->prev.alloc_bytes, secs);
+	r->free_bps = rate(st->free_bytes, r->prev.free_bytes, secs);
+	r->allocs_ps = rate(st->allocs, r->prev.allocs, secs);
+	r->frees_ps = rate(st->frees, r->prev.frees, secs);
+	r->pf_ps = rate(st->page_faults, r->prev.page_faults, secs);
+	r->growth_bps = secs > 0 ? (r->live_bytes -
+		(int64_t)(r->prev.alloc_bytes - r->prev.free_bytes)) / secs : 0;
+}
+
+static enum mt_sort sort_key;
+static bool sort_rev;
+
+static double limit_frac(const struct mt_row *r)
+{
+	return r->cg_limit ? (double)r->cg_usage / r->cg_limit : -1;
+}
+
+static int cmp_rows(const void *pa, const void *pb)
+{
+	const struct mt_row *a = *(struct mt_row * const *)pa;
+	const struct mt_row *b = *(struct mt_row * const *)pb;
+	double va, vb;
+	int c;
+
+	switch (sort_key) {
+	case SORT_GROWTH: va = a->growth_bps; vb = b->growth_bps; break;
+	case SORT_ALLOC_RATE: va = a->alloc_bps; vb = b->alloc_bps; break;
+	case SORT_RSS: va = a->rss_bytes; vb = b->rss_bytes; break;
+	case SORT_LIMIT: va = limit_frac(a); vb = limit_frac(b); break;
+	case SORT_PID: va = -a->pid; vb = -b->pid; break;
+	default: va = a->live_bytes; vb = b->live_bytes; break;
+	}
+	/* descending by default; pid breaks ties so the order is stable */
+	c = va < vb ? 1 : va > vb ? -1 : (a->pid > b->pid) - (a->pid < b->pid);
+	return sort_rev ? -c : c;
+}
+
+void table__sort(struct table *t, enum mt_sort key, bool reverse)
+{
+	sort_key = key;
+	sort_rev = reverse;
+	qsort(t->rows, t->nr, sizeof(t->rows[0]), cmp_rows);
+}
+
+const char *table__sort_name(enum mt_sort key)
+{
+	static const char *const names[] = {
+		[SORT_LIVE] = "live", [SORT_GROWTH] = "growth",
+		[SORT_ALLOC_RATE] = "alloc/s", [SORT_RSS] = "rss",
+		[SORT_LIMIT] = "limit%", [SORT_PID] = "pid",
+	};
+
+	return key < SORT_MAX ? names[key] : "?";
+}
+
+/* ---- anonymous mapping ranges ------------------------------------------ */
+
+static uint64_t page_up(uint64_t v)
+{
+	return (v + page_size() - 1) & ~(page_size() - 1);
+}
+
+static void ranges_total(struct mt_row *r)
+{
+	uint64_t sum = 0;
+	int i;
+
+	for (i = 0; i < r->nranges; i++)
+		sum += r->ranges[i].end - r->ranges[i].start;
+	r->mmap_bytes = sum;
+}
+
+/* Remove [start, end) from the set; returns bytes removed. */
+static uint64_t ranges_cut(struct mt_row *r, uint64_t start, uint64_t end)
+{
+	uint64_t cut = 0;
+	int i;
+
+	for (i = 0; i < r->nranges; i++) {
+		struct mt_range *g = &r->ranges[i];
+		uint64_t lo, hi;
+
+		if (g->end <= start || g->start >= end)
+			continue;
+		lo = g->start > start ? g->start : start;
+		hi = g->end < end ? g->end : end;
+		cut += hi - lo;
+		if (g->start < start && g->end > end) {
+			/* punch a hole: split in two */
+			struct mt_range tail = { end, g->end };
+
+			g->end = start;
+			if (r->nranges == r->cap_ranges) {
+				int cap = r->cap_ranges ? r->cap_ranges * 2 : 16;
+				struct mt_range *n = realloc(r->ranges,
+							     cap * sizeof(*n));
+
+				if (!n)
+					return cut;
+				r->ranges = n;
+				r->cap_ranges = cap;
+				g = &r->ranges[i];
+			}
+			r->ranges[r->nranges++] = tail;
+		} else if (g->start < start) {
+			g->end = start;
+		} else if (g->end > end) {
+			g->start = end;
+		} else {
+			r->ranges[i--] = r->ranges[--r->nranges];
+		}
+	}
+	return cut;
+}
+
+static void ranges_add(struct mt_row *r, uint64_t start, uint64_t end)
+{
+	ranges_cut(r, start, end);
+	if (r->nranges == r->cap_ranges) {
+		int cap = r->cap_ranges ? r->cap_ranges * 2 : 16;
+		struct mt_range *n = realloc(r->ranges, cap * sizeof(*n));
+
+		if (!n)
+			return;
+		r->ranges = n;
+		r->cap_ranges = cap;
+	}
+	r->ranges[r->nranges].start = start;
+	r->ranges[r->nranges].end = end;
+	r->nranges++;
+}
+
+#define MT_MAP_ANONYMOUS 0x20
+
+void row__mmap(struct mt_row *r, uint64_t addr, uint64_t len, uint64_t flags)
+{
+	uint64_t end = addr + page_up(len);
+
+	/* a file mapping placed over anonymous memory replaces it */
+	if (flags & MT_MAP_ANONYMOUS)
+		ranges_add(r, addr, end);
+	else
+		ranges_cut(r, addr, end);
+	ranges_total(r);
+}
+
+void row__munmap(struct mt_row *r, uint64_t addr, uint64_t len)
+{
+	ranges_cut(r, addr, addr + page_up(len));
+	ranges_total(r);
+}
+
+void row__mremap(struct mt_row *r, uint64_t old, uint64_t old_len,
+		 uint64_t new_addr, uint64_t new_len)
+{
+	/* only memory we saw mapped anonymously is followed */
+	if (ranges_cut(r, old, old + page_up(old_len)))
+		ranges_add(r, new_addr, new_addr + page_up(new_len));
+	ranges_total(r);
+}
+
+void row__reset(struct mt_row *r)
+{
+	r->nranges = 0;
+	r->mmap_bytes = 0;
+	r->nsites = 0;
+	r->have_prev = false;
+	r->cur_ts = 0;
+	r->start_brk = r->cur_brk = r->brk_bytes = 0;
+	r->probed = false;
+	r->attach_tries = 0;
+	r->warned = false;
+	memset(&r->cur, 0, sizeof(r->cur));
+	r->live_bytes = r->live_allocs = 0;
+}

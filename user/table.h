@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The process table: one model shared by the batch, JSON and live views.
+ * It holds no terminal code; views read rows and render them.
+ */
+#ifndef MT_TABLE_H
+#define MT_TABLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "memtrace.h"
+
+struct mt_range {
+	uint64_t start, end;
+};
+
+/* One allocation site of one process. */
+struct mt_site_row {
+	int32_t stack_id;
+	int64_t live_bytes, live_allocs;
+	uint64_t alloc_bytes, allocs;
+	int64_t prev_live;		/* live bytes at the previous refresh */
+	double growth_bps;
+	uint64_t stack[MT_MAX_STACK];
+	int nframes;
+};
+
+struct mt_row {
+	int pid;
+	int ppid;
+	char comm[MT_COMM_LEN + 1];	/* raw bytes: untrusted */
+	uint64_t gen;
+	struct mt_proc cur;		/* latest counters */
+	struct mt_proc prev;		/* counters at the previous refresh */
+	uint64_t cur_ts, prev_ts;
+	bool have_prev;
+
+	/* derived at each refresh */
+	int64_t live_bytes, live_allocs;
+	double growth_bps, alloc_bps, free_bps, allocs_ps, frees_ps, pf_ps;
+	uint64_t rss_bytes;
+	uint64_t mmap_bytes;		/* anonymous mappings made while traced */
+	uint64_t brk_bytes;		/* heap grown through brk */
+	uint64_t lost_events;		/* records lost for this process */
+	bool loss;			/* numbers may be off: see lost_* */
+
+	/* state */
+	bool exited;
+	int exit_code;
+	uint64_t exit_ts;
+	int gone_refreshes;		/* refreshes shown since exit */
+	bool probed;			/* allocator probes on its libc */
+	bool warned;
+	int attach_tries;
+
+	struct mt_range *ranges;	/* live anonymous mmaps */
+	int nranges, cap_ranges;
+	uint64_t start_brk, cur_brk;
+
+	/* allocation sites, filled on demand (sort: live bytes desc) */
+	struct mt_site_row *sites;
+	int nsites, cap_sites;
+	int64_t sites_prev_total;
+
+	/* filled by views/other modules */
+	char cgroup[128];
+	uint64_t cg_usage, cg_limit;
+	char top_site[128];
+};
+
+enum mt_sort {
+	SORT_LIVE = 0,
+	SORT_GROWTH,
+	SORT_ALLOC_RATE,
+	SORT_RSS,
+	SORT_LIMIT,
+	SORT_PID,
+	SORT_MAX,
+};
+
+struct table;
+
+struct table *table__new(void);
+void table__free(struct table *t);
+struct mt_row *table__get(struct table *t, int pid);
+struct mt_row *table__add(struct table *t, int pid);
+void table__remove(struct table *t, int pid);
+int table__nr(const struct table *t);
+struct mt_row *table__row(struct table *t, int i);
+
+/* Fresh counters for pid at time ts (ns); rates use the previous ones. */
+void table__set_stats(struct table *t, struct mt_row *r,
+		      const struct mt_proc *st, uint64_t ts);
+/* Finish a refresh: rates for rows whose counters did not move, etc. */
+void table__sort(struct table *t, enum mt_sort key, bool reverse);
+const char *table__sort_name(enum mt_sort key);
+
+/* mmap-family bookkeeping (addresses/lengths as the syscalls saw them) */
+void row__mmap(struct mt_row *r, uint64_t addr, uint64_t len, uint64_t flags);
+void row__munmap(struct mt_row *r, uint64_t addr, uint64_t len);
+void row__mremap(struct mt_row *r, uint64_t old, uint64_t old_len,
+		 uint64_t new_addr, uint64_t new_len);
+/* New image after exec: everything about the old one is gone. */
+void row__reset(struct mt_row *r);
+
+#endif /* MT_TABLE_H */

@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Small helpers: clocks, untrusted-text escaping, units, file reads. */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+double now_wall(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Length of a valid UTF-8 sequence at s (max n bytes), 0 if invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len, i;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xe0) == 0xc0)
+		len = 2, cp = s[0] & 0x1f;
+	else if ((s[0] & 0xf0) == 0xe0)
+		len = 3, cp = s[0] & 0x0f;
+	else if ((s[0] & 0xf8) == 0xf0)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	/* overlong forms, surrogates, C1 controls (0x80-0x9f act as CSI etc.) */
+	if ((len == 2 && cp < 0xa0) || (len == 3 && cp < 0x800) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+void sanitize(const char *in, size_t inlen, char *out, size_t outlen)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	size_t i = 0, o = 0;
+
+	if (!outlen)
+		return;
+	while (i < inlen && s[i]) {
+		size_t n = utf8_len(s + i, inlen - i);
+		char tmp[8];
+		size_t tl;
+
+		if (n == 1 && s[i] >= 0x20 && s[i] != 0x7f && s[i] != '\\') {
+			tmp[0] = s[i];
+			tl = 1;
+		} else if (n > 1) {
+			memcpy(tmp, s + i, n);
+			tl = n;
+		} else if (s[i] == '\\') {
+			memcpy(tmp, "\\\\", 2);
+			tl = 2;
+		} else {
+			tl = snprintf(tmp, sizeof(tmp), "\\x%02x", s[i]);
+			n = 1;
+		}
+		if (o + tl >= outlen)
+			break;
+		memcpy(out + o, tmp, tl);
+		o += tl;
+		i += n;
+	}
+	out[o] = '\0';
+}
+
+void json_str(FILE *f, const char *in, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	size_t i = 0;
+
+	fputc('"', f);
+	while (i < len && s[i]) {
+		size_t n = utf8_len(s + i, len - i);
+
+		if (n > 1) {
+			fwrite(s + i, 1, n, f);
+			i += n;
+			continue;
+		}
+		switch (s[i]) {
+		case '"': fputs("\\\"", f); break;
+		case '\\': fputs("\\\\", f); break;
+		case '\n': fputs("\\n", f); break;
+		case '\t': fputs("\\t", f); break;
+		case '\r': fputs("\\r", f); break;
+		default:
+			/* controls, DEL and stray bytes: keep them visible */
+			if (s[i] < 0x20 || s[i] == 0x7f || n == 0)
+				fprintf(f, "\\u%04x", s[i]);
+			else
+				fputc(s[i], f);
+		}
+		i++;
+	}
+	fputc('"', f);
+}
+
+void human_bytes(char *buf, size_t len, double v)
+{
+	static const char units[] = "BKMGTP";
+	bool neg = v < 0;
+	int u = 0;
+
+	if (neg)
+		v = -v;
+	while (v >= 1024 && u < 5) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%s%.0f", neg ? "-" : "", v);
+	else if (v < 10)
+		snprintf(buf, len, "%s%.1f%c", neg ? "-" : "", v, units[u]);
+	else
+		snprintf(buf, len, "%s%.0f%c", neg ? "-" : "", v, units[u]);
+}
+
+int read_file(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n, tot = 0;
+
+	if (fd < 0)
+		return -errno;
+	while ((size_t)tot < len - 1) {
+		n = read(fd, buf + tot, len - 1 - tot);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			tot = -errno;
+			break;
+		}
+		if (!n)
+			break;
+		tot += n;
+	}
+	close(fd);
+	if (tot >= 0)
+		buf[tot] = '\0';
+	return tot;
+}

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Small helpers shared by the user-space modules. */
+#ifndef MT_UTIL_H
+#define MT_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifndef ARRAY_SIZE
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#endif
+
+uint64_t now_ns(void);		/* CLOCK_MONOTONIC, the clock BPF stamps with */
+double now_wall(void);		/* seconds since the epoch */
+
+/*
+ * Copy untrusted text (a process name, a path) for a terminal: control
+ * characters, DEL, invalid UTF-8 and escape sequences become visible
+ * \xNN / \n forms, never raw bytes.
+ */
+void sanitize(const char *in, size_t inlen, char *out, size_t outlen);
+/* Write s as a JSON string literal, with quotes, to f. */
+void json_str(FILE *f, const char *s, size_t len);
+/* Human units: 1536 -> "1.5K". */
+void human_bytes(char *buf, size_t len, double v);
+
+int read_file(const char *path, char *buf, size_t len);
+
+#endif /* MT_UTIL_H */
