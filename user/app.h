@@ -15,6 +15,7 @@ enum mt_mode {
 	MODE_NODE = 0,		/* every process on the node */
 	MODE_PIDS,		/* -p PID[,PID...] */
 	MODE_CMD,		/* -- CMD [ARGS] */
+	MODE_DUMP,		/* memtrace dump PID: capture now, exit */
 };
 
 enum mt_view {
@@ -42,11 +43,24 @@ struct env {
 	uint64_t ringbuf_bytes;
 	uint64_t max_blocks;
 	bool verbose;
+	bool floor;		/* --bench-floor: empty programs, same sites */
+	bool entry_probes;	/* --entry-probes: no probe-site shifting */
+
+	/* pre-OOM capture (dump.c) */
+	const char *dump_dir;	/* --dump-dir, default /var/lib/memtrace */
+	double dump_at_pct;	/* --dump-at PCT% of memory.high or limit */
+	uint64_t dump_at_bytes;	/* --dump-at BYTES (K/M/G suffixes) */
+	bool dump_core;		/* gcore as well (default on; --no-core) */
+	int dump_max;		/* --dump-max: dumps per process */
+	double dump_cooldown;	/* --dump-cooldown SECS between dumps */
+	double gcore_timeout;	/* --gcore-timeout SECS */
+	bool dump_slow_down;	/* --slow-down: v2 memory.high nudge */
 };
 
 struct attach;
 struct collect;
 struct syms;
+struct dump;
 
 struct app {
 	struct env env;
@@ -55,6 +69,7 @@ struct app {
 	struct collect *collect;
 	struct table *table;
 	struct syms *syms;
+	struct dump *dump;	/* NULL unless pre-OOM capture is armed */
 	FILE *out;
 	uint64_t start_ns;
 	double start_wall;
@@ -73,6 +88,9 @@ struct app {
 void app__refresh_model(struct app *app);	/* read maps, rates, sites */
 void app__expire_rows(struct app *app);		/* drop long-exited rows */
 void app__reap_child(struct app *app);		/* MODE_CMD: did it exit? */
+struct ring_buffer;
+/* Wait for and handle ring-buffer records and cgroup notifications. */
+int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms);
 
 /* events.c: ring-buffer records -> table */
 int events__handle(void *ctx, void *data, size_t len);

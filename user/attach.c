@@ -34,7 +34,7 @@ struct target {
 
 struct attach {
 	struct memtrace_bpf *skel;
-	bool verbose;
+	unsigned int flags;
 	struct target *targets;
 	int nr, cap;
 };
@@ -76,14 +76,15 @@ static struct bpf_program *enter_prog(struct memtrace_bpf *s, int which)
 	}
 }
 
-int attach__new(struct memtrace_bpf *skel, bool verbose, struct attach **out)
+int attach__new(struct memtrace_bpf *skel, unsigned int flags,
+		struct attach **out)
 {
 	struct attach *a = calloc(1, sizeof(*a));
 
 	if (!a)
 		return -ENOMEM;
 	a->skel = skel;
-	a->verbose = verbose;
+	a->flags = flags;
 	*out = a;
 	return 0;
 }
@@ -184,11 +185,13 @@ static int link_add(struct target *t, struct bpf_link *l)
 static int attach_one(struct attach *a, struct target *t, const char *path,
 		      const struct probe_fn *pf, uint64_t off)
 {
+	bool floor = a->flags & ATTACH_FLOOR;
 	LIBBPF_OPTS(bpf_uprobe_opts, uo);
 	struct bpf_link *l;
 	int err;
 
-	l = bpf_program__attach_uprobe_opts(enter_prog(a->skel, pf->enter),
+	l = bpf_program__attach_uprobe_opts(floor ? a->skel->progs.floor_enter :
+					    enter_prog(a->skel, pf->enter),
 					    t->pid, path, off, &uo);
 	if (!l)
 		return -errno;
@@ -196,7 +199,8 @@ static int attach_one(struct attach *a, struct target *t, const char *path,
 	if (err || !pf->ret)
 		return err;
 	uo.retprobe = true;
-	l = bpf_program__attach_uprobe_opts(a->skel->progs.alloc_exit, t->pid,
+	l = bpf_program__attach_uprobe_opts(floor ? a->skel->progs.floor_exit :
+					    a->skel->progs.alloc_exit, t->pid,
 					    path, off, &uo);
 	if (!l)
 		return -errno;
@@ -247,9 +251,13 @@ static int attach_lib(struct attach *a, int pid, const char *path)
 		n = elfsym__read(es, fn.file_off, code, sizeof(code));
 		if (n > 0 && fn.size && (uint64_t)n > fn.size)
 			n = fn.size;
-		if (n <= 0 || probesite__choose(code, n, &ps) < 0)
-			ps.skip = 0, snprintf(ps.why, sizeof(ps.why), "entry");
-		if (a->verbose)
+		if ((a->flags & ATTACH_ENTRY) || n <= 0 ||
+		    probesite__choose(code, n, &ps) < 0) {
+			ps.skip = 0;
+			snprintf(ps.why, sizeof(ps.why), "entry%s",
+				 a->flags & ATTACH_ENTRY ? " (--entry-probes)" : "");
+		}
+		if (a->flags & ATTACH_VERBOSE)
 			fprintf(stderr, "memtrace: %s: %s+%u: %s\n", path,
 				pf->name, ps.skip, ps.why);
 		err = attach_one(a, t, path, pf, fn.file_off + ps.skip);

@@ -8,7 +8,14 @@
 struct attach;
 struct memtrace_bpf;
 
-int attach__new(struct memtrace_bpf *skel, bool verbose, struct attach **out);
+enum {
+	ATTACH_VERBOSE	= 1 << 0,	/* say where each probe goes, and why */
+	ATTACH_FLOOR	= 1 << 1,	/* empty programs (benchmark floor) */
+	ATTACH_ENTRY	= 1 << 2,	/* probe function entries, no shifting */
+};
+
+int attach__new(struct memtrace_bpf *skel, unsigned int flags,
+		struct attach **out);
 void attach__free(struct attach *a);	/* detaches every probe */
 
 /*

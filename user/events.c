@@ -8,6 +8,7 @@
 #include "app.h"
 #include "attach.h"
 #include "collect.h"
+#include "dump.h"
 #include "syms.h"
 #include "util.h"
 
@@ -117,6 +118,8 @@ int events__handle(void *ctx, void *data, size_t len)
 			e->tgid, comm);
 		if (app->env.view == VIEW_JSON)
 			output__oom_json(app, e);
+		if (app->dump)
+			dump__oom(app->dump, e);
 		return 0;
 	}
 	if (e->type == MT_EV_EXIT) {

@@ -21,12 +21,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <dirent.h>
+#include <poll.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "app.h"
 #include "attach.h"
 #include "collect.h"
+#include "dump.h"
 #include "memtrace.skel.h"
 #include "sites.h"
 #include "syms.h"
@@ -65,6 +67,20 @@ static const char usage[] =
 "      --pprof FILE         gzipped pprof heap profile (go tool pprof)\n"
 "      --folded FILE        folded stacks weighted by live bytes (flame graphs)\n"
 "\n"
+"Pre-OOM evidence (see memtrace(8), PRE-OOM CAPTURE):\n"
+"      --dump-at PCT%%|BYTES capture a process when its memory cgroup reaches\n"
+"                           PCT%% of memory.high (else the hard limit), or\n"
+"                           BYTES (K/M/G suffixes) of usage\n"
+"      --dump-dir DIR       where captures and OOM post-mortems go\n"
+"                           (default /var/lib/memtrace)\n"
+"      --no-core            skip the gcore core dump, keep the rest\n"
+"      --dump-max N         captures per process (default 1)\n"
+"      --dump-cooldown SECS between captures of one process (default 60)\n"
+"      --gcore-timeout SECS give up on gcore after SECS (default 60)\n"
+"      --slow-down          cgroup v2: lower memory.high a little below\n"
+"                           memory.max to buy time for the dump (risky)\n"
+"  memtrace dump PID        capture PID now and exit\n"
+"\n"
 "Tracing:\n"
 "      --no-stacks          do not record allocation stacks (cheaper)\n"
 "      --sample-bytes N     sample allocations, one per N bytes on average\n"
@@ -79,7 +95,9 @@ static const char usage[] =
 
 enum {
 	OPT_TOP_SITES = 256, OPT_PPROF, OPT_FOLDED, OPT_NO_STACKS,
-	OPT_SAMPLE, OPT_MAX_BLOCKS, OPT_RINGBUF,
+	OPT_SAMPLE, OPT_MAX_BLOCKS, OPT_RINGBUF, OPT_DUMP_AT, OPT_DUMP_DIR,
+	OPT_NO_CORE, OPT_DUMP_MAX, OPT_DUMP_COOLDOWN, OPT_GCORE_TIMEOUT,
+	OPT_SLOW_DOWN, OPT_FLOOR, OPT_ENTRY_PROBES,
 };
 
 static const struct option long_opts[] = {
@@ -96,6 +114,15 @@ static const struct option long_opts[] = {
 	{ "sample-bytes", required_argument, NULL, OPT_SAMPLE },
 	{ "max-blocks", required_argument, NULL, OPT_MAX_BLOCKS },
 	{ "ringbuf-mb", required_argument, NULL, OPT_RINGBUF },
+	{ "dump-at", required_argument, NULL, OPT_DUMP_AT },
+	{ "dump-dir", required_argument, NULL, OPT_DUMP_DIR },
+	{ "no-core", no_argument, NULL, OPT_NO_CORE },
+	{ "dump-max", required_argument, NULL, OPT_DUMP_MAX },
+	{ "dump-cooldown", required_argument, NULL, OPT_DUMP_COOLDOWN },
+	{ "gcore-timeout", required_argument, NULL, OPT_GCORE_TIMEOUT },
+	{ "slow-down", no_argument, NULL, OPT_SLOW_DOWN },
+	{ "bench-floor", no_argument, NULL, OPT_FLOOR },
+	{ "entry-probes", no_argument, NULL, OPT_ENTRY_PROBES },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -113,6 +140,52 @@ static int parse_u64(const char *opt, const char *s, uint64_t *out)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+static int parse_secs(const char *opt, const char *s, double *out)
+{
+	char *end;
+
+	*out = strtod(s, &end);
+	if (*end || end == s || !(*out >= 0) || *out > 86400 * 7) {
+		fprintf(stderr, "memtrace: %s: want seconds, got '%s'\n", opt, s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* "80%" or "512M" / "2G" / "1048576" */
+static int parse_dump_at(struct env *env, const char *s)
+{
+	uint64_t mult = 1;
+	char *end;
+	double v;
+
+	v = strtod(s, &end);
+	if (end == s || !(v > 0))
+		goto bad;
+	if (*end == '%' && !end[1]) {
+		if (v > 100)
+			goto bad;
+		env->dump_at_pct = v;
+		return 0;
+	}
+	switch (*end) {
+	case 'k': case 'K': mult = 1ull << 10; end++; break;
+	case 'm': case 'M': mult = 1ull << 20; end++; break;
+	case 'g': case 'G': mult = 1ull << 30; end++; break;
+	case 't': case 'T': mult = 1ull << 40; end++; break;
+	}
+	if (*end == 'i' || *end == 'B')
+		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
+	if (*end)
+		goto bad;
+	env->dump_at_bytes = v * mult;
+	return 0;
+bad:
+	fprintf(stderr, "memtrace: --dump-at: want PCT%% (1-100) or bytes "
+		"with an optional K/M/G suffix, got '%s'\n", s);
+	return -EINVAL;
 }
 
 static int parse_pids(struct env *env, const char *arg)
@@ -158,6 +231,21 @@ static int parse_args(int argc, char **argv, struct env *env)
 	env->ringbuf_bytes = 8 << 20;
 	env->max_blocks = 1 << 20;
 	env->view = isatty(STDOUT_FILENO) ? VIEW_TUI : VIEW_BATCH;
+	env->dump_core = true;
+	env->dump_max = 1;
+	env->dump_cooldown = 60;
+	env->gcore_timeout = 60;
+
+	/* memtrace dump PID: a one-shot capture */
+	if (argc >= 2 && !strcmp(argv[1], "dump")) {
+		if (argc != 3 || parse_pids(env, argv[2]) || env->npids != 1) {
+			fprintf(stderr, "memtrace: usage: memtrace dump PID\n");
+			return -EINVAL;
+		}
+		env->mode = MODE_DUMP;
+		env->view = VIEW_BATCH;
+		return 0;
+	}
 
 	while ((c = getopt_long(argc, argv, "+p:bjd:n:o:vhV", long_opts,
 				NULL)) != -1) {
@@ -228,6 +316,40 @@ static int parse_args(int argc, char **argv, struct env *env)
 			env->ringbuf_bytes = 1 << 20;
 			while (env->ringbuf_bytes < (v << 20))
 				env->ringbuf_bytes <<= 1;
+			break;
+		case OPT_DUMP_AT:
+			if (parse_dump_at(env, optarg))
+				return -EINVAL;
+			break;
+		case OPT_DUMP_DIR:
+			env->dump_dir = optarg;
+			break;
+		case OPT_NO_CORE:
+			env->dump_core = false;
+			break;
+		case OPT_DUMP_MAX:
+			if (parse_u64("--dump-max", optarg, &v))
+				return -EINVAL;
+			env->dump_max = v > 1000 ? 1000 : v;
+			break;
+		case OPT_DUMP_COOLDOWN:
+			if (parse_secs("--dump-cooldown", optarg,
+				       &env->dump_cooldown))
+				return -EINVAL;
+			break;
+		case OPT_GCORE_TIMEOUT:
+			if (parse_secs("--gcore-timeout", optarg,
+				       &env->gcore_timeout))
+				return -EINVAL;
+			break;
+		case OPT_SLOW_DOWN:
+			env->dump_slow_down = true;
+			break;
+		case OPT_FLOOR:
+			env->floor = true;
+			break;
+		case OPT_ENTRY_PROBES:
+			env->entry_probes = true;
 			break;
 		case 'v':
 			env->verbose = true;
@@ -551,6 +673,8 @@ void app__refresh_model(struct app *app)
 	app->prev_events = app->events;
 	app->prev_refresh_ns = now;
 	sites__top_names(app);
+	if (app->dump)
+		dump__refresh(app->dump);
 }
 
 static void refresh(struct app *app, bool final)
@@ -561,6 +685,34 @@ static void refresh(struct app *app, bool final)
 		output__json(app, final);
 	else
 		output__batch(app, final);
+}
+
+/*
+ * Wait up to timeout_ms for ring-buffer records or a cgroup threshold
+ * notification, and handle what came.  The ring buffer's own epoll fd
+ * joins our poll set: libbpf's epoll must only ever hold its rings.
+ */
+int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms)
+{
+	struct pollfd fds[64];
+	int i, n = 1, err;
+
+	fds[0].fd = ring_buffer__epoll_fd(rb);
+	fds[0].events = POLLIN;
+	if (app->dump)
+		n += dump__pollfds(app->dump, fds + 1, ARRAY_SIZE(fds) - 1);
+	err = poll(fds, n, timeout_ms);
+	if (err < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (fds[0].revents) {
+		err = ring_buffer__consume(rb);
+		if (err < 0 && err != -EINTR)
+			return err;
+	}
+	for (i = 1; i < n; i++)
+		if (fds[i].revents)
+			dump__on_ready(app->dump, fds[i].fd);
+	return 0;
 }
 
 static int run_loop(struct app *app, struct ring_buffer *rb)
@@ -575,11 +727,7 @@ static int run_loop(struct app *app, struct ring_buffer *rb)
 
 		if (timeout > 100 && app->env.mode == MODE_CMD)
 			timeout = 100;	/* notice the command's exit soon */
-		err = ring_buffer__poll(rb, timeout);
-		if (err == -EINTR) {
-			err = 0;
-			continue;
-		}
+		err = app__poll(app, rb, timeout);
 		if (err < 0) {
 			fprintf(stderr, "memtrace: ring buffer: %s\n",
 				strerror(-err));
@@ -638,7 +786,9 @@ int main(int argc, char **argv)
 	if (err)
 		goto cleanup;
 	if (collect__new(app.skel, &app.collect) ||
-	    attach__new(app.skel, app.env.verbose, &app.attach))
+	    attach__new(app.skel, (app.env.verbose ? ATTACH_VERBOSE : 0) |
+			(app.env.floor ? ATTACH_FLOOR : 0) |
+			(app.env.entry_probes ? ATTACH_ENTRY : 0), &app.attach))
 		goto cleanup;
 	rb = ring_buffer__new(bpf_map__fd(app.skel->maps.events),
 			      events__handle, &app, NULL);
@@ -646,10 +796,24 @@ int main(int argc, char **argv)
 		fprintf(stderr, "memtrace: ring buffer: %s\n", strerror(errno));
 		goto cleanup;
 	}
+	err = dump__new(&app, &app.dump);
+	if (err) {
+		fprintf(stderr, "memtrace: pre-OOM capture: %s\n",
+			strerror(-err));
+		goto cleanup;
+	}
 	switch (app.env.mode) {
 	case MODE_PIDS:
 		err = start_pids(&app);
 		break;
+	case MODE_DUMP:
+		err = start_pids(&app);
+		if (err)
+			break;
+		app__refresh_model(&app);
+		err = dump__now(app.dump, app.env.pids[0], "on demand");
+		exit_code = err ? 1 : 0;
+		goto cleanup;
 	case MODE_CMD:
 		err = start_cmd(&app);
 		break;
@@ -700,6 +864,7 @@ cleanup:
 		kill(app.child, SIGTERM);
 		waitpid(app.child, NULL, 0);
 	}
+	dump__free(app.dump);
 	ring_buffer__free(rb);
 	memtrace_bpf__destroy(app.skel);
 	collect__free(app.collect);

@@ -63,9 +63,13 @@ struct mt_row {
 	int nsites, cap_sites;
 	int64_t sites_prev_total;
 
-	/* filled by views/other modules */
-	char cgroup[128];
-	uint64_t cg_usage, cg_limit;
+	/* filled by dump.c from the process's memory cgroup */
+	char cgroup[128];		/* short container/cgroup name */
+	uint64_t cg_usage;		/* cgroup memory usage */
+	uint64_t cg_limit;		/* limit that applies, 0 = none */
+	double cg_eta_s;		/* predicted seconds to limit, <0 = n/a */
+	int cg_version;			/* 1, 2, 0 = not found */
+	int dumps;			/* captures taken of this process */
 	char top_site[128];
 };
 
