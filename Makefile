@@ -20,8 +20,9 @@ USER_SRCS := $(filter-out user/main.c,$(wildcard user/*.c))
 USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(USER_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
-WORKLOAD_SRCS := $(wildcard tests/workloads/*.c)
-WORKLOADS := $(patsubst tests/workloads/%.c,$(OUTPUT)/workloads/%,$(WORKLOAD_SRCS))
+WORKLOAD_SRCS := $(filter-out tests/workloads/sites.c,$(wildcard tests/workloads/*.c))
+WORKLOADS := $(patsubst tests/workloads/%.c,$(OUTPUT)/workloads/%,$(WORKLOAD_SRCS)) \
+	     $(OUTPUT)/workloads/sites $(OUTPUT)/workloads/libmtsite.so
 
 ifeq ($(V),1)
 Q =
@@ -62,7 +63,7 @@ memtrace: $(OUTPUT)/main.o $(USER_OBJS)
 	$(Q)$(CC) $(CFLAGS) $^ $(LIBS) -o $@
 
 # Unit tests link every user module except main.c; they need no root.
-$(OUTPUT)/tests/%: tests/unit/%.c tests/unit/test.h $(USER_OBJS) | $(OUTPUT)/tests
+$(OUTPUT)/tests/%: tests/unit/%.c tests/unit/test.h $(wildcard tests/unit/fixtures/*) $(USER_OBJS) | $(OUTPUT)/tests
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(INCLUDES) $< $(USER_OBJS) $(LIBS) -o $@
 
@@ -71,6 +72,16 @@ $(OUTPUT)/workloads/%: tests/workloads/%.c | $(OUTPUT)/workloads
 	$(call msg,CC,$@)
 	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -fno-inline-functions-called-once \
 		-Wall -Wno-unused-result -o $@ $< -lpthread
+
+# The sites workload links a shared library of its own, found via $ORIGIN.
+$(OUTPUT)/workloads/libmtsite.so: tests/workloads/lib/mtsite.c | $(OUTPUT)/workloads
+	$(call msg,CC,$@)
+	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -fPIC -shared -o $@ $<
+
+$(OUTPUT)/workloads/sites: tests/workloads/sites.c $(OUTPUT)/workloads/libmtsite.so
+	$(call msg,CC,$@)
+	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -Wall -o $@ $< \
+		-L$(OUTPUT)/workloads -lmtsite -Wl,-rpath,'$$ORIGIN'
 
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h

@@ -116,12 +116,14 @@ void table__set_stats(struct table *t, struct mt_row *r,
 	if (r->gen != st->gen) {
 		/* a new image (exec) or a new process: rates start over */
 		r->gen = st->gen;
-		r->have_prev = false;
+		r->cur_ts = 0;
+		r->alloc_bps = r->free_bps = r->growth_bps = 0;
+		r->allocs_ps = r->frees_ps = r->pf_ps = 0;
 	}
-	if (r->have_prev || r->cur_ts) {
+	r->have_prev = r->cur_ts != 0;
+	if (r->have_prev) {
 		r->prev = r->cur;
 		r->prev_ts = r->cur_ts;
-		r->have_prev = r->cur_ts != 0;
 	}
 	r->cur = *st;
 	r->cur_ts = ts;

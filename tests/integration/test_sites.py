@@ -1,0 +1,150 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Allocation sites: named functions at known depths, an inlined helper,
+a shared library of our own; JSON sites, pprof (checked by go tool pprof)
+and folded stacks must carry exactly the bytes the workload allocated."""
+import gzip
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+from common import (Skip, finish, load_truth, memtrace_json, next_json,
+                    readline, row, site_bytes, spawn, wait_row, workload)
+
+SITES = workload("sites")
+
+
+def run_sites(extra_args, exe=SITES, wrap=None):
+    """Run the sites workload under memtrace -- CMD; keep it alive until
+    memtrace has refreshed once with it (so its libraries are known)."""
+    d = tempfile.mkdtemp(prefix="mt-sites-")
+    truth = os.path.join(d, "truth.json")
+    cmd = [exe, "--truth", truth]
+    if wrap:
+        cmd = wrap(cmd)
+    p = memtrace_json(["-d", "0.2", "--top-sites", "20"] + extra_args + ["--"] + cmd,
+                      stdin=subprocess.PIPE)
+    t = load_truth(truth)
+    wait_row(p, t["pid"], lambda r: r["allocs"] > 0)
+    p.stdin.close()                    # the workload sees EOF and exits
+    p.stdin = None
+    code, docs, err = finish(p)
+    assert code == 0, err
+    return t, row(docs[-1], t["pid"]), d
+
+
+def test_json_sites_exact():
+    t, r, d = run_sites([])
+    got = site_bytes(r)
+    for fn, want in t["inuse"].items():
+        assert got.get(fn) == want, f"{fn}: memtrace {got.get(fn)} != {want}; {got}"
+    leaf = [s for s in r["sites"] if s["stack"] and s["stack"][0]["func"] == "leaf_c"]
+    assert len(leaf) == 1, r["sites"]
+    funcs = [f["func"] for f in leaf[0]["stack"]][:4]
+    assert funcs == t["stack_leaf_c"], funcs
+    assert leaf[0]["alloc_bytes"] == t["alloc"]["leaf_c"]
+    assert leaf[0]["allocs"] == 200 and leaf[0]["live_allocs"] == 100
+    assert leaf[0]["stack"][0]["file"].endswith("sites.c") and leaf[0]["stack"][0]["line"] > 0
+    inl = [s for s in r["sites"] if s["stack"] and s["stack"][0]["func"] == "helper_inline"]
+    assert inl and inl[0]["stack"][0].get("inlined") and inl[0]["stack"][1]["func"] == "inline_host", inl
+    lib = [s for s in r["sites"] if s["stack"] and s["stack"][0]["func"] == "lib_alloc"]
+    assert lib and lib[0]["stack"][0]["module"] == "libmtsite.so", lib
+    shutil.rmtree(d)
+
+
+def pprof_top(path, index):
+    if not shutil.which("go"):
+        raise Skip("go (golang-go) not installed: no pprof reader")
+    args = ["go", "tool", "pprof", "-top", "-nodefraction=0", f"-sample_index={index}"]
+    if index.endswith("space"):
+        args.append("-unit=B")
+    p = subprocess.run(args + [path], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    flat = {}
+    for line in p.stdout.splitlines():
+        m = re.match(r"^\s*(\d+)B?\s+[\d.]+%\s+[\d.]+%\s+(\d+)B?\s+[\d.]+%\s+(.+?)(?: \(inline\))?$", line)
+        if m:
+            flat[m.group(3)] = int(m.group(1))
+    return flat
+
+
+def test_pprof_read_by_go_tool_pprof():
+    d = tempfile.mkdtemp(prefix="mt-pprof-")
+    prof = os.path.join(d, "heap.pb.gz")
+    t, r, d2 = run_sites(["--pprof", prof])
+    with gzip.open(prof) as f:
+        assert len(f.read()) > 100
+    inuse = pprof_top(prof, "inuse_space")
+    alloc = pprof_top(prof, "alloc_space")
+    objs = pprof_top(prof, "inuse_objects")
+    for fn, want in t["inuse"].items():
+        assert inuse.get(fn) == want, f"inuse_space {fn}: {inuse.get(fn)} != {want}; {inuse}"
+    for fn, want in t["alloc"].items():
+        assert alloc.get(fn) == want, f"alloc_space {fn}: {alloc.get(fn)} != {want}; {alloc}"
+    assert objs.get("leaf_c") == 100, objs
+    # totals of the whole profile equal the process's counters
+    assert sum(alloc.values()) == r["alloc_bytes"], (alloc, r["alloc_bytes"])
+    shutil.rmtree(d)
+    shutil.rmtree(d2)
+
+
+def test_folded_stacks():
+    d = tempfile.mkdtemp(prefix="mt-folded-")
+    out = os.path.join(d, "heap.folded")
+    t, r, d2 = run_sites(["--folded", out])
+    lines = open(out).read().splitlines()
+    by_leaf = {}
+    for line in lines:
+        stack, value = line.rsplit(" ", 1)
+        frames = stack.split(";")
+        assert frames[0] == "sites", line
+        by_leaf[frames[-1]] = by_leaf.get(frames[-1], 0) + int(value)
+        if frames[-1] == "leaf_c":
+            assert frames[-4:] == ["main", "outer_a", "middle_b", "leaf_c"], frames
+    for fn, want in t["inuse"].items():
+        assert by_leaf.get(fn) == want, (fn, by_leaf)
+    shutil.rmtree(d)
+    shutil.rmtree(d2)
+
+
+def test_stripped_binary_degrades_visibly():
+    d = tempfile.mkdtemp(prefix="mt-strip-")
+    exe = os.path.join(d, "sites_stripped")
+    shutil.copy(SITES, exe)
+    shutil.copy(os.path.join(os.path.dirname(SITES), "libmtsite.so"), d)
+    subprocess.run(["strip", "--strip-all", exe], check=True)
+    t, r, d2 = run_sites([], exe=exe)
+    names = [s["stack"][0]["name"] for s in r["sites"] if s["stack"]]
+    stripped = [n for n in names if n.startswith("[sites_stripped+0x")]
+    assert stripped, names
+    # the library keeps its symbols: still named
+    assert any(s["stack"][0]["func"] == "lib_alloc" for s in r["sites"]), names
+    assert sum(s["live_bytes"] for s in r["sites"]) == sum(t["inuse"].values())
+    shutil.rmtree(d)
+    shutil.rmtree(d2)
+
+
+def test_symbols_in_own_mount_namespace():
+    """The executable lives on a tmpfs only the workload's namespace sees."""
+    if not shutil.which("unshare"):
+        raise Skip("unshare missing")
+    d = tempfile.mkdtemp(prefix="mt-nssym-")
+    lib = os.path.join(os.path.dirname(SITES), "libmtsite.so")
+
+    def wrap(cmd):
+        truth = cmd[-1]
+        return ["unshare", "-m", "--propagation", "private", "sh", "-c",
+                f"mount -t tmpfs mt-nssym {d} && cp {SITES} {lib} {d}/ && "
+                f"exec {d}/sites --truth {truth}"]
+    t, r, d2 = run_sites([], wrap=wrap)
+    got = site_bytes(r)
+    assert got.get("leaf_c") == t["inuse"]["leaf_c"], got
+    assert got.get("lib_alloc") == t["inuse"]["lib_alloc"], got
+    os.rmdir(d)
+    shutil.rmtree(d2)
+
+
+TESTS = [(n[len("test_"):], f) for n, f in list(globals().items())
+         if n.startswith("test_") and callable(f)]

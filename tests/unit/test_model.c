@@ -1,0 +1,173 @@
+// SPDX-License-Identifier: GPL-2.0
+/* User-space logic without root: escaping, units, the table model,
+ * anonymous-mapping ranges, probe-site choice. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "test.h"
+#include "probesite.h"
+#include "table.h"
+#include "util.h"
+
+static void test_sanitize(void)
+{
+	char out[128];
+
+	sanitize("plain", 5, out, sizeof(out));
+	ASSERT_STREQ(out, "plain");
+	sanitize("a\x1b[2Jb", 6, out, sizeof(out));
+	ASSERT_STREQ(out, "a\\x1b[2Jb");
+	sanitize("tab\tnl\n\x7f", 9, out, sizeof(out));
+	ASSERT_STREQ(out, "tab\\x09nl\\x0a\\x7f");
+	sanitize("back\\slash", 10, out, sizeof(out));
+	ASSERT_STREQ(out, "back\\\\slash");
+	/* valid UTF-8 passes, C1 controls and broken sequences do not */
+	sanitize("caf\xc3\xa9", 5, out, sizeof(out));
+	ASSERT_STREQ(out, "caf\xc3\xa9");
+	sanitize("\xc2\x9b" "31m", 5, out, sizeof(out));
+	ASSERT_STREQ(out, "\\xc2\\x9b31m");
+	sanitize("\xff\xfe", 2, out, sizeof(out));
+	ASSERT_STREQ(out, "\\xff\\xfe");
+	/* never cut inside an escape */
+	sanitize("\x1b\x1b\x1b", 3, out, 9);
+	ASSERT_STREQ(out, "\\x1b\\x1b");
+}
+
+static void test_json_str(void)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	json_str(f, "q\"b\\\n\x01\x1b\xc3\xa9\xff", 11);
+	fclose(f);
+	ASSERT_STREQ(buf, "\"q\\\"b\\\\\\n\\u0001\\u001b\xc3\xa9\\u00ff\"");
+	free(buf);
+}
+
+static void test_human(void)
+{
+	char b[16];
+
+	human_bytes(b, sizeof(b), 0);
+	ASSERT_STREQ(b, "0");
+	human_bytes(b, sizeof(b), 1023);
+	ASSERT_STREQ(b, "1023");
+	human_bytes(b, sizeof(b), 1536);
+	ASSERT_STREQ(b, "1.5K");
+	human_bytes(b, sizeof(b), 9 << 20);
+	ASSERT_STREQ(b, "9.0M");
+	human_bytes(b, sizeof(b), 300.0 * (1 << 30));
+	ASSERT_STREQ(b, "300G");
+	human_bytes(b, sizeof(b), -2048);
+	ASSERT_STREQ(b, "-2.0K");
+}
+
+static void test_ranges(void)
+{
+	struct mt_row r = {};
+
+	row__mmap(&r, 0x10000, 0x3000, 0x22);		/* anon */
+	ASSERT_EQ(r.mmap_bytes, 0x3000);
+	row__mmap(&r, 0x20000, 100, 0x22);		/* rounds to a page */
+	ASSERT_EQ(r.mmap_bytes, 0x4000);
+	row__munmap(&r, 0x11000, 0x1000);		/* punch a hole */
+	ASSERT_EQ(r.mmap_bytes, 0x3000);
+	ASSERT_EQ(r.nranges, 3);
+	row__munmap(&r, 0x50000, 0x1000);		/* unknown: nothing */
+	ASSERT_EQ(r.mmap_bytes, 0x3000);
+	row__mmap(&r, 0x10000, 0x1000, 0x12);		/* file over anon */
+	ASSERT_EQ(r.mmap_bytes, 0x2000);
+	row__mremap(&r, 0x12000, 0x1000, 0x80000, 0x5000);
+	ASSERT_EQ(r.mmap_bytes, 0x6000);
+	row__mremap(&r, 0x90000, 0x1000, 0xa0000, 0x5000);	/* not ours */
+	ASSERT_EQ(r.mmap_bytes, 0x6000);
+	row__mmap(&r, 0x80000, 0x2000, 0x32);		/* MAP_FIXED anon */
+	ASSERT_EQ(r.mmap_bytes, 0x6000);
+	free(r.ranges);
+}
+
+static void test_rates_and_sort(void)
+{
+	struct table *t = table__new();
+	struct mt_proc st = { .gen = 7, .alloc_bytes = 1000, .allocs = 10,
+			      .free_bytes = 400, .frees = 4 };
+	struct mt_row *a = table__add(t, 10), *b = table__add(t, 20);
+
+	ASSERT_TRUE(a && b && table__add(t, 10) == a);
+	table__set_stats(t, a, &st, 1000000000ull);
+	ASSERT_EQ(a->live_bytes, 600);
+	ASSERT_EQ(a->live_allocs, 6);
+	st.alloc_bytes = 3000;
+	st.allocs = 20;
+	table__set_stats(t, a, &st, 3000000000ull);	/* 2 s later */
+	ASSERT_EQ((long long)a->alloc_bps, 1000);
+	ASSERT_EQ((long long)a->allocs_ps, 5);
+	ASSERT_EQ((long long)a->growth_bps, 1000);
+	/* exec: a new generation restarts rates */
+	st.gen = 8;
+	table__set_stats(t, a, &st, 4000000000ull);
+	ASSERT_EQ((long long)a->alloc_bps, 0);
+	ASSERT_TRUE(!a->have_prev);
+	st.gen = 1;
+	st.alloc_bytes = 99999;
+	st.free_bytes = 0;
+	table__set_stats(t, b, &st, 4000000000ull);
+	table__sort(t, SORT_LIVE, false);
+	ASSERT_EQ(table__row(t, 0)->pid, 20);
+	table__sort(t, SORT_LIVE, true);
+	ASSERT_EQ(table__row(t, 0)->pid, 10);
+	b->rss_bytes = 1;
+	a->rss_bytes = 5;
+	table__sort(t, SORT_RSS, false);
+	ASSERT_EQ(table__row(t, 0)->pid, 10);
+	table__remove(t, 10);
+	ASSERT_EQ(table__nr(t), 1);
+	ASSERT_TRUE(table__get(t, 10) == NULL);
+	table__free(t);
+}
+
+static void test_probesite(void)
+{
+	/* glibc free: test %rdi,%rdi; je; push %rbp -> the je (emulated) */
+	static const uint8_t free_code[] = { 0x48, 0x85, 0xff, 0x0f, 0x84, 0xbf,
+					     0, 0, 0, 0x55, 0x48, 0x8d };
+	/* posix_memalign: cmpb $0,x(%rip); push %r12 */
+	static const uint8_t pm_code[] = { 0x80, 0x3d, 1, 2, 3, 4, 0,
+					   0x41, 0x54, 0x49, 0x89, 0xd4 };
+	/* malloc: push %r12 at entry */
+	static const uint8_t malloc_code[] = { 0x41, 0x54, 0x55, 0x53 };
+	/* mov %rsi,%rax writes a register: no skipping past it */
+	static const uint8_t mov_code[] = { 0x48, 0x89, 0xf0, 0x48, 0xf7, 0xe2,
+					    0x55 };
+	/* endbr64; push %rbp */
+	static const uint8_t cet_code[] = { 0xf3, 0x0f, 0x1e, 0xfa, 0x55 };
+	/* sub $8,%rsp moves the stack pointer: entry it is */
+	static const uint8_t sub_code[] = { 0x48, 0x83, 0xec, 0x08, 0x55 };
+	struct probesite ps;
+
+	ASSERT_EQ(probesite__choose(free_code, sizeof(free_code), &ps), 1);
+	ASSERT_EQ(ps.skip, 3);
+	ASSERT_EQ(probesite__choose(pm_code, sizeof(pm_code), &ps), 1);
+	ASSERT_EQ(ps.skip, 7);
+	ASSERT_EQ(probesite__choose(malloc_code, sizeof(malloc_code), &ps), 0);
+	ASSERT_EQ(ps.skip, 0);
+	ASSERT_EQ(probesite__choose(mov_code, sizeof(mov_code), &ps), 0);
+	ASSERT_EQ(ps.skip, 0);
+	ASSERT_TRUE(strstr(ps.why, "single-stepped") != NULL);
+	ASSERT_EQ(probesite__choose(cet_code, sizeof(cet_code), &ps), 1);
+	ASSERT_EQ(ps.skip, 4);
+	ASSERT_EQ(probesite__choose(sub_code, sizeof(sub_code), &ps), 0);
+	ASSERT_EQ(ps.skip, 0);
+}
+
+int main(void)
+{
+	RUN_TEST(test_sanitize);
+	RUN_TEST(test_json_str);
+	RUN_TEST(test_human);
+	RUN_TEST(test_ranges);
+	RUN_TEST(test_rates_and_sort);
+	RUN_TEST(test_probesite);
+	return test__finish();
+}
