@@ -191,6 +191,14 @@ static __always_inline int alloc_enter(struct pt_regs *ctx, u32 fn, u64 size,
 }
 
 /* Drop the block at addr, if it is one we saw allocated. */
+/* Objects a block stands for: 1, or weight/size rounded when sampled. */
+static __always_inline u64 obj_weight(u64 size, u64 weight)
+{
+	if (!sample_bytes || !size || weight <= size)
+		return 1;
+	return (weight + size / 2) / size;
+}
+
 static __always_inline void block_free(struct mt_proc *p, u32 tgid, u64 addr,
 				       bool from_free)
 {
@@ -198,7 +206,7 @@ static __always_inline void block_free(struct mt_proc *p, u32 tgid, u64 addr,
 	struct mt_site_key sk = { .tgid = tgid };
 	struct mt_block *b;
 	struct mt_site *s;
-	u64 size;
+	u64 size, cnt;
 
 	b = bpf_map_lookup_elem(&blocks, &k);
 	if (!b) {
@@ -213,15 +221,16 @@ static __always_inline void block_free(struct mt_proc *p, u32 tgid, u64 addr,
 		return;
 	}
 	size = b->weight;
+	cnt = obj_weight(b->size, b->weight);
 	sk.stack_id = b->stack_id;
 	sk.gen = b->gen;
 	bpf_map_delete_elem(&blocks, &k);
 	__sync_fetch_and_add(&p->free_bytes, size);
-	__sync_fetch_and_add(&p->frees, 1);
+	__sync_fetch_and_add(&p->frees, cnt);
 	s = bpf_map_lookup_elem(&sites, &sk);
 	if (s) {
 		__sync_fetch_and_add(&s->free_bytes, size);
-		__sync_fetch_and_add(&s->frees, 1);
+		__sync_fetch_and_add(&s->frees, cnt);
 	}
 }
 
@@ -284,7 +293,7 @@ static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_proc *p,
 	struct mt_site_key sk = { .tgid = id >> 32 };
 	struct mt_block b = {};
 	struct mt_site *s, zero = {};
-	u64 weight;
+	u64 weight, cnt;
 
 	weight = sample_weight(id, size);
 	if (!weight)
@@ -315,8 +324,9 @@ static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_proc *p,
 		__sync_fetch_and_add(&p->lost, 1);
 		return;
 	}
+	cnt = obj_weight(size, weight);
 	__sync_fetch_and_add(&p->alloc_bytes, weight);
-	__sync_fetch_and_add(&p->allocs, 1);
+	__sync_fetch_and_add(&p->allocs, cnt);
 	sk.stack_id = b.stack_id;
 	sk.gen = b.gen;
 	s = bpf_map_lookup_elem(&sites, &sk);
@@ -331,7 +341,7 @@ static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_proc *p,
 			return;
 	}
 	__sync_fetch_and_add(&s->alloc_bytes, weight);
-	__sync_fetch_and_add(&s->allocs, 1);
+	__sync_fetch_and_add(&s->allocs, cnt);
 }
 
 SEC("uretprobe")

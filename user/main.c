@@ -627,56 +627,6 @@ out:
 	return err;
 }
 
-void app__reap_child(struct app *app)
-{
-	int status;
-
-	if (!app->child || app->child_done)
-		return;
-	if (waitpid(app->child, &status, WNOHANG) == app->child) {
-		app->child_done = true;
-		app->child_status = status;
-	}
-}
-
-/* Exited rows stay visible for a few refreshes, then go. */
-void app__expire_rows(struct app *app)
-{
-	int i;
-
-	for (i = 0; i < table__nr(app->table); i++) {
-		struct mt_row *r = table__row(app->table, i);
-
-		if (!r->exited || ++r->gone_refreshes <= 3)
-			continue;
-		if (app->env.mode == MODE_CMD && r->pid == app->child)
-			continue;
-		collect__forget(app->collect, r->pid, r->gen);
-		syms__forget_pid(app->syms, r->pid);
-		table__remove(app->table, r->pid);
-		i--;
-	}
-	collect__sweep(app->collect);
-}
-
-void app__refresh_model(struct app *app)
-{
-	uint64_t now = now_ns();
-	double secs = (now - app->prev_refresh_ns) / 1e9;
-
-	app__pending_run(app);
-	collect__procs(app->collect, app->table, now);
-	collect__sites(app->collect, app->table);
-	collect__counters(app->collect, app->counters);
-	if (app->prev_refresh_ns && secs > 0)
-		app->events_ps = (app->events - app->prev_events) / secs;
-	app->prev_events = app->events;
-	app->prev_refresh_ns = now;
-	sites__top_names(app);
-	if (app->dump)
-		dump__refresh(app->dump);
-}
-
 static void refresh(struct app *app, bool final)
 {
 	app__refresh_model(app);
@@ -685,34 +635,6 @@ static void refresh(struct app *app, bool final)
 		output__json(app, final);
 	else
 		output__batch(app, final);
-}
-
-/*
- * Wait up to timeout_ms for ring-buffer records or a cgroup threshold
- * notification, and handle what came.  The ring buffer's own epoll fd
- * joins our poll set: libbpf's epoll must only ever hold its rings.
- */
-int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms)
-{
-	struct pollfd fds[64];
-	int i, n = 1, err;
-
-	fds[0].fd = ring_buffer__epoll_fd(rb);
-	fds[0].events = POLLIN;
-	if (app->dump)
-		n += dump__pollfds(app->dump, fds + 1, ARRAY_SIZE(fds) - 1);
-	err = poll(fds, n, timeout_ms);
-	if (err < 0)
-		return errno == EINTR ? 0 : -errno;
-	if (fds[0].revents) {
-		err = ring_buffer__consume(rb);
-		if (err < 0 && err != -EINTR)
-			return err;
-	}
-	for (i = 1; i < n; i++)
-		if (fds[i].revents)
-			dump__on_ready(app->dump, fds[i].fd);
-	return 0;
 }
 
 static int run_loop(struct app *app, struct ring_buffer *rb)
@@ -828,10 +750,15 @@ int main(int argc, char **argv)
 			attach__nr_links(app.attach),
 			attach__nr_libs(app.attach));
 
-	if (app.env.view == VIEW_TUI)
+	if (app.env.view == VIEW_TUI) {
 		err = tui__run(&app, rb, &exiting);
-	else
+		if (err == TUI_FALLBACK) {
+			app.env.view = VIEW_BATCH;
+			err = run_loop(&app, rb);
+		}
+	} else {
 		err = run_loop(&app, rb);
+	}
 	if (err)
 		goto cleanup;
 

@@ -29,9 +29,9 @@
 #include <time.h>
 #include <unistd.h>
 #include <wchar.h>
-#include <bpf/libbpf.h>
 
 #include "app.h"
+#include "dump.h"
 #include "sites.h"
 #include "syms.h"
 #include "table.h"
@@ -43,13 +43,13 @@
 
 #define HDR_LINES	3	/* two summary lines and the column titles */
 #define STATUS_SECS	4	/* how long a status message stays up */
-#define MAX_POLL_MS	100	/* longest wait for events before reading keys */
-#define MAX_INLINE	8	/* inlined frames resolved per return address */
+#define MAX_POLL_MS	100	/* longest wait for events before keys */
+#define MAX_INLINE	8	/* inlined frames per return address */
 #define KEY_ESC		27
 
 /* flags for put() */
 #define P_RIGHT		1	/* right-align the text in its field */
-#define P_PAD		2	/* fill the whole field, so the attribute shows */
+#define P_PAD		2	/* fill the field: its attribute shows */
 
 enum tui_screen {
 	SCR_TABLE,		/* one row per process */
@@ -103,10 +103,10 @@ struct tui {
 	bool reverse, paused, help, quit;
 
 	/* process table: the selection is a pid, so it follows re-sorts */
-	int *vis;		/* table indices of the rows that pass the filter */
+	int *vis;		/* table indices of rows passing the filter */
 	int nvis, capvis;
 	int sel, top, sel_pid;
-	int width[C_MAX];	/* 0: column not shown at this terminal width */
+	int width[C_MAX];	/* 0: column not shown at this width */
 
 	/* sites of one process; the selection follows the stack id */
 	int site_pid;
@@ -577,7 +577,8 @@ static void draw_header(struct tui *t)
 	attron(A_BOLD);
 	x = put(t, 0, 0, COLS, "memtrace", 0);
 	attroff(A_BOLD);
-	snprintf(buf, sizeof(buf), " %s  mem %s/%s  procs %d  events/s %.0f  lost ",
+	snprintf(buf, sizeof(buf),
+		 " %s  mem %s/%s  procs %d  events/s %.0f  lost ",
 		 tm, a, b, procs, app->events_ps);
 	x += put(t, 0, x, COLS - x, buf, 0);
 	snprintf(buf, sizeof(buf), "%llu", (unsigned long long)lost);
@@ -595,8 +596,9 @@ static void draw_header(struct tui *t)
 		attroff(A_REVERSE | A_BOLD);
 		x += put(t, 1, x, COLS - x, " ", 0);
 	}
-	snprintf(buf, sizeof(buf), "tracing since %s (%s)  refresh %gs  sort %s%s",
-		 since, el, app->env.delay, table__sort_name(t->key),
+	snprintf(buf, sizeof(buf),
+		 "tracing since %s (%s)  refresh %gs  sort %s%s", since, el,
+		 app->env.delay, table__sort_name(t->key),
 		 t->reverse ? " (reversed)" : "");
 	x += put(t, 1, x, COLS - x, buf, 0);
 	if (t->filter[0]) {
@@ -671,7 +673,7 @@ static void draw_table(struct tui *t)
 		if (!w)
 			continue;
 		if (c == C_PID)
-			w--;	/* the title sits over the digits, not the '!' */
+			w--;	/* title over the digits, not the '!' */
 		if (cols[c].sort == t->key && t->key != SORT_PID)
 			attron(A_BOLD);
 		put(t, 2, x, w, cols[c].title, cols[c].right ? P_RIGHT : 0);
@@ -968,8 +970,9 @@ static int open_stack(struct tui *t)
 		n = syms__resolve_ret(t->app->syms, r->pid, s->stack[i], fr,
 				      MAX_INLINE);
 		if (n <= 0) {
-			err = add_line(t, &cap, false, "#%-3d 0x%012llx  [unknown]",
-				       i, (unsigned long long)s->stack[i]);
+			err = add_line(t, &cap, false,
+				       "#%-3d 0x%012llx  [unknown]", i,
+				       (unsigned long long)s->stack[i]);
 			continue;
 		}
 		for (j = 0; j < n && !err; j++) {
@@ -1038,7 +1041,8 @@ static void prompt_key(struct tui *t, int ch)
 		t->prompting = false;
 	} else if (ch == KEY_BACKSPACE || ch == 127 || ch == 8) {
 		/* one character, not one byte, of UTF-8 */
-		while (len && ((unsigned char)t->filter[len - 1] & 0xc0) == 0x80)
+		while (len &&
+		       ((unsigned char)t->filter[len - 1] & 0xc0) == 0x80)
 			len--;
 		if (len)
 			len--;
@@ -1117,6 +1121,31 @@ static void stack_key(struct tui *t, int ch)
 		t->st_top = n;
 }
 
+static void dump_selected(struct tui *t)
+{
+	int err, pid = t->scr == SCR_TABLE ? t->sel_pid : t->site_pid;
+	char msg[128];
+
+	if (!t->app->dump) {
+		set_status(t, "dump: not available yet "
+			   "(pre-OOM capture not built)");
+		return;
+	}
+	if (!pid)
+		return;
+	/* a capture (gcore) can take a while: say so before it starts */
+	snprintf(msg, sizeof(msg), "dump: capturing pid %d...", pid);
+	set_status(t, msg);
+	draw(t);
+	err = dump__now(t->app->dump, pid, "asked for in the live view");
+	if (err)
+		snprintf(msg, sizeof(msg), "dump: pid %d: %s", pid,
+			 strerror(-err));
+	else
+		snprintf(msg, sizeof(msg), "dump: pid %d captured", pid);
+	set_status(t, msg);
+}
+
 static void on_key(struct tui *t, int ch)
 {
 	if (ch == KEY_RESIZE)
@@ -1154,11 +1183,7 @@ static void on_key(struct tui *t, int ch)
 		t->scr = SCR_TABLE;
 		return;
 	case 'd':
-		/*
-		 * Hook for the pre-OOM capture: once it exists, dump
-		 * t->scr == SCR_TABLE ? t->sel_pid : t->site_pid here.
-		 */
-		set_status(t, "dump: not available yet (pre-OOM capture not built)");
+		dump_selected(t);
 		return;
 	}
 	if (t->scr == SCR_TABLE)
@@ -1199,7 +1224,7 @@ static int term_open(struct tui *t)
 	nonl();
 	keypad(stdscr, TRUE);
 	nodelay(stdscr, TRUE);
-	set_escdelay(25);	/* a lone Esc is "back": do not wait a second */
+	set_escdelay(25);	/* a lone Esc means "back": answer it now */
 	curs_set(0);
 	if (has_colors()) {
 		start_color();
@@ -1250,8 +1275,9 @@ static int run(struct tui *t, struct ring_buffer *rb,
 			timeout = 0;
 		else if (!t->paused && (next - now) / 1000000 + 1 < MAX_POLL_MS)
 			timeout = (next - now) / 1000000 + 1;
-		err = ring_buffer__poll(rb, timeout);
-		if (err < 0 && err != -EINTR)
+		/* records, and the cgroup threshold notifications */
+		err = app__poll(app, rb, timeout);
+		if (err < 0)
 			break;
 		err = 0;
 		app__reap_child(app);

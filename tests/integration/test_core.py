@@ -264,5 +264,68 @@ def test_untrusted_comm_is_escaped():
     shutil.rmtree(d)
 
 
+def test_entry_probes_fallback_exact():
+    """--entry-probes puts every probe at the function entry (the
+    fallback when no cheaper site is safe): still exact."""
+    truth_path = tmpfile("truth.json")
+    p = memtrace_json(["--entry-probes", "--top-sites", "0", "--", ALLOCS,
+                       "--threads", "0", "--truth", truth_path])
+    code, docs, err = finish(p)
+    assert code == 0, err
+    truth = load_truth(truth_path)
+    assert_totals(row(docs[-1], truth["pid"]), truth)
+
+
+def test_probe_sites_reported():
+    """-v says where each probe went; free is moved past its NULL test."""
+    p = subprocess.run([MEMTRACE, "-v", "-b", "-n", "1", "-d", "0.1", "--", "true"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    lines = [l for l in p.stderr.splitlines() if "libc.so" in l]
+    names = {l.split(": ")[2].split("+")[0] for l in lines}
+    assert {"malloc", "free", "calloc", "realloc", "posix_memalign"} <= names, p.stderr
+    free = [l for l in lines if ": free+" in l][0]
+    assert "free+0:" not in free, free
+
+
+def sampled_sigma(n, size, rate):
+    """Standard deviation of the Poisson-sampling estimate of n blocks of
+    size bytes at mean sampling interval rate: s^2 (1/p - 1) per block."""
+    import math
+    p = -math.expm1(-size / rate)
+    return math.sqrt(n * size * size * (1 / p - 1))
+
+
+def test_sampling_unbiased_within_bounds():
+    """--sample-bytes: per-site live bytes within 4 sigma of the truth."""
+    rate = 65536
+    results = {}
+    for sample in (0, rate):
+        truth_path = tmpfile("truth.json")
+        p = memtrace_json(["-d", "0.2", "--top-sites", "5", "--sample-bytes",
+                           str(sample), "--", workload("sample"), "--truth",
+                           truth_path], stdin=subprocess.PIPE)
+        truth = load_truth(truth_path)
+        r, _ = wait_row(p, truth["pid"],
+                        lambda r: r["live_bytes"] > 0 and len(r.get("sites", [])) >= 2)
+        r, _ = wait_row(p, truth["pid"])
+        p.stdin.close()
+        p.stdin = None
+        finish(p)
+        results[sample] = (r, truth)
+    r, truth = results[0]
+    got = site_bytes(r)
+    assert got["small_site"] == truth["small_site"] and got["big_site"] == truth["big_site"], got
+    assert not r["sampled"]
+    r, truth = results[rate]
+    assert r["sampled"]
+    got = site_bytes(r)
+    bounds = {"small_site": sampled_sigma(200000, 263.5, rate),
+              "big_site": sampled_sigma(600, 100 * 1024, rate)}
+    for fn, sigma in bounds.items():
+        err = abs(got[fn] - truth[fn])
+        assert err <= 4 * sigma, f"{fn}: estimate {got[fn]} vs {truth[fn]}: off by {err}, 4 sigma = {4 * sigma:.0f}"
+
+
 TESTS = [(n[len("test_"):], f) for n, f in list(globals().items())
          if n.startswith("test_") and callable(f)]
