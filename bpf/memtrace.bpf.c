@@ -22,6 +22,7 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile bool trace_all = false;	/* create a process entry on demand */
 const volatile bool want_stacks = true;
 const volatile u64 sample_bytes = 0;	/* 0: every allocation is exact */
+const volatile u32 self_tgid = 0;	/* memtrace itself: never traced */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -61,12 +62,24 @@ struct {
 	__type(value, struct mt_site);
 } sites SEC(".maps");
 
+struct mt_stack {
+	u64 ips[MT_MAX_STACK];
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_STACK_TRACE);
-	__uint(max_entries, 1 << 16);
-	__uint(key_size, sizeof(u32));
-	__uint(value_size, MT_MAX_STACK * sizeof(u64));
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1 << 17);
+	__type(key, struct mt_stack_key);
+	__type(value, struct mt_stack);
 } stacks SEC(".maps");
+
+/* Scratch space for one stack walk (too big for the BPF stack). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct mt_stack);
+} stack_buf SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -132,7 +145,7 @@ static __always_inline struct mt_proc *proc_get(u32 tgid)
 	struct mt_proc *p = bpf_map_lookup_elem(&procs, &tgid);
 	struct mt_proc zero = {};
 
-	if (p || !trace_all)
+	if (p || !trace_all || tgid == self_tgid)
 		return p;
 	zero.gen = bpf_ktime_get_ns();
 	zero.sampled = sample_bytes;
@@ -167,7 +180,8 @@ static __always_inline int alloc_enter(struct pt_regs *ctx, u32 fn, u64 size,
 		return 0;
 	}
 	if (!in) {
-		if (!trace_all && !bpf_map_lookup_elem(&procs, &tgid))
+		if ((!trace_all || tgid == self_tgid) &&
+		    !bpf_map_lookup_elem(&procs, &tgid))
 			return 0;
 		in = bpf_task_storage_get(&inflight, task, NULL,
 					  BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -179,7 +193,8 @@ static __always_inline int alloc_enter(struct pt_regs *ctx, u32 fn, u64 size,
 				__sync_fetch_and_add(&p->lost, 1);
 			return 0;
 		}
-	} else if (!trace_all && !bpf_map_lookup_elem(&procs, &tgid)) {
+	} else if ((!trace_all || tgid == self_tgid) &&
+		   !bpf_map_lookup_elem(&procs, &tgid)) {
 		return 0;
 	}
 	in->size = size;
@@ -222,7 +237,7 @@ static __always_inline void block_free(struct mt_proc *p, u32 tgid, u64 addr,
 	}
 	size = b->weight;
 	cnt = obj_weight(b->size, b->weight);
-	sk.stack_id = b->stack_id;
+	sk.stack = b->stack;
 	sk.gen = b->gen;
 	bpf_map_delete_elem(&blocks, &k);
 	__sync_fetch_and_add(&p->free_bytes, size);
@@ -286,6 +301,42 @@ static __always_inline u64 sample_weight(u64 id, u64 size)
 	return scaled_weight(size);
 }
 
+/*
+ * Walk the user stack (frame pointers), hash it (FNV-1a over the frames)
+ * and store it once per process.  Returns the hash, 0 on failure.
+ */
+static __always_inline u64 stack_capture(struct pt_regs *ctx, u32 tgid)
+{
+	struct mt_stack_key key = { .tgid = tgid };
+	u64 h = 0xcbf29ce484222325ULL;
+	struct mt_stack *st;
+	u32 zero = 0;
+	long n;
+	int i;
+
+	st = bpf_map_lookup_elem(&stack_buf, &zero);
+	if (!st)
+		return 0;
+	n = bpf_get_stack(ctx, st->ips, sizeof(st->ips), BPF_F_USER_STACK);
+	if (n <= 0)
+		return 0;
+	n /= sizeof(u64);
+	for (i = 0; i < MT_MAX_STACK; i++) {
+		if (i >= n) {
+			st->ips[i] = 0;	/* the value must not carry stale frames */
+			continue;
+		}
+		h ^= st->ips[i];
+		h *= 0x100000001b3ULL;
+	}
+	key.hash = h | 1;	/* never 0, which means "no stack" */
+	if (bpf_map_lookup_elem(&stacks, &key))
+		return key.hash;
+	if (bpf_map_update_elem(&stacks, &key, st, BPF_NOEXIST) == -E2BIG)
+		return 0;
+	return key.hash;
+}
+
 static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_proc *p,
 					u64 id, u64 addr, u64 size)
 {
@@ -301,15 +352,11 @@ static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_proc *p,
 	b.size = size;
 	b.weight = weight;
 	b.gen = p->gen;
-	b.stack_id = -1;
 	if (want_stacks) {
-		long sid = bpf_get_stackid(ctx, &stacks, BPF_F_USER_STACK);
-
-		if (sid < 0) {
+		b.stack = stack_capture(ctx, k.tgid);
+		if (!b.stack) {
 			count(MT_CNT_STACK_ERR);
 			__sync_fetch_and_add(&p->lost_sites, 1);
-		} else {
-			b.stack_id = sid;
 		}
 	}
 	/*
@@ -327,7 +374,7 @@ static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_proc *p,
 	cnt = obj_weight(size, weight);
 	__sync_fetch_and_add(&p->alloc_bytes, weight);
 	__sync_fetch_and_add(&p->allocs, cnt);
-	sk.stack_id = b.stack_id;
+	sk.stack = b.stack;
 	sk.gen = b.gen;
 	s = bpf_map_lookup_elem(&sites, &sk);
 	if (!s) {
@@ -517,7 +564,7 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid,
 	struct mt_event *e;
 	const char *fn;
 
-	if (!p && !trace_all)
+	if (!p && (!trace_all || tgid == self_tgid))
 		return 0;
 	/*
 	 * The old image's heap is gone: start a new generation so its

@@ -66,20 +66,31 @@ struct mt_block_key {
 	u64 addr;
 };
 
-/* One live block.  size is the requested size (or the sample weight). */
+/* One live block.  size is the requested size. */
 struct mt_block {
 	u64 size;
-	u32 gen;
-	s32 stack_id;
 	u64 weight;		/* bytes this block stands for when sampled */
+	u64 stack;		/* stack hash, 0 = no stack */
+	u32 gen;
+	u32 pad;
+};
+
+/*
+ * A user stack, keyed by process and a 64-bit hash of its frames: no
+ * bucket collisions (unlike a stack-trace map, which drops a stack whose
+ * bucket is taken), and the entries of an exited process can be swept.
+ */
+struct mt_stack_key {
+	u32 tgid;
+	u32 pad;
+	u64 hash;
 };
 
 /* Per allocation site (tgid, stack) counters. */
 struct mt_site_key {
 	u32 tgid;
-	s32 stack_id;
 	u32 gen;
-	u32 pad;
+	u64 stack;		/* stack hash, 0 = no stack */
 };
 
 struct mt_site {

@@ -105,6 +105,16 @@ int collect__procs(struct collect *c, struct table *t, uint64_t ts)
 		r = table__add(t, key);
 		if (!r)
 			return -ENOMEM;
+		if (!r->comm[0]) {
+			/* a process we have no event of yet (node mode) */
+			char path[64];
+			int n;
+
+			snprintf(path, sizeof(path), "/proc/%u/comm", key);
+			n = read_file(path, r->comm, sizeof(r->comm));
+			if (n > 0 && r->comm[n - 1] == '\n')
+				r->comm[n - 1] = '\0';
+		}
 		if (r->exited)
 			continue;	/* pid reused: the old row goes first */
 		table__set_stats(t, r, &st, ts);
@@ -121,10 +131,10 @@ static int cmp_sites(const void *pa, const void *pb)
 		return a->live_bytes < b->live_bytes ? 1 : -1;
 	if (a->alloc_bytes != b->alloc_bytes)
 		return a->alloc_bytes < b->alloc_bytes ? 1 : -1;
-	return a->stack_id - b->stack_id;
+	return a->stack_id < b->stack_id ? -1 : a->stack_id > b->stack_id;
 }
 
-static struct mt_site_row *site_slot(struct mt_row *r, int32_t stack_id)
+static struct mt_site_row *site_slot(struct mt_row *r, uint64_t stack_id)
 {
 	int i;
 
@@ -148,7 +158,8 @@ static struct mt_site_row *site_slot(struct mt_row *r, int32_t stack_id)
 static void site_fill(struct collect *c, struct mt_row *r,
 		      const struct mt_site_key *key, const struct mt_site *val)
 {
-	struct mt_site_row *s = site_slot(r, key->stack_id);
+	struct mt_site_row *s = site_slot(r, key->stack);
+	struct mt_stack_key sk = { .tgid = key->tgid, .hash = key->stack };
 	int j;
 
 	if (!s)
@@ -157,10 +168,10 @@ static void site_fill(struct collect *c, struct mt_row *r,
 	s->live_allocs = (int64_t)(val->allocs - val->frees);
 	s->alloc_bytes = val->alloc_bytes;
 	s->allocs = val->allocs;
-	if (s->nframes || key->stack_id < 0)
+	if (s->nframes || !key->stack)
 		return;
-	/* stack ids are stable: each stack is read once */
-	if (bpf_map_lookup_elem(c->stacks_fd, &key->stack_id, s->stack))
+	/* a stack never changes under its hash: each is read once */
+	if (bpf_map_lookup_elem(c->stacks_fd, &sk, s->stack))
 		return;
 	for (j = 0; j < MT_MAX_STACK && s->stack[j]; j++)
 		;
@@ -296,6 +307,7 @@ int collect__sweep(struct collect *c)
 {
 	struct mt_block_key bk, bnext;
 	struct mt_site_key sk, snext;
+	struct mt_stack_key tk, tnext;
 	struct mt_block b;
 	bool more;
 	int n = 0;
@@ -318,6 +330,14 @@ int collect__sweep(struct collect *c)
 		if (is_dead(c, sk.tgid, sk.gen))
 			bpf_map_delete_elem(c->sites_fd, &sk);
 		sk = snext;
+	}
+	/* stacks are per process, whatever the generation: by tgid alone */
+	more = !bpf_map_get_next_key(c->stacks_fd, NULL, &tk);
+	while (more) {
+		more = !bpf_map_get_next_key(c->stacks_fd, &tk, &tnext);
+		if (has_dead_tgid(c, tk.tgid))
+			bpf_map_delete_elem(c->stacks_fd, &tk);
+		tk = tnext;
 	}
 	c->ndead = 0;
 	return n;

@@ -434,6 +434,7 @@ static int open_and_load(struct app *app)
 	skel->rodata->trace_all = env->mode == MODE_NODE;
 	skel->rodata->want_stacks = env->stacks;
 	skel->rodata->sample_bytes = env->sample_bytes;
+	skel->rodata->self_tgid = getpid();
 	bpf_map__set_max_entries(skel->maps.events, env->ringbuf_bytes);
 	bpf_map__set_max_entries(skel->maps.blocks, env->max_blocks);
 	if (!env->stacks)
@@ -547,8 +548,11 @@ static int start_node(struct app *app)
 	while ((de = readdir(d))) {
 		int pid = atoi(de->d_name);
 
-		if (pid > 0 && pid != getpid())
-			attach__node_lib(app->attach, pid);
+		if (pid <= 0 || pid == getpid())
+			continue;
+		/* every process with a C library gets a row from the start */
+		if (!attach__node_lib(app->attach, pid))
+			collect__track(app->collect, pid, app->env.sample_bytes);
 	}
 	closedir(d);
 	libs = attach__nr_libs(app->attach);

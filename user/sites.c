@@ -46,7 +46,7 @@ int sites__first_user_frame(struct app *app, struct mt_row *r,
 	int i, n;
 
 	buf[0] = '\0';
-	if (s->stack_id < 0 || !s->nframes) {
+	if (!s->stack_id || !s->nframes) {
 		snprintf(buf, len, "[no stack]");
 		return 0;
 	}

@@ -17,7 +17,7 @@ struct mt_range {
 
 /* One allocation site of one process. */
 struct mt_site_row {
-	int32_t stack_id;
+	uint64_t stack_id;		/* stack hash, 0 = no stack */
 	int64_t live_bytes, live_allocs;
 	uint64_t alloc_bytes, allocs;
 	int64_t prev_live;		/* live bytes at the previous refresh */

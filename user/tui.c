@@ -110,7 +110,7 @@ struct tui {
 
 	/* sites of one process; the selection follows the stack id */
 	int site_pid;
-	int32_t site_id;
+	uint64_t site_id;	/* stack hash of the selected site, -1 = none */
 	int site_sel, site_top;
 
 	/* the expanded stack, resolved once when it is opened */
@@ -507,7 +507,8 @@ static void fix_site_sel(struct tui *t, struct mt_row *r)
 			t->site_sel = r->nsites - 1;
 		if (t->site_sel < 0)
 			t->site_sel = 0;
-		t->site_id = r->nsites ? r->sites[t->site_sel].stack_id : -1;
+		t->site_id = r->nsites ? r->sites[t->site_sel].stack_id :
+			     (uint64_t)-1;
 	}
 	scroll_to(t->site_sel, r->nsites, sites_page(), &t->site_top);
 }
@@ -963,7 +964,7 @@ static int open_stack(struct tui *t)
 	t->st = NULL;
 	sites__first_user_frame(t->app, r, s, name, sizeof(name));
 	sanitize(name, sizeof(name), t->st_name, sizeof(t->st_name));
-	if (s->stack_id < 0 || !s->nframes)
+	if (!s->stack_id || !s->nframes)
 		err = add_line(t, &cap, false, "  no stack was recorded for "
 			       "this site (stack map full, or --no-stacks)");
 	for (i = 0; i < s->nframes && !err; i++) {

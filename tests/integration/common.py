@@ -9,7 +9,7 @@ import subprocess
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-MEMTRACE = os.path.join(ROOT, "memtrace")
+MEMTRACE = os.environ.get("MEMTRACE") or os.path.join(ROOT, "memtrace")
 WORKLOADS = os.path.join(ROOT, "build", "workloads")
 
 _procs = []

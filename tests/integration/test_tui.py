@@ -18,7 +18,7 @@ import subprocess
 import time
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
-MEMTRACE = os.path.join(REPO, 'memtrace')
+MEMTRACE = os.environ.get('MEMTRACE') or os.path.join(REPO, 'memtrace')
 WORKLOAD = os.path.join(REPO, 'build', 'workloads', 'tui_grow')
 TIMEOUT = 15  # seconds for anything to show up (BPF load included)
 
