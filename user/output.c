@@ -109,6 +109,16 @@ static void json_row(struct app *app, struct mt_row *r)
 	fprintf(f, ",\"exited\":%s", r->exited ? "true" : "false");
 	if (r->exited)
 		fprintf(f, ",\"exit_code\":%d", r->exit_code);
+	fputs(",\"cgroup\":", f);
+	json_str(f, r->cgroup, sizeof(r->cgroup));
+	json_u64(f, "cg_usage", r->cg_usage);
+	json_u64(f, "cg_limit", r->cg_limit);
+	if (r->cg_limit)
+		fprintf(f, ",\"cg_limit_pct\":%.2f",
+			r->cg_usage * 100.0 / r->cg_limit);
+	else
+		fputs(",\"cg_limit_pct\":null", f);
+	json_dbl(f, "cg_eta_s", r->cg_eta_s);
 	if (app->env.top_sites > 0)
 		sites__json(app, r, f);
 	fputc('}', f);

@@ -74,6 +74,7 @@ struct mt_row *table__add(struct table *t, int pid)
 	if (!r)
 		return NULL;
 	r->pid = pid;
+	r->cg_eta_s = -1;
 	t->rows[t->nr++] = r;
 	return r;
 }
