@@ -157,99 +157,6 @@ static __always_inline struct mt_proc *proc_get(u32 tgid)
 }
 
 /*
- * Entry of an allocating function.  A nested call (calloc -> malloc in
- * some libcs, reallocarray -> realloc, realloc(NULL) -> malloc) only
- * bumps the depth, so each block is counted once, by the outermost call.
- */
-static __always_inline int alloc_enter(struct pt_regs *ctx, u32 fn, u64 size,
-				       u64 arg)
-{
-	struct task_struct *task = bpf_get_current_task_btf();
-	u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct mt_inflight *in;
-
-	in = bpf_task_storage_get(&inflight, task, NULL, 0);
-	/*
-	 * An entry whose outer frame is gone (the thread left the
-	 * allocator by longjmp or was cancelled) must not swallow the calls
-	 * that follow: the stack grows down, so a stack pointer above the
-	 * recorded one is a new call.
-	 */
-	if (in && in->depth && PT_REGS_SP(ctx) <= in->sp) {
-		in->depth++;
-		return 0;
-	}
-	if (!in) {
-		if ((!trace_all || tgid == self_tgid) &&
-		    !bpf_map_lookup_elem(&procs, &tgid))
-			return 0;
-		in = bpf_task_storage_get(&inflight, task, NULL,
-					  BPF_LOCAL_STORAGE_GET_F_CREATE);
-		if (!in) {
-			struct mt_proc *p = proc_get(tgid);
-
-			count(MT_CNT_INFLIGHT_FULL);
-			if (p)
-				__sync_fetch_and_add(&p->lost, 1);
-			return 0;
-		}
-	} else if ((!trace_all || tgid == self_tgid) &&
-		   !bpf_map_lookup_elem(&procs, &tgid)) {
-		return 0;
-	}
-	in->size = size;
-	in->arg = arg;
-	in->sp = PT_REGS_SP(ctx);
-	in->fn = fn;
-	in->depth = 1;
-	return 0;
-}
-
-/* Drop the block at addr, if it is one we saw allocated. */
-/* Objects a block stands for: 1, or weight/size rounded when sampled. */
-static __always_inline u64 obj_weight(u64 size, u64 weight)
-{
-	if (!sample_bytes || !size || weight <= size)
-		return 1;
-	return (weight + size / 2) / size;
-}
-
-static __always_inline void block_free(struct mt_proc *p, u32 tgid, u64 addr,
-				       bool from_free)
-{
-	struct mt_block_key k = { .tgid = tgid, .addr = addr };
-	struct mt_site_key sk = { .tgid = tgid };
-	struct mt_block *b;
-	struct mt_site *s;
-	u64 size, cnt;
-
-	b = bpf_map_lookup_elem(&blocks, &k);
-	if (!b) {
-		if (from_free)
-			__sync_fetch_and_add(&p->unmatched_frees, 1);
-		return;
-	}
-	if (b->gen != (u32)p->gen) {
-		/* left over from the image before an exec */
-		bpf_map_delete_elem(&blocks, &k);
-		count(MT_CNT_STALE);
-		return;
-	}
-	size = b->weight;
-	cnt = obj_weight(b->size, b->weight);
-	sk.stack = b->stack;
-	sk.gen = b->gen;
-	bpf_map_delete_elem(&blocks, &k);
-	__sync_fetch_and_add(&p->free_bytes, size);
-	__sync_fetch_and_add(&p->frees, cnt);
-	s = bpf_map_lookup_elem(&sites, &sk);
-	if (s) {
-		__sync_fetch_and_add(&s->free_bytes, size);
-		__sync_fetch_and_add(&s->frees, cnt);
-	}
-}
-
-/*
  * Bytes-based Poisson sampling: each thread counts down a random,
  * exponentially distributed number of bytes; the allocation that crosses
  * zero is sampled.  A block of size s is then sampled with probability
@@ -302,6 +209,112 @@ static __always_inline u64 sample_weight(u64 id, u64 size)
 }
 
 /*
+ * Entry of an allocating function.  A nested call (calloc -> malloc in
+ * some libcs, reallocarray -> realloc, realloc(NULL) -> malloc) only
+ * bumps the depth, so each block is counted once, by the outermost call.
+ */
+static __always_inline int alloc_enter(struct pt_regs *ctx, u32 fn, u64 size,
+				       u64 arg, bool session)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	u64 id = bpf_get_current_pid_tgid();
+	u32 tgid = id >> 32;
+	struct mt_inflight *in;
+	u64 weight = 0;
+
+	in = bpf_task_storage_get(&inflight, task, NULL, 0);
+	/*
+	 * An entry whose outer frame is gone (the thread left the
+	 * allocator by longjmp or was cancelled) must not swallow the calls
+	 * that follow: the stack grows down, so a stack pointer above the
+	 * recorded one is a new call.  A session probe skips the nested
+	 * call's return outright; a uretprobe runs it, so count depth.
+	 */
+	if (in && in->depth && PT_REGS_SP(ctx) <= in->sp) {
+		if (session)
+			return 1;
+		in->depth++;
+		return 0;
+	}
+	if ((!trace_all || tgid == self_tgid) &&
+	    !bpf_map_lookup_elem(&procs, &tgid))
+		return 1;
+	/*
+	 * With sampling, a session probe decides at entry: an unsampled
+	 * allocation then costs no return probe at all.  realloc must
+	 * always return here, its old block may be a sampled one.
+	 */
+	if (session && sample_bytes && fn != MT_FN_REALLOC &&
+	    fn != MT_FN_REALLOCARRAY) {
+		weight = sample_weight(id, size);
+		if (!weight)
+			return 1;
+	}
+	if (!in) {
+		in = bpf_task_storage_get(&inflight, task, NULL,
+					  BPF_LOCAL_STORAGE_GET_F_CREATE);
+		if (!in) {
+			struct mt_proc *p = proc_get(tgid);
+
+			count(MT_CNT_INFLIGHT_FULL);
+			if (p)
+				__sync_fetch_and_add(&p->lost, 1);
+			return 1;
+		}
+	}
+	in->size = size;
+	in->weight = weight;
+	in->arg = arg;
+	in->sp = PT_REGS_SP(ctx);
+	in->fn = fn;
+	in->depth = 1;
+	return 0;
+}
+
+/* Objects a block stands for: 1, or weight/size rounded when sampled. */
+static __always_inline u64 obj_weight(u64 size, u64 weight)
+{
+	if (!sample_bytes || !size || weight <= size)
+		return 1;
+	return (weight + size / 2) / size;
+}
+
+static __always_inline void block_free(struct mt_proc *p, u32 tgid, u64 addr,
+				       bool from_free)
+{
+	struct mt_block_key k = { .tgid = tgid, .addr = addr };
+	struct mt_site_key sk = { .tgid = tgid };
+	struct mt_block *b;
+	struct mt_site *s;
+	u64 size, cnt;
+
+	b = bpf_map_lookup_elem(&blocks, &k);
+	if (!b) {
+		if (from_free)
+			__sync_fetch_and_add(&p->unmatched_frees, 1);
+		return;
+	}
+	if (b->gen != (u32)p->gen) {
+		/* left over from the image before an exec */
+		bpf_map_delete_elem(&blocks, &k);
+		count(MT_CNT_STALE);
+		return;
+	}
+	size = b->weight;
+	cnt = obj_weight(b->size, b->weight);
+	sk.stack = b->stack;
+	sk.gen = b->gen;
+	bpf_map_delete_elem(&blocks, &k);
+	__sync_fetch_and_add(&p->free_bytes, size);
+	__sync_fetch_and_add(&p->frees, cnt);
+	s = bpf_map_lookup_elem(&sites, &sk);
+	if (s) {
+		__sync_fetch_and_add(&s->free_bytes, size);
+		__sync_fetch_and_add(&s->frees, cnt);
+	}
+}
+
+/*
  * Walk the user stack (frame pointers), hash it (FNV-1a over the frames)
  * and store it once per process.  Returns the hash, 0 on failure.
  */
@@ -338,15 +351,16 @@ static __always_inline u64 stack_capture(struct pt_regs *ctx, u32 tgid)
 }
 
 static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_proc *p,
-					u64 id, u64 addr, u64 size)
+					u64 id, u64 addr, u64 size, u64 weight)
 {
 	struct mt_block_key k = { .tgid = id >> 32, .addr = addr };
 	struct mt_site_key sk = { .tgid = id >> 32 };
 	struct mt_block b = {};
 	struct mt_site *s, zero = {};
-	u64 weight, cnt;
+	u64 cnt;
 
-	weight = sample_weight(id, size);
+	if (!weight)
+		weight = sample_weight(id, size);
 	if (!weight)
 		return;
 	b.size = size;
@@ -391,11 +405,10 @@ static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_proc *p,
 	__sync_fetch_and_add(&s->allocs, cnt);
 }
 
-SEC("uretprobe")
-int BPF_KRETPROBE(alloc_exit, void *retp)
+static __always_inline int alloc_return(struct pt_regs *ctx, u64 ret)
 {
 	u64 id = bpf_get_current_pid_tgid();
-	u64 ret = (u64)retp, newp = 0;
+	u64 newp = 0;
 	struct mt_inflight *in;
 	struct mt_proc *p;
 	u32 tgid = id >> 32;
@@ -416,7 +429,7 @@ int BPF_KRETPROBE(alloc_exit, void *retp)
 		rc = (int)ret;
 		if (rc == 0 && !bpf_probe_read_user(&newp, sizeof(newp),
 						    (void *)in->arg))
-			block_alloc(ctx, p, id, newp, in->size);
+			block_alloc(ctx, p, id, newp, in->size, in->weight);
 		break;
 	case MT_FN_REALLOC:
 	case MT_FN_REALLOCARRAY:
@@ -428,16 +441,22 @@ int BPF_KRETPROBE(alloc_exit, void *retp)
 		if (in->arg && (ret || in->size == 0))
 			block_free(p, tgid, in->arg, true);
 		if (ret)
-			block_alloc(ctx, p, id, ret, in->size);
+			block_alloc(ctx, p, id, ret, in->size, in->weight);
 		break;
 	default:
 		if (ret)
-			block_alloc(ctx, p, id, ret, in->size);
+			block_alloc(ctx, p, id, ret, in->size, in->weight);
 		break;
 	}
 out:
 	in->depth = 0;
 	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(alloc_exit, void *retp)
+{
+	return alloc_return(ctx, (u64)retp);
 }
 
 /*
@@ -456,54 +475,98 @@ static __always_inline u64 mul_or_max(u64 n, u64 size)
 	return n * size;
 }
 
-SEC("uprobe")
-int BPF_KPROBE(malloc_enter, u64 size)
+/* Arguments by allocator function, for both probe flavours. */
+static __always_inline int enter_fn(struct pt_regs *ctx, u32 fn, bool session)
 {
-	return alloc_enter(ctx, MT_FN_MALLOC, size, 0);
+	u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx);
+	u64 a3 = PT_REGS_PARM3(ctx);
+
+	switch (fn) {
+	case MT_FN_MALLOC:
+	case MT_FN_VALLOC:
+	case MT_FN_PVALLOC:
+		/* valloc, pvalloc: the requested size, not the rounded one */
+		return alloc_enter(ctx, fn, a1, 0, session);
+	case MT_FN_CALLOC:
+		return alloc_enter(ctx, fn, mul_or_max(a1, a2), 0, session);
+	case MT_FN_REALLOC:
+		return alloc_enter(ctx, fn, a2, a1, session);
+	case MT_FN_REALLOCARRAY:
+		return alloc_enter(ctx, MT_FN_REALLOC, mul_or_max(a2, a3), a1,
+				   session);
+	case MT_FN_POSIX_MEMALIGN:
+		return alloc_enter(ctx, fn, a3, a1, session);
+	case MT_FN_ALIGNED_ALLOC:
+	case MT_FN_MEMALIGN:
+		/* memalign and aligned_alloc take (alignment, size) */
+		return alloc_enter(ctx, fn, a2, 0, session);
+	}
+	return 1;
 }
 
 SEC("uprobe")
-int BPF_KPROBE(calloc_enter, u64 n, u64 size)
+int malloc_enter(struct pt_regs *ctx)
 {
-	u64 total;
-
-	total = mul_or_max(n, size);
-	return alloc_enter(ctx, MT_FN_CALLOC, total, 0);
+	return enter_fn(ctx, MT_FN_MALLOC, false);
 }
 
 SEC("uprobe")
-int BPF_KPROBE(realloc_enter, u64 old, u64 size)
+int calloc_enter(struct pt_regs *ctx)
 {
-	return alloc_enter(ctx, MT_FN_REALLOC, size, old);
+	return enter_fn(ctx, MT_FN_CALLOC, false);
 }
 
 SEC("uprobe")
-int BPF_KPROBE(reallocarray_enter, u64 old, u64 n, u64 size)
+int realloc_enter(struct pt_regs *ctx)
 {
-	u64 total;
-
-	total = mul_or_max(n, size);
-	return alloc_enter(ctx, MT_FN_REALLOCARRAY, total, old);
+	return enter_fn(ctx, MT_FN_REALLOC, false);
 }
 
 SEC("uprobe")
-int BPF_KPROBE(posix_memalign_enter, u64 memptr, u64 align, u64 size)
+int reallocarray_enter(struct pt_regs *ctx)
 {
-	return alloc_enter(ctx, MT_FN_POSIX_MEMALIGN, size, memptr);
+	return enter_fn(ctx, MT_FN_REALLOCARRAY, false);
 }
 
 SEC("uprobe")
-int BPF_KPROBE(memalign_enter, u64 align, u64 size)
+int posix_memalign_enter(struct pt_regs *ctx)
 {
-	/* memalign and aligned_alloc take (alignment, size) */
-	return alloc_enter(ctx, MT_FN_MEMALIGN, size, 0);
+	return enter_fn(ctx, MT_FN_POSIX_MEMALIGN, false);
 }
 
 SEC("uprobe")
-int BPF_KPROBE(valloc_enter, u64 size)
+int memalign_enter(struct pt_regs *ctx)
 {
-	/* valloc and pvalloc: the requested size, not the page-rounded one */
-	return alloc_enter(ctx, MT_FN_VALLOC, size, 0);
+	return enter_fn(ctx, MT_FN_MEMALIGN, false);
+}
+
+SEC("uprobe")
+int valloc_enter(struct pt_regs *ctx)
+{
+	return enter_fn(ctx, MT_FN_VALLOC, false);
+}
+
+/*
+ * Session probes (uprobe_multi, BPF_TRACE_UPROBE_SESSION): one program
+ * for entry and return; the entry returns non-zero to skip the return
+ * probe for calls that need none (untraced process, nested call,
+ * unsampled allocation).  The function comes from the attach cookie.
+ * Loaded only when the kernel has them (the loader checks first).
+ */
+extern bool bpf_session_is_return(void) __ksym __weak;
+
+SEC("kprobe")
+int alloc_session(struct pt_regs *ctx)
+{
+	if (bpf_session_is_return())
+		return alloc_return(ctx, PT_REGS_RC(ctx));
+	return enter_fn(ctx, bpf_get_attach_cookie(ctx), true);
+}
+
+SEC("kprobe")
+int floor_session(struct pt_regs *ctx)
+{
+	return 0;
 }
 
 SEC("uprobe")

@@ -45,6 +45,7 @@ struct env {
 	bool verbose;
 	bool floor;		/* --bench-floor: empty programs, same sites */
 	bool entry_probes;	/* --entry-probes: no probe-site shifting */
+	bool no_session;	/* --no-session: classic return probes */
 
 	/* pre-OOM capture (dump.c) */
 	const char *dump_dir;	/* --dump-dir, default /var/lib/memtrace */
@@ -77,6 +78,7 @@ struct app {
 	uint64_t events, prev_events;
 	double events_ps;
 	uint64_t prev_refresh_ns;
+	bool session;		/* allocator probes are session uprobes */
 	pid_t child;		/* MODE_CMD: the command */
 	bool child_done;
 	int child_status;

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <sys/syscall.h>
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "attach.h"
@@ -30,6 +32,7 @@ struct target {
 	ino_t ino;
 	struct bpf_link **links;
 	int nlinks;
+	int session_fd;		/* uprobe_multi session link, -1 = none */
 };
 
 struct attach {
@@ -42,24 +45,25 @@ struct attach {
 /* One allocator entry point: which programs serve it. */
 struct probe_fn {
 	const char *name;
-	int enter;		/* index into progs[] below */
+	int enter;		/* which classic entry program */
 	bool ret;		/* needs a return probe */
+	int fn;			/* enum mt_fn: the session probe's cookie */
 };
 
 enum { P_MALLOC, P_CALLOC, P_REALLOC, P_REALLOCARRAY, P_FREE, P_POSIX_MEMALIGN,
        P_MEMALIGN, P_VALLOC };
 
 static const struct probe_fn probe_fns[] = {
-	{ "malloc",		P_MALLOC,		true },
-	{ "calloc",		P_CALLOC,		true },
-	{ "realloc",		P_REALLOC,		true },
-	{ "reallocarray",	P_REALLOCARRAY,		true },
-	{ "free",		P_FREE,			false },
-	{ "posix_memalign",	P_POSIX_MEMALIGN,	true },
-	{ "aligned_alloc",	P_MEMALIGN,		true },
-	{ "memalign",		P_MEMALIGN,		true },
-	{ "valloc",		P_VALLOC,		true },
-	{ "pvalloc",		P_VALLOC,		true },
+	{ "malloc",	P_MALLOC,	  true,  MT_FN_MALLOC },
+	{ "calloc",	P_CALLOC,	  true,  MT_FN_CALLOC },
+	{ "realloc",	P_REALLOC,	  true,  MT_FN_REALLOC },
+	{ "reallocarray", P_REALLOCARRAY, true,  MT_FN_REALLOCARRAY },
+	{ "free",	P_FREE,		  false, MT_FN_FREE },
+	{ "posix_memalign", P_POSIX_MEMALIGN, true, MT_FN_POSIX_MEMALIGN },
+	{ "aligned_alloc", P_MEMALIGN,	  true,  MT_FN_ALIGNED_ALLOC },
+	{ "memalign",	P_MEMALIGN,	  true,  MT_FN_MEMALIGN },
+	{ "valloc",	P_VALLOC,	  true,  MT_FN_VALLOC },
+	{ "pvalloc",	P_VALLOC,	  true,  MT_FN_PVALLOC },
 };
 
 static struct bpf_program *enter_prog(struct memtrace_bpf *s, int which)
@@ -93,6 +97,9 @@ static void target_release(struct target *t)
 {
 	int i;
 
+	if (t->session_fd >= 0)
+		close(t->session_fd);
+	t->session_fd = -1;
 	for (i = 0; i < t->nlinks; i++)
 		bpf_link__destroy(t->links[i]);
 	free(t->links);
@@ -207,11 +214,74 @@ static int attach_one(struct attach *a, struct target *t, const char *path,
 	return link_add(t, l);
 }
 
+/*
+ * The uprobe_multi part of union bpf_attr (kernel 6.6+), spelled out
+ * here: Debian 12's UAPI headers and libbpf 1.1 predate it.
+ */
+struct link_create_uprobe_multi {
+	uint32_t prog_fd;
+	uint32_t target_fd;
+	uint32_t attach_type;
+	uint32_t flags;
+	uint64_t path;
+	uint64_t offsets;
+	uint64_t ref_ctr_offsets;
+	uint64_t cookies;
+	uint32_t cnt;
+	uint32_t um_flags;
+	uint32_t pid;
+	uint32_t pad;
+};
+
+static int session_attach(struct attach *a, struct target *t, const char *path,
+			  const uint64_t *offs, const uint64_t *cookies, int n)
+{
+	struct bpf_program *prog = a->flags & ATTACH_FLOOR ?
+				   a->skel->progs.floor_session :
+				   a->skel->progs.alloc_session;
+	struct link_create_uprobe_multi attr;
+	int fd;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.prog_fd = bpf_program__fd(prog);
+	attr.attach_type = MT_BPF_TRACE_UPROBE_SESSION;
+	attr.path = (uint64_t)(uintptr_t)path;
+	attr.offsets = (uint64_t)(uintptr_t)offs;
+	attr.cookies = (uint64_t)(uintptr_t)cookies;
+	attr.cnt = n;
+	attr.pid = t->pid > 0 ? t->pid : 0;
+	fd = syscall(__NR_bpf, BPF_LINK_CREATE, &attr, sizeof(attr));
+	if (fd < 0)
+		return -errno;
+	t->session_fd = fd;
+	return 0;
+}
+
+bool attach__session_supported(void)
+{
+	static const struct bpf_insn ret0[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	LIBBPF_OPTS(bpf_prog_load_opts, opts,
+		    .expected_attach_type = MT_BPF_TRACE_UPROBE_SESSION);
+	int fd;
+
+	fd = bpf_prog_load(BPF_PROG_TYPE_KPROBE, "mt_probe", "GPL", ret0,
+			   ARRAY_SIZE(ret0), &opts);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
 /* Attach every allocator function the library has; a missing one is skipped. */
 static int attach_lib(struct attach *a, int pid, const char *path)
 {
-	uint64_t done[ARRAY_SIZE(probe_fns)];
+	uint64_t done[ARRAY_SIZE(probe_fns)], offs[ARRAY_SIZE(probe_fns)];
+	uint64_t cookies[ARRAY_SIZE(probe_fns)];
 	struct elfsym *es = NULL;
+	int nsess = 0;
 	struct target *t;
 	int err, i, j, ndone = 0, nprobed = 0;
 	struct stat st;
@@ -229,6 +299,7 @@ static int attach_lib(struct attach *a, int pid, const char *path)
 	t->pid = pid;
 	t->dev = st.st_dev;
 	t->ino = st.st_ino;
+	t->session_fd = -1;
 
 	err = elfsym__open(path, &es);
 	if (err)
@@ -258,8 +329,16 @@ static int attach_lib(struct attach *a, int pid, const char *path)
 				 a->flags & ATTACH_ENTRY ? " (--entry-probes)" : "");
 		}
 		if (a->flags & ATTACH_VERBOSE)
-			fprintf(stderr, "memtrace: %s: %s+%u: %s\n", path,
-				pf->name, ps.skip, ps.why);
+			fprintf(stderr, "memtrace: %s: %s+%u: %s%s\n", path,
+				pf->name, ps.skip, ps.why,
+				(a->flags & ATTACH_SESSION) && pf->ret ?
+				" [session]" : "");
+		if ((a->flags & ATTACH_SESSION) && pf->ret) {
+			offs[nsess] = fn.file_off + ps.skip;
+			cookies[nsess++] = pf->fn;
+			nprobed++;
+			continue;
+		}
 		err = attach_one(a, t, path, pf, fn.file_off + ps.skip);
 		if (err) {
 			fprintf(stderr, "memtrace: %s: cannot probe %s: %s\n",
@@ -267,6 +346,14 @@ static int attach_lib(struct attach *a, int pid, const char *path)
 			goto out;
 		}
 		nprobed++;
+	}
+	if (nsess) {
+		err = session_attach(a, t, path, offs, cookies, nsess);
+		if (err) {
+			fprintf(stderr, "memtrace: %s: cannot attach session "
+				"uprobes: %s\n", path, strerror(-err));
+			goto out;
+		}
 	}
 	err = nprobed ? 0 : -ENOENT;
 out:

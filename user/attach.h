@@ -12,7 +12,12 @@ enum {
 	ATTACH_VERBOSE	= 1 << 0,	/* say where each probe goes, and why */
 	ATTACH_FLOOR	= 1 << 1,	/* empty programs (benchmark floor) */
 	ATTACH_ENTRY	= 1 << 2,	/* probe function entries, no shifting */
+	ATTACH_SESSION	= 1 << 3,	/* session uprobes for allocators */
 };
+
+/* Can this kernel load BPF_TRACE_UPROBE_SESSION programs? */
+bool attach__session_supported(void);
+#define MT_BPF_TRACE_UPROBE_SESSION 57	/* enum bpf_attach_type, 6.13+ */
 
 int attach__new(struct memtrace_bpf *skel, unsigned int flags,
 		struct attach **out);

@@ -87,6 +87,8 @@ static const char usage[] =
 "                           (Poisson; estimates are unbiased); 0 = exact\n"
 "      --max-blocks N       live blocks tracked at once (default 1048576)\n"
 "      --ringbuf-mb N       ring-buffer size in MiB (default 8)\n"
+"      --no-session         uprobe + uretprobe even where the kernel has\n"
+"                           session uprobes\n"
 "  -v, --verbose            say where each probe went and why\n"
 "  -h, --help               this text\n"
 "  -V, --version            version\n"
@@ -97,7 +99,7 @@ enum {
 	OPT_TOP_SITES = 256, OPT_PPROF, OPT_FOLDED, OPT_NO_STACKS,
 	OPT_SAMPLE, OPT_MAX_BLOCKS, OPT_RINGBUF, OPT_DUMP_AT, OPT_DUMP_DIR,
 	OPT_NO_CORE, OPT_DUMP_MAX, OPT_DUMP_COOLDOWN, OPT_GCORE_TIMEOUT,
-	OPT_SLOW_DOWN, OPT_FLOOR, OPT_ENTRY_PROBES,
+	OPT_SLOW_DOWN, OPT_FLOOR, OPT_ENTRY_PROBES, OPT_NO_SESSION,
 };
 
 static const struct option long_opts[] = {
@@ -123,6 +125,7 @@ static const struct option long_opts[] = {
 	{ "slow-down", no_argument, NULL, OPT_SLOW_DOWN },
 	{ "bench-floor", no_argument, NULL, OPT_FLOOR },
 	{ "entry-probes", no_argument, NULL, OPT_ENTRY_PROBES },
+	{ "no-session", no_argument, NULL, OPT_NO_SESSION },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -351,6 +354,9 @@ static int parse_args(int argc, char **argv, struct env *env)
 		case OPT_ENTRY_PROBES:
 			env->entry_probes = true;
 			break;
+		case OPT_NO_SESSION:
+			env->no_session = true;
+			break;
 		case 'v':
 			env->verbose = true;
 			break;
@@ -435,6 +441,23 @@ static int open_and_load(struct app *app)
 	skel->rodata->want_stacks = env->stacks;
 	skel->rodata->sample_bytes = env->sample_bytes;
 	skel->rodata->self_tgid = getpid();
+	/*
+	 * Session uprobes when the kernel has them (6.13+): filtered,
+	 * nested and unsampled calls then skip the return probe.
+	 */
+	app->session = !env->no_session && attach__session_supported();
+	bpf_program__set_autoload(skel->progs.alloc_session, app->session);
+	bpf_program__set_autoload(skel->progs.floor_session, app->session);
+	if (app->session) {
+		bpf_program__set_expected_attach_type(skel->progs.alloc_session,
+			MT_BPF_TRACE_UPROBE_SESSION);
+		bpf_program__set_expected_attach_type(skel->progs.floor_session,
+			MT_BPF_TRACE_UPROBE_SESSION);
+	}
+	if (env->verbose)
+		fprintf(stderr, "memtrace: %s\n", app->session ?
+			"session uprobes for allocators" :
+			"uprobe + uretprobe for allocators");
 	bpf_map__set_max_entries(skel->maps.events, env->ringbuf_bytes);
 	bpf_map__set_max_entries(skel->maps.blocks, env->max_blocks);
 	if (!env->stacks)
@@ -714,7 +737,8 @@ int main(int argc, char **argv)
 	if (collect__new(app.skel, &app.collect) ||
 	    attach__new(app.skel, (app.env.verbose ? ATTACH_VERBOSE : 0) |
 			(app.env.floor ? ATTACH_FLOOR : 0) |
-			(app.env.entry_probes ? ATTACH_ENTRY : 0), &app.attach))
+			(app.env.entry_probes ? ATTACH_ENTRY : 0) |
+			(app.session ? ATTACH_SESSION : 0), &app.attach))
 		goto cleanup;
 	rb = ring_buffer__new(bpf_map__fd(app.skel->maps.events),
 			      events__handle, &app, NULL);

@@ -276,6 +276,24 @@ def test_entry_probes_fallback_exact():
     assert_totals(row(docs[-1], truth["pid"]), truth)
 
 
+def test_classic_return_probes_exact():
+    """--no-session: uprobe + uretprobe (the fallback on kernels without
+    session uprobes) counts exactly the same, threads included."""
+    for extra in (["--no-session"], ["--no-session", "--entry-probes"]):
+        truth_path = tmpfile("truth.json")
+        p = memtrace_json(extra + ["--top-sites", "50", "--", ALLOCS,
+                                   "--threads", "0", "--truth", truth_path])
+        code, docs, err = finish(p)
+        assert code == 0, err
+        truth = load_truth(truth_path)
+        r = row(docs[-1], truth["pid"])
+        assert_totals(r, truth)
+        got = site_bytes(r)
+        for fn, want in truth["sites"].items():
+            if want:
+                assert got.get(fn) == want, (extra, fn, got)
+
+
 def test_probe_sites_reported():
     """-v says where each probe went; free is moved past its NULL test."""
     p = subprocess.run([MEMTRACE, "-v", "-b", "-n", "1", "-d", "0.1", "--", "true"],
