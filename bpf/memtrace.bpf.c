@@ -321,27 +321,46 @@ static __always_inline void block_free(struct mt_proc *p, u32 tgid, u64 addr,
 static __always_inline u64 stack_capture(struct pt_regs *ctx, u32 tgid)
 {
 	struct mt_stack_key key = { .tgid = tgid };
-	u64 h = 0xcbf29ce484222325ULL;
+	u64 h = 0xcbf29ce484222325ULL, fp, ip;
 	struct mt_stack *st;
+	struct {
+		u64 next;	/* saved frame pointer of the caller */
+		u64 ret;	/* return address into the caller */
+	} fr;
 	u32 zero = 0;
-	long n;
-	int i;
+	int i, n = 0;
 
 	st = bpf_map_lookup_elem(&stack_buf, &zero);
 	if (!st)
 		return 0;
-	n = bpf_get_stack(ctx, st->ips, sizeof(st->ips), BPF_F_USER_STACK);
-	if (n <= 0)
-		return 0;
-	n /= sizeof(u64);
+	/*
+	 * Our own frame-pointer walk: one 16-byte user read per frame is
+	 * cheaper than the perf callchain machinery behind bpf_get_stack,
+	 * and we stop at the first frame without a plausible successor.
+	 */
+	ip = PT_REGS_IP(ctx);
+	fp = PT_REGS_FP(ctx);
 	for (i = 0; i < MT_MAX_STACK; i++) {
-		if (i >= n) {
+		if (!ip) {
 			st->ips[i] = 0;	/* the value must not carry stale frames */
 			continue;
 		}
-		h ^= st->ips[i];
+		st->ips[i] = ip;
+		h ^= ip;
 		h *= 0x100000001b3ULL;
+		n++;
+		ip = 0;
+		if (!fp || bpf_probe_read_user(&fr, sizeof(fr), (void *)fp))
+			continue;
+		/* the stack grows down: a caller's frame is always higher */
+		if (fr.next > fp)
+			fp = fr.next;
+		else
+			fp = 0;
+		ip = fr.ret;
 	}
+	if (!n)
+		return 0;
 	key.hash = h | 1;	/* never 0, which means "no stack" */
 	if (bpf_map_lookup_elem(&stacks, &key))
 		return key.hash;
