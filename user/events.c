@@ -113,13 +113,16 @@ int events__handle(void *ctx, void *data, size_t len)
 	if (e->type == MT_EV_OOM) {
 		char comm[64];
 
-		sanitize(e->comm, sizeof(e->comm), comm, sizeof(comm));
-		fprintf(stderr, "memtrace: OOM killer chose pid %u (%s)\n",
-			e->tgid, comm);
+		/* dump__oom names the container and the top growing site */
+		if (app->dump) {
+			dump__oom(app->dump, e);
+		} else {
+			sanitize(e->comm, sizeof(e->comm), comm, sizeof(comm));
+			fprintf(stderr, "memtrace: OOM killer chose pid %u "
+				"(%s)\n", e->tgid, comm);
+		}
 		if (app->env.view == VIEW_JSON)
 			output__oom_json(app, e);
-		if (app->dump)
-			dump__oom(app->dump, e);
 		return 0;
 	}
 	if (e->type == MT_EV_EXIT) {

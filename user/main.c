@@ -79,7 +79,8 @@ static const char usage[] =
 "      --gcore-timeout SECS give up on gcore after SECS (default 60)\n"
 "      --slow-down          cgroup v2: lower memory.high a little below\n"
 "                           memory.max to buy time for the dump (risky)\n"
-"  memtrace dump PID        capture PID now and exit\n"
+"  memtrace dump [--dump-dir DIR] [--no-core] PID\n"
+"                           capture PID now and exit\n"
 "\n"
 "Tracing:\n"
 "      --no-stacks          do not record allocation stacks (cheaper)\n"
@@ -239,15 +240,11 @@ static int parse_args(int argc, char **argv, struct env *env)
 	env->dump_cooldown = 60;
 	env->gcore_timeout = 60;
 
-	/* memtrace dump PID: a one-shot capture */
+	/* memtrace dump [OPTIONS] PID: a one-shot capture */
 	if (argc >= 2 && !strcmp(argv[1], "dump")) {
-		if (argc != 3 || parse_pids(env, argv[2]) || env->npids != 1) {
-			fprintf(stderr, "memtrace: usage: memtrace dump PID\n");
-			return -EINVAL;
-		}
 		env->mode = MODE_DUMP;
-		env->view = VIEW_BATCH;
-		return 0;
+		argv++;
+		argc--;
 	}
 
 	while ((c = getopt_long(argc, argv, "+p:bjd:n:o:vhV", long_opts,
@@ -370,6 +367,17 @@ static int parse_args(int argc, char **argv, struct env *env)
 			fprintf(stderr, "Try 'memtrace --help'.\n");
 			return -EINVAL;
 		}
+	}
+	if (env->mode == MODE_DUMP) {
+		if (optind != argc - 1 || env->npids ||
+		    parse_pids(env, argv[optind])) {
+			fprintf(stderr, "memtrace: usage: memtrace dump "
+				"[--dump-dir DIR] [--no-core] "
+				"[--gcore-timeout SECS] PID\n");
+			return -EINVAL;
+		}
+		env->view = VIEW_BATCH;
+		return 0;
 	}
 	if (optind < argc) {
 		if (env->mode == MODE_PIDS) {

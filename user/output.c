@@ -119,6 +119,7 @@ static void json_row(struct app *app, struct mt_row *r)
 	else
 		fputs(",\"cg_limit_pct\":null", f);
 	json_dbl(f, "cg_eta_s", r->cg_eta_s);
+	fprintf(f, ",\"cg_version\":%d,\"dumps\":%d", r->cg_version, r->dumps);
 	if (app->env.top_sites > 0)
 		sites__json(app, r, f);
 	fputc('}', f);

@@ -1128,8 +1128,7 @@ static void dump_selected(struct tui *t)
 	char msg[128];
 
 	if (!t->app->dump) {
-		set_status(t, "dump: not available yet "
-			   "(pre-OOM capture not built)");
+		set_status(t, "dump: capture is not available");
 		return;
 	}
 	if (!pid)
@@ -1143,7 +1142,8 @@ static void dump_selected(struct tui *t)
 		snprintf(msg, sizeof(msg), "dump: pid %d: %s", pid,
 			 strerror(-err));
 	else
-		snprintf(msg, sizeof(msg), "dump: pid %d captured", pid);
+		snprintf(msg, sizeof(msg), "dump: pid %d: capture started",
+			 pid);
 	set_status(t, msg);
 }
 

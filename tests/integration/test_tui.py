@@ -14,6 +14,7 @@ import os
 import re
 import select
 import shutil
+import tempfile
 import subprocess
 import time
 
@@ -320,14 +321,25 @@ def test_filter():
 def test_keys_misc():
     _require()
     w, pane = Workload(), None
+    dumps = tempfile.mkdtemp(prefix='mt-tui-dump-')
     try:
-        pane = _start([w])
+        pane = _start([w], extra=['--dump-dir', dumps, '--no-core'])
         pane.keys('p')
         pane.wait_text('PAUSED')
         pane.keys('p')
         pane.wait(lambda s: 'PAUSED' not in s, 'PAUSED gone')
         pane.keys('d')
-        pane.wait_text('dump: not available yet (pre-OOM capture not built)')
+        pane.wait_text('dump: pid %d: capture started' % w.pid)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            done = [d for d in os.listdir(dumps)
+                    if '-%d-' % w.pid in d and not d.startswith('.')]
+            if done and os.path.exists(os.path.join(dumps, done[0], 'report.txt')):
+                break
+            time.sleep(0.1)
+        else:
+            raise AssertionError('no capture of pid %d in %s: %s'
+                                 % (w.pid, dumps, os.listdir(dumps)))
         pane.keys('?')
         pane.wait_text('any key closes this help')
         pane.keys('x')
@@ -336,6 +348,7 @@ def test_keys_misc():
         if pane:
             pane.close()
         w.kill()
+        shutil.rmtree(dumps, ignore_errors=True)
 
 
 def test_quit_restores_terminal():
