@@ -37,12 +37,13 @@ void output__batch(struct app *app, bool final)
 	fprintf(f, "memtrace - %s%s  procs: %d  events/s: %.0f  lost: %llu%s\n",
 		tbuf, final ? " (final)" : "", n, app->events_ps,
 		(unsigned long long)lost, lost ? " (numbers may be low)" : "");
-	fprintf(f, "%7s %-16s %8s %8s %8s %8s %8s %8s %8s %7s %5s %s\n",
+	fprintf(f, "%7s %-16s %8s %8s %8s %8s %8s %8s %8s %7s %5s %5s %6s %-16s %s\n",
 		"PID", "COMM", "LIVE", "OBJS", "GROW/s", "ALLOC/s", "FREE/s",
-		"MMAP", "RSS", "PF/s", "LOST", "TOP SITE");
+		"MMAP", "RSS", "PF/s", "LOST", "LIM%", "TO-LIM", "CGROUP",
+		"TOP SITE");
 	for (i = 0; i < n; i++) {
 		struct mt_row *r = table__row(app->table, i);
-		char comm[80], site[160];
+		char comm[80], site[160], cg[160], lim[16], eta[16];
 
 		sanitize(r->comm, sizeof(r->comm), comm, sizeof(comm));
 		sanitize(r->top_site, sizeof(r->top_site), site, sizeof(site));
@@ -52,12 +53,20 @@ void output__batch(struct app *app, bool final)
 		fmt_rate(b[3], sizeof(b[3]), r->free_bps);
 		human_bytes(b[4], sizeof(b[4]), r->mmap_bytes);
 		human_bytes(b[5], sizeof(b[5]), r->rss_bytes);
+		sanitize(r->cgroup, sizeof(r->cgroup), cg, sizeof(cg));
+		if (r->cg_limit)
+			snprintf(lim, sizeof(lim), "%.0f%%",
+				 r->cg_usage * 100.0 / r->cg_limit);
+		else
+			lim[0] = '\0';
+		human_secs(eta, sizeof(eta), r->cg_limit ? r->cg_eta_s : -1);
 		/* not cut to width: a cut could split an escape sequence */
-		fprintf(f, "%7d %-16s %8s %8lld %8s %8s %8s %8s %8s %7.0f %5llu%s %s%s\n",
+		fprintf(f, "%7d %-16s %8s %8lld %8s %8s %8s %8s %8s %7.0f %5llu%s%5s %6s %-16s %s%s\n",
 			r->pid, comm, b[0], (long long)r->live_allocs, b[1],
 			b[2], b[3], b[4], b[5], r->pf_ps,
 			(unsigned long long)r->lost_events,
-			r->loss ? "!" : " ", site, r->exited ? " <exited>" : "");
+			r->loss ? "!" : " ", lim, eta, cg[0] ? cg : "-", site,
+			r->exited ? " <exited>" : "");
 	}
 	fputc('\n', f);
 	fflush(f);

@@ -59,7 +59,7 @@ enum tui_screen {
 
 enum col_id {
 	C_PID, C_COMM, C_CGROUP, C_LIVE, C_GROW, C_ALLOC, C_FREE, C_MMAP,
-	C_RSS, C_PF, C_LIM, C_SITE, C_MAX,
+	C_RSS, C_PF, C_LIM, C_ETA, C_SITE, C_MAX,
 };
 
 struct col {
@@ -88,6 +88,7 @@ static const struct col cols[C_MAX] = {
 	[C_RSS]    = { "RSS",       7,  7,  80, true,  SORT_RSS },
 	[C_PF]     = { "PF/s",      6,  6,  20, true,  SORT_MAX },
 	[C_LIM]    = { "LIM%",      5,  5,  60, true,  SORT_LIMIT },
+	[C_ETA]    = { "TO-LIM",    6,  6,  35, true,  SORT_MAX },
 	[C_SITE]   = { "TOP SITE", 10, 10,  50, false, SORT_MAX },
 };
 
@@ -652,6 +653,10 @@ static void row_text(const struct mt_row *r, int c, char *buf, size_t len)
 				 r->cg_usage * 100.0 / r->cg_limit);
 		else
 			buf[0] = '\0';
+		break;
+	case C_ETA:
+		/* predicted time until the cgroup limit at current growth */
+		human_secs(buf, len, r->cg_limit ? r->cg_eta_s : -1);
 		break;
 	default:
 		sanitize(r->top_site, sizeof(r->top_site), buf, len);

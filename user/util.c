@@ -143,6 +143,20 @@ void human_bytes(char *buf, size_t len, double v)
 		snprintf(buf, len, "%s%.0f%c", neg ? "-" : "", v, units[u]);
 }
 
+void human_secs(char *buf, size_t len, double v)
+{
+	if (v < 0)
+		snprintf(buf, len, "%s", "");
+	else if (v < 100)
+		snprintf(buf, len, "%.0fs", v);
+	else if (v < 6000)
+		snprintf(buf, len, "%.0fm", v / 60);
+	else if (v < 360000)
+		snprintf(buf, len, "%.0fh", v / 3600);
+	else
+		snprintf(buf, len, "%.0fd", v / 86400);
+}
+
 int read_file(const char *path, char *buf, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -25,6 +25,9 @@ void json_str(FILE *f, const char *s, size_t len);
 /* Human units: 1536 -> "1.5K". */
 void human_bytes(char *buf, size_t len, double v);
 
+/* A duration for humans: 42 -> "42s", 4000 -> "67m"; "" when v < 0. */
+void human_secs(char *buf, size_t len, double v);
+
 int read_file(const char *path, char *buf, size_t len);
 
 #endif /* MT_UTIL_H */
