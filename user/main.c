@@ -811,7 +811,6 @@ int main(int argc, char **argv)
 	ring_buffer__consume(rb);
 	if (app.env.mode == MODE_CMD || app.env.view != VIEW_TUI)
 		refresh(&app, true);
-	sites__write_profiles(&app);
 	exit_code = 0;
 	if (app.env.mode == MODE_CMD && app.child_done) {
 		if (WIFEXITED(app.child_status))
@@ -819,6 +818,10 @@ int main(int argc, char **argv)
 		else if (WIFSIGNALED(app.child_status))
 			exit_code = 128 + WTERMSIG(app.child_status);
 	}
+	/* a profile that could not be written is an error, even after a
+	 * command that succeeded: nobody should find it missing later */
+	if (sites__write_profiles(&app))
+		exit_code = 1;
 cleanup:
 	/* probes go first, so no traced process pays for them any longer */
 	attach__free(app.attach);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "pprof.h"
@@ -142,65 +143,82 @@ void sites__json(struct app *app, struct mt_row *r, FILE *f)
 	fputc(']', f);
 }
 
-int sites__write_profiles(struct app *app)
+static int write_pprof(struct app *app, const char *path)
 {
-	struct pprof *p = NULL;
-	FILE *folded = NULL;
-	char tmp[4096];
-	int i, j, err = 0;
+	struct pprof *p = pprof__new(app->syms);
+	int i, j, err;
 
-	if (!app->env.pprof_path && !app->env.folded_path)
-		return 0;
-	if (app->env.pprof_path) {
-		p = pprof__new(app->syms);
-		if (!p)
-			return -ENOMEM;
-	}
-	if (app->env.folded_path) {
-		snprintf(tmp, sizeof(tmp), "%s.tmp", app->env.folded_path);
-		folded = fopen(tmp, "we");
-		if (!folded) {
-			err = -errno;
-			fprintf(stderr, "memtrace: %s: %s\n", tmp,
-				strerror(errno));
-			goto out;
-		}
-	}
+	if (!p)
+		return -ENOMEM;
 	for (i = 0; i < table__nr(app->table); i++) {
 		struct mt_row *r = table__row(app->table, i);
 
 		for (j = 0; j < r->nsites; j++) {
 			const struct mt_site_row *s = &r->sites[j];
 
-			if (p)
-				pprof__add(p, r->pid, s->stack, s->nframes,
-					   s->allocs, s->alloc_bytes,
-					   s->live_allocs, s->live_bytes);
-			if (folded && s->live_bytes > 0)
-				folded__write(app->syms, folded, r->pid,
-					      r->comm, s->stack, s->nframes,
+			pprof__add(p, r->pid, s->stack, s->nframes, s->allocs,
+				   s->alloc_bytes, s->live_allocs, s->live_bytes);
+		}
+	}
+	err = pprof__write(p, path);
+	pprof__free(p);
+	return err;
+}
+
+/* Written under a temporary name and renamed: never a half file. */
+static int write_folded(struct app *app, const char *path)
+{
+	char tmp[4096];
+	FILE *f;
+	int i, j, err = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "we");
+	if (!f)
+		return -errno;
+	for (i = 0; i < table__nr(app->table); i++) {
+		struct mt_row *r = table__row(app->table, i);
+
+		for (j = 0; j < r->nsites; j++) {
+			const struct mt_site_row *s = &r->sites[j];
+
+			if (s->live_bytes > 0)
+				folded__write(app->syms, f, r->pid, r->comm,
+					      s->stack, s->nframes,
 					      s->live_bytes);
 		}
 	}
-	if (p) {
-		err = pprof__write(p, app->env.pprof_path);
-		if (err)
+	if (ferror(f))
+		err = -EIO;
+	if (fclose(f) && !err)
+		err = -errno;
+	if (!err && rename(tmp, path))
+		err = -errno;
+	if (err)
+		unlink(tmp);
+	return err;
+}
+
+int sites__write_profiles(struct app *app)
+{
+	int err, ret = 0;
+
+	/* each output on its own: one failing must not cost the other */
+	if (app->env.pprof_path) {
+		err = write_pprof(app, app->env.pprof_path);
+		if (err) {
 			fprintf(stderr, "memtrace: %s: %s\n",
 				app->env.pprof_path, strerror(-err));
-	}
-	if (folded) {
-		if (fclose(folded)) {
-			err = -errno;
-			fprintf(stderr, "memtrace: %s: %s\n", tmp,
-				strerror(errno));
-		} else if (rename(tmp, app->env.folded_path)) {
-			err = -errno;
+			ret = err;
 		}
-		folded = NULL;
 	}
-out:
-	if (folded)
-		fclose(folded);
-	pprof__free(p);
-	return err;
+	if (app->env.folded_path) {
+		err = write_folded(app, app->env.folded_path);
+		if (err) {
+			fprintf(stderr, "memtrace: %s: %s\n",
+				app->env.folded_path, strerror(-err));
+			ret = err;
+		}
+	}
+	return ret;
 }

@@ -202,6 +202,31 @@ def test_not_root():
     assert "must run as root" in p.stderr and p.stderr.count("\n") == 1, p.stderr
 
 
+def test_no_btf():
+    """A kernel without BTF: one clear line, exit 1 (simulated by hiding
+    /sys/kernel/btf in a private mount namespace)."""
+    if not shutil.which("unshare"):
+        raise Skip("unshare missing")
+    p = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                        f"mount -t tmpfs mt-nobtf /sys/kernel/btf && exec {MEMTRACE} -b -n 1"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert p.stderr.count("\n") == 1 and "no BTF" in p.stderr, p.stderr
+
+
+def test_unwritable_profile_path():
+    """--pprof/--folded into a missing directory: a clear error, non-zero
+    exit, and the command's own result is still reported."""
+    truth_path = tmpfile("truth.json")
+    p = memtrace_json(["--pprof", "/nonexistent-dir/heap.pb.gz", "--folded",
+                       "/nonexistent-dir/heap.folded", "--", ALLOCS, "--threads", "0",
+                       "--truth", truth_path])
+    code, docs, err = finish(p)
+    assert code != 0, code
+    assert "/nonexistent-dir/heap.pb.gz" in err and "/nonexistent-dir/heap.folded" in err, err
+    assert docs and docs[-1]["type"] == "final"
+
+
 def test_static_binary_warns():
     if not shutil.which("gcc"):
         raise Skip("gcc missing")
