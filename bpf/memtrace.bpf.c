@@ -161,7 +161,8 @@ static __always_inline struct mt_proc *proc_get(u32 tgid)
  * exponentially distributed number of bytes; the allocation that crosses
  * zero is sampled.  A block of size s is then sampled with probability
  * 1 - exp(-s/N) whatever came before it, so the loader can rescale.
- * Returns the weight (bytes the block stands for), 0 = not sampled.
+ * Returns the weight (bytes the block stands for), W_SKIP = not sampled;
+ * without sampling, the size itself (0 for malloc(0), which still counts).
  */
 static __always_inline u64 scaled_weight(u64 size)
 {
@@ -179,6 +180,10 @@ static __always_inline u64 scaled_weight(u64 size)
 		return size;
 	return *w0 + (*w1 - *w0) * rem / sample_bytes;
 }
+
+/* sample_weight() results that are not weights */
+#define W_SKIP		(~0ULL)		/* not sampled */
+#define W_UNDECIDED	(~0ULL - 1)	/* not decided at entry */
 
 static __always_inline u64 sample_weight(u64 id, u64 size)
 {
@@ -200,7 +205,7 @@ static __always_inline u64 sample_weight(u64 id, u64 size)
 	}
 	*left -= size;
 	if (*left > 0)
-		return 0;
+		return W_SKIP;
 	/* draw the next gap; several samples may fit in one huge block */
 	r = bpf_get_prandom_u32() % MT_SAMPLE_TABLE;
 	gap = bpf_map_lookup_elem(&sample_gaps, &r);
@@ -220,7 +225,7 @@ static __always_inline int alloc_enter(struct pt_regs *ctx, u32 fn, u64 size,
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tgid = id >> 32;
 	struct mt_inflight *in;
-	u64 weight = 0;
+	u64 weight = W_UNDECIDED;
 
 	in = bpf_task_storage_get(&inflight, task, NULL, 0);
 	/*
@@ -247,7 +252,7 @@ static __always_inline int alloc_enter(struct pt_regs *ctx, u32 fn, u64 size,
 	if (session && sample_bytes && fn != MT_FN_REALLOC &&
 	    fn != MT_FN_REALLOCARRAY) {
 		weight = sample_weight(id, size);
-		if (!weight)
+		if (weight == W_SKIP)
 			return 1;
 	}
 	if (!in) {
@@ -378,9 +383,9 @@ static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_proc *p,
 	struct mt_site *s, zero = {};
 	u64 cnt;
 
-	if (!weight)
+	if (weight == W_UNDECIDED)
 		weight = sample_weight(id, size);
-	if (!weight)
+	if (weight == W_SKIP)
 		return;
 	b.size = size;
 	b.weight = weight;

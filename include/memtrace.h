@@ -103,7 +103,7 @@ struct mt_site {
 /* Per-thread state of an allocator call in flight (entry -> return). */
 struct mt_inflight {
 	u64 size;
-	u64 weight;		/* sampled at entry (session probes), else 0 */
+	u64 weight;		/* sampled at entry, else W_UNDECIDED */
 	u64 arg;		/* realloc: old pointer; posix_memalign: memptr */
 	u64 sp;			/* stack pointer at the outermost entry */
 	u32 fn;

@@ -6,7 +6,7 @@ set -eu
 
 PKGS="make gcc clang llvm libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev
 libcapstone-dev libncurses-dev pkg-config python3 gdb tmux util-linux
-golang-go gnuplot-nox bpftrace heaptrack libc6-dev"
+golang-go gnuplot-nox bpftrace heaptrack libc6-dev musl-tools"
 
 missing=""
 for p in $PKGS; do

@@ -162,6 +162,25 @@ int attach__find_libc(int pid, char *path, size_t len)
 	return err;
 }
 
+int attach__exe_libc(const char *exe, int ref_pid, char *path, size_t len)
+{
+	struct elfsym *es;
+	char interp[PATH_MAX];
+	const char *base;
+
+	if (!elfsym__open(exe, &es)) {
+		int err = elfsym__interp(es, interp, sizeof(interp));
+
+		elfsym__close(es);
+		base = strrchr(interp, '/');
+		if (!err && base && is_libc_name(base + 1)) {
+			snprintf(path, len, "%s", interp);
+			return 0;
+		}
+	}
+	return attach__find_libc(ref_pid, path, len);
+}
+
 static struct target *target_find(struct attach *a, int pid, dev_t dev,
 				  ino_t ino)
 {

@@ -38,6 +38,11 @@ int attach__node_lib(struct attach *a, int pid);
 void attach__forget_pid(struct attach *a, int pid);
 /* Find the C library mapped by pid; fills an openable path. */
 int attach__find_libc(int pid, char *path, size_t len);
+/*
+ * The C library an executable will load, before it runs: musl's dynamic
+ * loader is its libc; for anything else, the libc of process ref_pid.
+ */
+int attach__exe_libc(const char *exe, int ref_pid, char *path, size_t len);
 int attach__nr_links(const struct attach *a);
 int attach__nr_libs(const struct attach *a);
 

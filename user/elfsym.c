@@ -140,3 +140,26 @@ int elfsym__read(struct elfsym *e, uint64_t off, void *buf, size_t len)
 
 	return n < 0 ? -errno : (int)n;
 }
+
+int elfsym__interp(struct elfsym *e, char *buf, size_t len)
+{
+	size_t n, i;
+	GElf_Phdr ph;
+	ssize_t got;
+
+	buf[0] = '\0';
+	if (elf_getphdrnum(e->elf, &n))
+		return -ENOEXEC;
+	for (i = 0; i < n; i++) {
+		if (!gelf_getphdr(e->elf, i, &ph) || ph.p_type != PT_INTERP)
+			continue;
+		if (!ph.p_filesz || ph.p_filesz >= len)
+			return -ENAMETOOLONG;
+		got = pread(e->fd, buf, ph.p_filesz, ph.p_offset);
+		if (got != (ssize_t)ph.p_filesz)
+			return -EIO;
+		buf[ph.p_filesz - 1] = '\0';
+		return 0;
+	}
+	return 0;
+}

@@ -18,6 +18,8 @@ int elfsym__open(const char *path, struct elfsym **out);
 void elfsym__close(struct elfsym *e);
 /* Find a defined function by exact name in .dynsym, then .symtab. */
 int elfsym__find(struct elfsym *e, const char *name, struct elfsym_func *out);
+/* The program interpreter (PT_INTERP) of an executable, "" if none. */
+int elfsym__interp(struct elfsym *e, char *buf, size_t len);
 /* Copy up to len bytes of code at file offset off; returns bytes read. */
 int elfsym__read(struct elfsym *e, uint64_t off, void *buf, size_t len);
 

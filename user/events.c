@@ -146,7 +146,12 @@ int events__handle(void *ctx, void *data, size_t len)
 		/* the kernel mapped the new executable: read it while alive */
 		syms__forget_pid(app->syms, e->tgid);
 		syms__load_pid(app->syms, e->tgid);
-		app__pending_add(app, e->tgid);
+		/*
+		 * musl's loader is its libc and is mapped by exec itself:
+		 * probe now; glibc shows up with an mmap a moment later.
+		 */
+		if (try_probe(app, e->tgid))
+			app__pending_add(app, e->tgid);
 		break;
 	case MT_EV_FORK:
 		r->ppid = e->ppid;

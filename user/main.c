@@ -593,6 +593,29 @@ static int start_node(struct app *app)
 	return 0;
 }
 
+/* Where execvp would find cmd: the first executable match in PATH. */
+static const char *resolve_cmd(const char *cmd, char *buf, size_t len)
+{
+	const char *path = getenv("PATH");
+	char *dup, *dir, *save = NULL;
+
+	if (strchr(cmd, '/') || !path)
+		return cmd;
+	dup = strdup(path);
+	if (!dup)
+		return cmd;
+	for (dir = strtok_r(dup, ":", &save); dir;
+	     dir = strtok_r(NULL, ":", &save)) {
+		snprintf(buf, len, "%s/%s", *dir ? dir : ".", cmd);
+		if (!access(buf, X_OK)) {
+			free(dup);
+			return buf;
+		}
+	}
+	free(dup);
+	return cmd;
+}
+
 /*
  * Fork the command stopped before exec, probe the C library it will
  * load (ours: same mount namespace), then let it exec, so its very first
@@ -607,7 +630,7 @@ static int start_node(struct app *app)
  */
 static int start_cmd(struct app *app)
 {
-	char libc[PATH_MAX];
+	char libc[PATH_MAX], exe[PATH_MAX];
 	int go[2], err;
 	pid_t pid;
 	struct mt_row *r;
@@ -641,7 +664,8 @@ static int start_cmd(struct app *app)
 	err = collect__track(app->collect, pid, app->env.sample_bytes);
 	if (err)
 		goto out;
-	err = attach__find_libc(getpid(), libc, sizeof(libc));
+	err = attach__exe_libc(resolve_cmd(app->env.cmd[0], exe, sizeof(exe)),
+			       getpid(), libc, sizeof(libc));
 	if (!err)
 		err = attach__pid_path(app->attach, -1, libc);
 	if (err) {

@@ -202,6 +202,51 @@ def test_not_root():
     assert "must run as root" in p.stderr and p.stderr.count("\n") == 1, p.stderr
 
 
+def build_musl():
+    if not shutil.which("musl-gcc"):
+        raise Skip("musl-gcc (musl-tools) not installed")
+    d = tempfile.mkdtemp(prefix="mt-musl-")
+    exe = os.path.join(d, "allocs-musl")
+    src = os.path.join(os.path.dirname(os.path.dirname(__file__)), "workloads", "allocs.c")
+    subprocess.run(["musl-gcc", "-O1", "-g", "-fno-omit-frame-pointer", "-o", exe, src,
+                    "-lpthread"], check=True, capture_output=True)
+    return exe, d
+
+
+def test_musl_libc_exact():
+    """musl (Alpine-style) processes: its loader is its libc; realloc(p, 0)
+    returns a new block there.  Exact under -- CMD and under -p."""
+    exe, d = build_musl()
+    truth_path = tmpfile("truth.json")
+    p = memtrace_json(["--top-sites", "50", "--", exe, "--threads", "0",
+                       "--truth", truth_path])
+    code, docs, err = finish(p)
+    assert code == 0, err
+    truth = load_truth(truth_path)
+    r = row(docs[-1], truth["pid"])
+    assert_totals(r, truth)
+    assert site_bytes(r).get("site_realloc") == truth["sites"]["site_realloc"]
+
+    w = spawn([exe, "--wait", "--threads", "2", "--truth", truth_path],
+              stdin=subprocess.PIPE)
+    assert readline(w.stdout, 10).strip() == "ready"
+    with open(f"/proc/{w.pid}/maps") as f:
+        assert "musl" in f.read()
+    p = memtrace_json(["-p", str(w.pid), "-d", "0.2", "--top-sites", "50"])
+    next_json(p)
+    w.stdin.write(b"go\n")
+    w.stdin.flush()
+    assert readline(w.stdout, 10).strip() == "done"
+    truth = load_truth(truth_path)
+    r, _ = wait_row(p, w.pid, lambda r: r["allocs"] >= truth["allocs"])
+    r, _ = wait_row(p, w.pid)
+    assert_totals(r, truth)
+    assert r["unmatched_frees"] == 10
+    w.stdin.close()
+    w.wait(timeout=10)
+    shutil.rmtree(d)
+
+
 def test_no_btf():
     """A kernel without BTF: one clear line, exit 1 (simulated by hiding
     /sys/kernel/btf in a private mount namespace)."""
