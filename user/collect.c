@@ -141,15 +141,9 @@ static struct mt_site_row *site_slot(struct mt_row *r, uint64_t stack_id)
 	for (i = 0; i < r->nsites; i++)
 		if (r->sites[i].stack_id == stack_id)
 			return &r->sites[i];
-	if (r->nsites == r->cap_sites) {
-		int cap = r->cap_sites ? r->cap_sites * 2 : 16;
-		struct mt_site_row *n = realloc(r->sites, cap * sizeof(*n));
-
-		if (!n)
-			return NULL;
-		r->sites = n;
-		r->cap_sites = cap;
-	}
+	if (array_grow(&r->sites, &r->cap_sites, r->nsites,
+		       sizeof(r->sites[0])))
+		return NULL;
 	memset(&r->sites[r->nsites], 0, sizeof(r->sites[0]));
 	r->sites[r->nsites].stack_id = stack_id;
 	return &r->sites[r->nsites++];
@@ -263,15 +257,8 @@ void collect__forget(struct collect *c, int pid, uint32_t gen)
 	uint32_t key = pid;
 
 	bpf_map_delete_elem(c->procs_fd, &key);
-	if (c->ndead == c->capdead) {
-		int cap = c->capdead ? c->capdead * 2 : 16;
-		struct dead *n = realloc(c->dead, cap * sizeof(*n));
-
-		if (!n)
-			return;
-		c->dead = n;
-		c->capdead = cap;
-	}
+	if (array_grow(&c->dead, &c->capdead, c->ndead, sizeof(c->dead[0])))
+		return;
 	c->dead[c->ndead].tgid = pid;
 	c->dead[c->ndead].gen = gen;
 	c->ndead++;

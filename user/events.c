@@ -22,15 +22,9 @@ void app__pending_add(struct app *app, int pid)
 	for (i = 0; i < app->npending; i++)
 		if (app->pending[i] == pid)
 			return;
-	if (app->npending == app->cappending) {
-		int cap = app->cappending ? app->cappending * 2 : 32;
-		int *n = realloc(app->pending, cap * sizeof(*n));
-
-		if (!n)
-			return;
-		app->pending = n;
-		app->cappending = cap;
-	}
+	if (array_grow(&app->pending, &app->cappending, app->npending,
+		       sizeof(app->pending[0])))
+		return;
 	app->pending[app->npending++] = pid;
 }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "table.h"
+#include "util.h"
 
 struct table {
 	struct mt_row **rows;
@@ -61,15 +62,8 @@ struct mt_row *table__add(struct table *t, int pid)
 
 	if (r)
 		return r;
-	if (t->nr == t->cap) {
-		int cap = t->cap ? t->cap * 2 : 64;
-		struct mt_row **n = realloc(t->rows, cap * sizeof(*n));
-
-		if (!n)
-			return NULL;
-		t->rows = n;
-		t->cap = cap;
-	}
+	if (array_grow(&t->rows, &t->cap, t->nr, sizeof(t->rows[0])))
+		return NULL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
@@ -227,17 +221,9 @@ static uint64_t ranges_cut(struct mt_row *r, uint64_t start, uint64_t end)
 			struct mt_range tail = { end, g->end };
 
 			g->end = start;
-			if (r->nranges == r->cap_ranges) {
-				int cap = r->cap_ranges ? r->cap_ranges * 2 : 16;
-				struct mt_range *n = realloc(r->ranges,
-							     cap * sizeof(*n));
-
-				if (!n)
-					return cut;
-				r->ranges = n;
-				r->cap_ranges = cap;
-				g = &r->ranges[i];
-			}
+			if (array_grow(&r->ranges, &r->cap_ranges, r->nranges,
+				       sizeof(r->ranges[0])))
+				return cut;
 			r->ranges[r->nranges++] = tail;
 		} else if (g->start < start) {
 			g->end = start;
@@ -253,15 +239,9 @@ static uint64_t ranges_cut(struct mt_row *r, uint64_t start, uint64_t end)
 static void ranges_add(struct mt_row *r, uint64_t start, uint64_t end)
 {
 	ranges_cut(r, start, end);
-	if (r->nranges == r->cap_ranges) {
-		int cap = r->cap_ranges ? r->cap_ranges * 2 : 16;
-		struct mt_range *n = realloc(r->ranges, cap * sizeof(*n));
-
-		if (!n)
-			return;
-		r->ranges = n;
-		r->cap_ranges = cap;
-	}
+	if (array_grow(&r->ranges, &r->cap_ranges, r->nranges,
+		       sizeof(r->ranges[0])))
+		return;
 	r->ranges[r->nranges].start = start;
 	r->ranges[r->nranges].end = end;
 	r->nranges++;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
@@ -180,4 +181,20 @@ int read_file(const char *path, char *buf, size_t len)
 	if (tot >= 0)
 		buf[tot] = '\0';
 	return tot;
+}
+
+int array_grow(void *arrp, int *cap, int nr, size_t size)
+{
+	void **arr = arrp, *n;
+	int want;
+
+	if (nr < *cap)
+		return 0;
+	want = *cap ? *cap * 2 : 16;
+	n = realloc(*arr, (size_t)want * size);
+	if (!n)
+		return -ENOMEM;
+	*arr = n;
+	*cap = want;
+	return 0;
 }

@@ -30,4 +30,11 @@ void human_secs(char *buf, size_t len, double v);
 
 int read_file(const char *path, char *buf, size_t len);
 
+/*
+ * Make room for one more element in a growable array: *arrp holds nr
+ * elements of size bytes and room for *cap.  Doubles the room when full.
+ * Returns 0, or -ENOMEM with the array untouched.
+ */
+int array_grow(void *arrp, int *cap, int nr, size_t size);
+
 #endif /* MT_UTIL_H */
