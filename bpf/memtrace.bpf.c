@@ -15,6 +15,7 @@
 #include "memtrace.h"
 
 #define E2BIG 7
+#define EEXIST 17
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -390,6 +391,7 @@ static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_proc *p,
 	struct mt_block b = {};
 	struct mt_site *s, zero = {};
 	u64 cnt;
+	long err;
 
 	if (weight == W_UNDECIDED)
 		weight = sample_weight(id, size);
@@ -408,11 +410,15 @@ static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_proc *p,
 	/*
 	 * The allocator handed out addr, so any block we still hold there
 	 * is dead: its free was missed (e.g. the map was full at that time)
-	 * or it belongs to an image before exec.  Retire it first so live
-	 * counts cannot drift upwards.
+	 * or it belongs to an image before exec.  Retire it so live counts
+	 * cannot drift upwards.  That is rare: insert first, look after.
 	 */
-	block_free(p, k.tgid, addr, false);
-	if (bpf_map_update_elem(&blocks, &k, &b, BPF_ANY)) {
+	err = bpf_map_update_elem(&blocks, &k, &b, BPF_NOEXIST);
+	if (err == -EEXIST) {
+		block_free(p, k.tgid, addr, false);
+		err = bpf_map_update_elem(&blocks, &k, &b, BPF_ANY);
+	}
+	if (err) {
 		count(MT_CNT_BLOCKS_FULL);
 		__sync_fetch_and_add(&p->lost, 1);
 		return;

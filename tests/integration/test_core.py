@@ -172,6 +172,21 @@ def test_child_of_command_is_followed():
     assert_totals(r, truth)
 
 
+def test_exec_starts_a_new_image():
+    """A traced shell that execs the workload keeps its pid: the shell's
+    heap is gone with its image, only the workload's blocks count."""
+    truth_path = tmpfile("truth.json")
+    p = memtrace_json(["--top-sites", "0", "--", "sh", "-c",
+                       f"x=$(echo warm up the shell heap); exec {ALLOCS} --threads 0 "
+                       f"--truth {truth_path}"])
+    code, docs, err = finish(p)
+    assert code == 0, err
+    truth = load_truth(truth_path)
+    r = row(docs[-1], truth["pid"])
+    assert r is not None, "row of the exec'd workload missing"
+    assert_totals(r, truth)
+
+
 def test_unknown_pid():
     p = subprocess.run([MEMTRACE, "-b", "-p", "999999999"], capture_output=True, text=True)
     assert p.returncode != 0
