@@ -187,6 +187,25 @@ def test_exec_starts_a_new_image():
     assert_totals(r, truth)
 
 
+def test_mmap_family_and_page_faults():
+    """mmap/munmap/mremap (libc and raw syscalls): anonymous bytes exact;
+    page faults at least the pages touched."""
+    w = spawn([workload("mmaps")], stdin=subprocess.PIPE)
+    assert readline(w.stdout, 10).strip() == "ready"
+    p = memtrace_json(["-p", str(w.pid), "-d", "0.2", "--top-sites", "0"])
+    next_json(p)
+    w.stdin.write(b"go\n")
+    w.stdin.flush()
+    _, net, touched = readline(w.stdout, 10).split()
+    r, _ = wait_row(p, w.pid, lambda r: r["mmap_bytes"] == int(net))
+    r, _ = wait_row(p, w.pid)
+    assert r["mmap_bytes"] == int(net), (r["mmap_bytes"], net)
+    assert r["page_faults"] >= int(touched), (r["page_faults"], touched)
+    assert r["allocs"] == 0 and r["lost_events"] == 0, r
+    w.stdin.close()
+    w.wait(timeout=10)
+
+
 def test_unknown_pid():
     p = subprocess.run([MEMTRACE, "-b", "-p", "999999999"], capture_output=True, text=True)
     assert p.returncode != 0
