@@ -686,7 +686,12 @@ out:
 	return err;
 }
 
-static void refresh(struct app *app, bool final)
+/*
+ * One refresh of the batch or JSON view.  A write that fails (full disk,
+ * closed pipe) ends the run with an error: a report that silently stops
+ * growing would be worse.
+ */
+static int refresh(struct app *app, bool final)
 {
 	app__refresh_model(app);
 	table__sort(app->table, SORT_LIVE, false);
@@ -694,6 +699,13 @@ static void refresh(struct app *app, bool final)
 		output__json(app, final);
 	else
 		output__batch(app, final);
+	if (ferror(app->out)) {
+		fprintf(stderr, "memtrace: %s: write error: %s\n",
+			app->env.output_path ? app->env.output_path : "stdout",
+			strerror(errno ? errno : EIO));
+		return -EIO;
+	}
+	return 0;
 }
 
 static int run_loop(struct app *app, struct ring_buffer *rb)
@@ -723,7 +735,9 @@ static int run_loop(struct app *app, struct ring_buffer *rb)
 		next += app->env.delay * 1e9;
 		if (next < now_ns())
 			next = now_ns() + app->env.delay * 1e9;
-		refresh(app, false);
+		err = refresh(app, false);
+		if (err)
+			break;
 		app__expire_rows(app);
 		if (app->env.iterations && ++done >= app->env.iterations)
 			break;
@@ -833,8 +847,9 @@ int main(int argc, char **argv)
 	}
 	/* drain what the kernel still holds, e.g. the command's exit record */
 	ring_buffer__consume(rb);
-	if (app.env.mode == MODE_CMD || app.env.view != VIEW_TUI)
-		refresh(&app, true);
+	if ((app.env.mode == MODE_CMD || app.env.view != VIEW_TUI) &&
+	    refresh(&app, true))
+		goto cleanup;
 	exit_code = 0;
 	if (app.env.mode == MODE_CMD && app.child_done) {
 		if (WIFEXITED(app.child_status))

@@ -306,6 +306,14 @@ def test_unwritable_profile_path():
     assert docs and docs[-1]["type"] == "final"
 
 
+def test_output_disk_full():
+    """-o on a full disk (/dev/full): a one-line error, exit 1."""
+    p = subprocess.run([MEMTRACE, "-b", "-n", "3", "-d", "0.1", "-o", "/dev/full",
+                        "-p", str(os.getpid())], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert "memtrace: /dev/full: write error: No space left on device" in p.stderr, p.stderr
+
+
 def test_static_binary_warns():
     if not shutil.which("gcc"):
         raise Skip("gcc missing")
