@@ -30,4 +30,10 @@ done
 # bpftrace wants a higher locked-memory limit on old kernels; harmless here
 ulimit -l unlimited 2>/dev/null || true
 
-exec python3 tools/bench/bench.py "$@"
+python3 tools/bench/bench.py "$@"
+# pre-OOM capture timing (real cgroup v1; skipped where none is writable)
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+	python3 tools/bench/dump_bench.py 256
+else
+	python3 tools/bench/dump_bench.py 256 1024
+fi

@@ -937,6 +937,9 @@ static void write_trigger(struct dump *d, struct capture *c,
 			(unsigned long long)(cg->lim.effective == CG_UNLIMITED ?
 					     0 : cg->lim.effective),
 			(unsigned long long)cg->threshold, cg->rate);
+	/* written last: how long the small artifact took from the trigger */
+	fprintf(a.f, "small_artifact_ms: %.1f\n",
+		(now_ns() - c->t_trigger) / 1e6);
 	fprintf(a.f, "dump_at_pct: %.1f\ndump_at_bytes: %llu\n"
 		"coredump_filter: %s\n", d->app->env.dump_at_pct,
 		(unsigned long long)d->app->env.dump_at_bytes,
@@ -1149,8 +1152,10 @@ static void gcore_done(struct dump *d, struct capture *c)
 	}
 	hbytes(sz, sizeof(sz), st.st_size);
 	core_note(c, "core: %s (%lld bytes), gcore took %.2f s, process "
-		  "held stopped %.2f s", final, (long long)st.st_size, secs,
-		  c->t_stop ? (now_ns() - c->t_stop) / 1e9 : 0.0);
+		  "held stopped %.2f s\nsince_trigger_s: %.3f", final,
+		  (long long)st.st_size, secs,
+		  c->t_stop ? (now_ns() - c->t_stop) / 1e9 : 0.0,
+		  (now_ns() - c->t_trigger) / 1e9);
 	fprintf(stderr, "memtrace: pid %d: core dump %s/%s/%s (%s, %.1f s)\n",
 		c->pid, d->dir, c->name, final, sz, secs);
 	c->result = 0;
