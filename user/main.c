@@ -228,6 +228,7 @@ static int parse_pids(struct env *env, const char *arg)
 
 static int parse_args(int argc, char **argv, struct env *env)
 {
+	bool view_chosen = false;
 	uint64_t v;
 	char *end;
 	int c;
@@ -260,9 +261,11 @@ static int parse_args(int argc, char **argv, struct env *env)
 			break;
 		case 'b':
 			env->view = VIEW_BATCH;
+			view_chosen = true;
 			break;
 		case 'j':
 			env->view = VIEW_JSON;
+			view_chosen = true;
 			break;
 		case 'd':
 			env->delay = strtod(optarg, &end);
@@ -393,6 +396,10 @@ static int parse_args(int argc, char **argv, struct env *env)
 	}
 	if (env->view == VIEW_TUI && env->output_path)
 		env->view = VIEW_BATCH;
+	if (!view_chosen && env->view == VIEW_BATCH && !env->output_path &&
+	    !isatty(STDOUT_FILENO))
+		fprintf(stderr, "memtrace: stdout is not a terminal: printing "
+			"the batch view (-b) instead of the live table\n");
 	return 0;
 }
 

@@ -215,6 +215,14 @@ def test_unknown_pid():
     assert p.stderr.strip() == "memtrace: pid 4194000: no such process", p.stderr
 
 
+def test_not_a_terminal_falls_back_to_batch():
+    p = subprocess.run([MEMTRACE, "-n", "1", "-d", "0.1", "-p", str(os.getpid())],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert "stdout is not a terminal" in p.stderr, p.stderr
+    assert p.stdout.startswith("memtrace - "), p.stdout[:200]
+
+
 def test_bad_options():
     for args in (["-d", "abc"], ["-n", "-3"], ["--nope"], ["-p", "12", "--", "true"]):
         p = subprocess.run([MEMTRACE] + args, capture_output=True, text=True)
