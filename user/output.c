@@ -69,6 +69,13 @@ void output__batch(struct app *app, bool final)
 			r->exited ? " <exited>" : "");
 	}
 	fputc('\n', f);
+	/* -- CMD: what the command still held when it exited, and where */
+	if (final && app->env.mode == MODE_CMD) {
+		struct mt_row *r = table__get(app->table, app->child);
+
+		if (r && r->exited)
+			sites__print_held(app, r, f, 10);
+	}
 	fflush(f);
 }
 

@@ -199,6 +199,40 @@ static int write_folded(struct app *app, const char *path)
 	return err;
 }
 
+void sites__print_held(struct app *app, struct mt_row *r, FILE *f, int max)
+{
+	int i, j, k, n = 0;
+
+	for (i = 0; i < r->nsites && n < max; i++) {
+		const struct mt_site_row *s = &r->sites[i];
+		char buf[600], clean[1200], h[16];
+
+		if (s->live_bytes <= 0)
+			continue;
+		if (!n++)
+			fprintf(f, "pid %d still held %lld bytes in %lld blocks "
+				"at exit; largest sites:\n", r->pid,
+				(long long)r->live_bytes,
+				(long long)r->live_allocs);
+		human_bytes(h, sizeof(h), s->live_bytes);
+		fprintf(f, "  %s in %lld blocks (%lld bytes)\n", h,
+			(long long)s->live_allocs, (long long)s->live_bytes);
+		for (j = 0; j < s->nframes && j < 8; j++) {
+			struct syms_frame fr[MAX_INLINE];
+			int nf = syms__resolve_ret(app->syms, r->pid,
+						   s->stack[j], fr, MAX_INLINE);
+
+			for (k = 0; k < nf; k++) {
+				syms__format(&fr[k], buf, sizeof(buf));
+				sanitize(buf, sizeof(buf), clean, sizeof(clean));
+				fprintf(f, "      %s\n", clean);
+			}
+		}
+		if (!s->nframes)
+			fprintf(f, "      [no stack]\n");
+	}
+}
+
 int sites__write_profiles(struct app *app)
 {
 	int err, ret = 0;

@@ -14,6 +14,8 @@ struct mt_site_row;
 void sites__top_names(struct app *app);
 /* "sites":[...] member for one process (leading comma included). */
 void sites__json(struct app *app, struct mt_row *r, FILE *f);
+/* The top sites r still holds, with stacks: the leak report at exit. */
+void sites__print_held(struct app *app, struct mt_row *r, FILE *f, int max);
 /* --pprof / --folded files, if asked for. */
 int sites__write_profiles(struct app *app);
 /* Innermost frame of a site's stack that is not an allocator wrapper. */

@@ -43,6 +43,21 @@ def test_cmd_exact_every_allocator():
             assert got.get(fn) == want, f"site {fn}: memtrace {got.get(fn)} != truth {want}; {got}"
 
 
+def test_cmd_batch_leak_report():
+    """-- CMD in batch mode ends with what the command still held, by site."""
+    truth_path = tmpfile("truth.json")
+    p = subprocess.run([MEMTRACE, "-b", "-d", "5", "--", ALLOCS, "--threads", "0",
+                        "--truth", truth_path], capture_output=True, text=True,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    truth = load_truth(truth_path)
+    want = (f"pid {truth['pid']} still held {truth['live_bytes']} bytes in "
+            f"{truth['live_allocs']} blocks at exit")
+    assert want in p.stdout, p.stdout[-3000:]
+    tail = p.stdout[p.stdout.index(want):]
+    assert "(1048576 bytes)" in tail and "site_malloc+" in tail, tail[:1500]
+
+
 def test_cmd_threads():
     """Threads allocate concurrently: the thread site is exact."""
     truth_path = tmpfile("truth.json")
