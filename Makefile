@@ -105,6 +105,11 @@ bench: deps
 	$(Q)$(MAKE) --no-print-directory build-tests
 	$(Q)tools/bench.sh
 
+PREFIX	?= /usr/local
+install: memtrace
+	install -D -m 0755 memtrace $(DESTDIR)$(PREFIX)/sbin/memtrace
+	install -D -m 0644 docs/memtrace.8 $(DESTDIR)$(PREFIX)/share/man/man8/memtrace.8
+
 man:
 	$(Q)man -l docs/memtrace.8
 
