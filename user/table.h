@@ -61,7 +61,6 @@ struct mt_row {
 	/* allocation sites, filled on demand (sort: live bytes desc) */
 	struct mt_site_row *sites;
 	int nsites, cap_sites;
-	int64_t sites_prev_total;
 
 	/* filled by dump.c from the process's memory cgroup */
 	char cgroup[128];		/* short container/cgroup name */
