@@ -24,6 +24,7 @@ const volatile bool trace_all = false;	/* create a process entry on demand */
 const volatile bool want_stacks = true;
 const volatile u64 sample_bytes = 0;	/* 0: every allocation is exact */
 const volatile u32 self_tgid = 0;	/* memtrace itself: never traced */
+const volatile u64 ringbuf_wake_bytes = 1 << 20;	/* backlog that wakes */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -842,7 +843,15 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 		e->mm.prot = type == MT_EV_MMAP ? a->a2 : 0;
 		e->mm.ret = ret;
 		e->mm.err = (ret < 0 && ret > -4096) ? ret : 0;
-		bpf_ringbuf_submit(e, 0);
+		/*
+		 * mmap-family records can come by the hundred thousand per
+		 * second: waking the reader for each would cost more than the
+		 * record.  The reader drains at least every 50 ms; wake it
+		 * early only when a backlog builds up.
+		 */
+		bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) <
+				      ringbuf_wake_bytes ? BPF_RB_NO_WAKEUP :
+				      BPF_RB_FORCE_WAKEUP);
 	}
 	bpf_map_delete_elem(&sys_inflight, &id);
 	return 0;

@@ -15,6 +15,8 @@
 #include "syms.h"
 #include "util.h"
 
+#define APP_DRAIN_MS	50	/* longest a ring-buffer record waits */
+
 void app__reap_child(struct app *app)
 {
 	int status;
@@ -75,6 +77,9 @@ int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms)
 	struct pollfd fds[64];
 	int i, n = 1, err;
 
+	/* mmap-family records arrive without a wake-up: drain every 50 ms */
+	if (timeout_ms < 0 || timeout_ms > APP_DRAIN_MS)
+		timeout_ms = APP_DRAIN_MS;
 	fds[0].fd = ring_buffer__epoll_fd(rb);
 	fds[0].events = POLLIN;
 	if (app->dump)
@@ -82,11 +87,9 @@ int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms)
 	err = poll(fds, n, timeout_ms);
 	if (err < 0)
 		return errno == EINTR ? 0 : -errno;
-	if (fds[0].revents) {
-		err = ring_buffer__consume(rb);
-		if (err < 0 && err != -EINTR)
-			return err;
-	}
+	err = ring_buffer__consume(rb);
+	if (err < 0 && err != -EINTR)
+		return err;
 	for (i = 1; i < n; i++)
 		if (fds[i].revents)
 			dump__on_ready(app->dump, fds[i].fd);

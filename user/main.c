@@ -459,6 +459,7 @@ static int open_and_load(struct app *app)
 	skel->rodata->want_stacks = env->stacks;
 	skel->rodata->sample_bytes = env->sample_bytes;
 	skel->rodata->self_tgid = getpid();
+	skel->rodata->ringbuf_wake_bytes = env->ringbuf_bytes / 8;
 	/*
 	 * Session uprobes when the kernel has them (6.13+): filtered,
 	 * nested and unsampled calls then skip the return probe.
