@@ -98,6 +98,8 @@ int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms);
 int events__handle(void *ctx, void *data, size_t len);
 void app__pending_add(struct app *app, int pid);
 void app__pending_run(struct app *app);
+/* Once per row: its process maps no C library, say what that means. */
+void app__warn_no_libc(struct app *app, struct mt_row *r);
 
 /* output.c: batch and JSON views of the table */
 void output__batch(struct app *app, bool final);

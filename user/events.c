@@ -28,7 +28,7 @@ void app__pending_add(struct app *app, int pid)
 	app->pending[app->npending++] = pid;
 }
 
-static void warn_no_libc(struct app *app, struct mt_row *r)
+void app__warn_no_libc(struct app *app, struct mt_row *r)
 {
 	char comm[64];
 
@@ -73,7 +73,7 @@ void app__pending_run(struct app *app)
 			continue;	/* not mapped yet: try again later */
 		if (err == -ENOENT && r && !r->exited &&
 		    app->env.mode != MODE_NODE)
-			warn_no_libc(app, r);
+			app__warn_no_libc(app, r);
 		else if (err && err != -ENOENT && err != -ESRCH)
 			fprintf(stderr, "memtrace: pid %d: cannot attach: %s\n",
 				pid, strerror(-err));

@@ -554,14 +554,7 @@ static int start_pids(struct app *app)
 		syms__load_pid(app->syms, pid);
 		err = attach__pid(app->attach, pid);
 		if (err == -ENOENT) {
-			char s[64];
-
-			sanitize(r->comm, sizeof(r->comm), s, sizeof(s));
-			fprintf(stderr, "memtrace: warning: pid %d (%s): no C "
-				"library mapped (static binary?): heap calls "
-				"are not traced, mmap/brk and page faults "
-				"are\n", pid, s);
-			r->warned = true;
+			app__warn_no_libc(app, r);
 			continue;
 		}
 		if (err == -ESRCH) {
