@@ -83,12 +83,21 @@ struct {
 	__type(value, struct mt_stack);
 } stacks SEC(".maps");
 
-/* Scratch space for one stack walk (too big for the BPF stack). */
+/*
+ * Scratch space for one stack walk (too big for the BPF stack): the
+ * frames found, and a window of user stack memory read in one go.
+ */
+#define MT_WINDOW 512
+struct mt_walk {
+	struct mt_stack st;
+	u8 win[MT_WINDOW + 16];	/* +16: a frame read at the last offset */
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, u32);
-	__type(value, struct mt_stack);
+	__type(value, struct mt_walk);
 } stack_buf SEC(".maps");
 
 struct {
@@ -333,53 +342,85 @@ static __always_inline void block_free(struct mt_proc *p, u32 tgid, u64 addr,
  * Walk the user stack (frame pointers), hash it (FNV-1a over the frames)
  * and store it once per process.  Returns the hash, 0 on failure.
  */
+struct walk_ctx {
+	struct mt_walk *w;
+	u64 fp, ip, base, valid, h;
+	u32 n;
+};
+
+/*
+ * One frame of the walk, run by bpf_loop() so the verifier checks it
+ * once rather than once per frame and per path.  Each user read costs
+ * far more than copying a few hundred bytes, and the frames of nested
+ * calls sit close together, so a window of the stack is read at once
+ * and the frames inside it are walked; a new read happens only when the
+ * next frame lies outside.
+ */
+static long walk_frame(u32 i, void *vctx)
+{
+	struct walk_ctx *c = vctx;
+	struct mt_walk *w = c->w;
+	u64 off, next, idx = i;
+
+	if (!w || i >= MT_MAX_STACK || !c->ip)
+		return 1;
+	/* keep the mask: clang would drop it, the verifier needs it */
+	barrier_var(idx);
+	w->st.ips[idx & (MT_MAX_STACK - 1)] = c->ip;
+	c->h ^= c->ip;
+	c->h *= 0x100000001b3ULL;
+	c->n = i + 1;
+	c->ip = 0;
+	if (!c->fp || (c->fp & 7))
+		return 1;
+	off = c->fp - c->base;
+	if (c->fp < c->base || off + 16 > c->valid) {
+		c->base = c->fp;
+		off = 0;
+		c->valid = MT_WINDOW;
+		/* near the top of the stack a whole window may fault */
+		if (bpf_probe_read_user(w->win, MT_WINDOW, (void *)c->fp)) {
+			c->valid = 16;
+			if (bpf_probe_read_user(w->win, 16, (void *)c->fp))
+				return 1;
+		}
+	}
+	off &= MT_WINDOW - 1;
+	c->ip = *(u64 *)(w->win + off + 8);
+	next = *(u64 *)(w->win + off);
+	/* the stack grows down: a caller's frame is always higher */
+	c->fp = next > c->fp ? next : 0;
+	return 0;
+}
+
+/*
+ * Walk the user stack (frame pointers), hash it (FNV-1a over the frames)
+ * and store it once per process.  Returns the hash, 0 on failure.
+ */
 static __always_inline u64 stack_capture(struct pt_regs *ctx, u32 tgid)
 {
 	struct mt_stack_key key = { .tgid = tgid };
-	u64 h = 0xcbf29ce484222325ULL, fp, ip;
-	struct mt_stack *st;
-	struct {
-		u64 next;	/* saved frame pointer of the caller */
-		u64 ret;	/* return address into the caller */
-	} fr;
+	struct walk_ctx c = {};
 	u32 zero = 0;
-	int i, n = 0;
+	int i;
 
-	st = bpf_map_lookup_elem(&stack_buf, &zero);
-	if (!st)
+	c.w = bpf_map_lookup_elem(&stack_buf, &zero);
+	if (!c.w)
 		return 0;
-	/*
-	 * Our own frame-pointer walk: one 16-byte user read per frame is
-	 * cheaper than the perf callchain machinery behind bpf_get_stack,
-	 * and we stop at the first frame without a plausible successor.
-	 */
-	ip = PT_REGS_IP(ctx);
-	fp = PT_REGS_FP(ctx);
-	for (i = 0; i < MT_MAX_STACK; i++) {
-		if (!ip) {
-			st->ips[i] = 0;	/* the value must not carry stale frames */
-			continue;
-		}
-		st->ips[i] = ip;
-		h ^= ip;
-		h *= 0x100000001b3ULL;
-		n++;
-		ip = 0;
-		if (!fp || bpf_probe_read_user(&fr, sizeof(fr), (void *)fp))
-			continue;
-		/* the stack grows down: a caller's frame is always higher */
-		if (fr.next > fp)
-			fp = fr.next;
-		else
-			fp = 0;
-		ip = fr.ret;
-	}
-	if (!n)
+	c.h = 0xcbf29ce484222325ULL;
+	c.ip = PT_REGS_IP(ctx);
+	c.fp = PT_REGS_FP(ctx);
+	bpf_loop(MT_MAX_STACK, walk_frame, &c, 0);
+	if (!c.n)
 		return 0;
-	key.hash = h | 1;	/* never 0, which means "no stack" */
+	/* the stored value must not carry frames of an earlier walk */
+	for (i = 0; i < MT_MAX_STACK; i++)
+		if (i >= c.n)
+			c.w->st.ips[i] = 0;
+	key.hash = c.h | 1;	/* never 0, which means "no stack" */
 	if (bpf_map_lookup_elem(&stacks, &key))
 		return key.hash;
-	if (bpf_map_update_elem(&stacks, &key, st, BPF_NOEXIST) == -E2BIG)
+	if (bpf_map_update_elem(&stacks, &key, &c.w->st, BPF_NOEXIST) == -E2BIG)
 		return 0;
 	return key.hash;
 }
