@@ -26,6 +26,18 @@ const volatile u64 sample_bytes = 0;	/* 0: every allocation is exact */
 const volatile u32 self_tgid = 0;	/* memtrace itself: never traced */
 const volatile u64 ringbuf_wake_bytes = 1 << 20;	/* backlog that wakes */
 
+/* Zeroed templates for new entries: too big for the 512-byte BPF stack. */
+const struct mt_kproc zero_proc = {};
+const struct mt_ksite zero_site = {};
+
+/* This CPU's copy of the allocation counters. */
+static __always_inline u32 slot(void)
+{
+	return bpf_get_smp_processor_id() & (MT_SLOTS - 1);
+}
+
+
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 22);	/* resized by the loader */
@@ -35,7 +47,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, u32);
-	__type(value, struct mt_proc);
+	__type(value, struct mt_kproc);
 } procs SEC(".maps");
 
 /*
@@ -68,7 +80,7 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 1 << 16);
 	__type(key, struct mt_site_key);
-	__type(value, struct mt_site);
+	__type(value, struct mt_ksite);
 } sites SEC(".maps");
 
 struct mt_stack {
@@ -159,20 +171,35 @@ static __always_inline void count(u32 idx)
 		__sync_fetch_and_add(v, 1);
 }
 
-static __always_inline struct mt_proc *proc_get(u32 tgid)
+/* A fresh entry for tgid (a new process or a new image after exec). */
+static __always_inline struct mt_kproc *proc_new(u32 tgid, u64 flags)
 {
-	struct mt_proc *p = bpf_map_lookup_elem(&procs, &tgid);
-	struct mt_proc zero = {};
+	struct mt_kproc *p;
+
+	if (bpf_map_update_elem(&procs, &tgid, &zero_proc, flags))
+		return NULL;
+	p = bpf_map_lookup_elem(&procs, &tgid);
+	if (p) {
+		p->gen = bpf_ktime_get_ns();
+		p->sampled = sample_bytes;
+	}
+	return p;
+}
+
+static __always_inline struct mt_kproc *proc_get(u32 tgid)
+{
+	struct mt_kproc *p = bpf_map_lookup_elem(&procs, &tgid);
 
 	if (p || !trace_all || tgid == self_tgid)
 		return p;
-	zero.gen = bpf_ktime_get_ns();
-	zero.sampled = sample_bytes;
-	if (bpf_map_update_elem(&procs, &tgid, &zero, BPF_NOEXIST) == -E2BIG) {
-		count(MT_CNT_PROCS_FULL);
-		return NULL;
+	p = proc_new(tgid, BPF_NOEXIST);
+	if (!p) {
+		/* lost a race with another thread, or the map is full */
+		p = bpf_map_lookup_elem(&procs, &tgid);
+		if (!p)
+			count(MT_CNT_PROCS_FULL);
 	}
-	return bpf_map_lookup_elem(&procs, &tgid);
+	return p;
 }
 
 /*
@@ -278,7 +305,7 @@ static __always_inline int alloc_enter(struct pt_regs *ctx, u32 fn, u64 size,
 		in = bpf_task_storage_get(&inflight, task, NULL,
 					  BPF_LOCAL_STORAGE_GET_F_CREATE);
 		if (!in) {
-			struct mt_proc *p = proc_get(tgid);
+			struct mt_kproc *p = proc_get(tgid);
 
 			count(MT_CNT_INFLIGHT_FULL);
 			if (p)
@@ -303,14 +330,15 @@ static __always_inline u64 obj_weight(u64 size, u64 weight)
 	return (weight + size / 2) / size;
 }
 
-static __always_inline void block_free(struct mt_proc *p, u32 tgid, u64 addr,
+static __always_inline void block_free(struct mt_kproc *p, u32 tgid, u64 addr,
 				       bool from_free)
 {
 	struct mt_block_key k = { .tgid = tgid, .addr = addr };
 	struct mt_site_key sk = { .tgid = tgid };
 	struct mt_block *b;
-	struct mt_site *s;
+	struct mt_ksite *s;
 	u64 size, cnt;
+	u32 i;
 
 	b = bpf_map_lookup_elem(&blocks, &k);
 	if (!b) {
@@ -329,12 +357,13 @@ static __always_inline void block_free(struct mt_proc *p, u32 tgid, u64 addr,
 	sk.stack = b->stack;
 	sk.gen = b->gen;
 	bpf_map_delete_elem(&blocks, &k);
-	__sync_fetch_and_add(&p->free_bytes, size);
-	__sync_fetch_and_add(&p->frees, cnt);
+	i = slot();
+	__sync_fetch_and_add(&p->c[i].free_bytes, size);
+	__sync_fetch_and_add(&p->c[i].frees, cnt);
 	s = bpf_map_lookup_elem(&sites, &sk);
 	if (s) {
-		__sync_fetch_and_add(&s->free_bytes, size);
-		__sync_fetch_and_add(&s->frees, cnt);
+		__sync_fetch_and_add(&s->c[i].free_bytes, size);
+		__sync_fetch_and_add(&s->c[i].frees, cnt);
 	}
 }
 
@@ -425,15 +454,16 @@ static __always_inline u64 stack_capture(struct pt_regs *ctx, u32 tgid)
 	return key.hash;
 }
 
-static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_proc *p,
+static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_kproc *p,
 					u64 id, u64 addr, u64 size, u64 weight)
 {
 	struct mt_block_key k = { .tgid = id >> 32, .addr = addr };
 	struct mt_site_key sk = { .tgid = id >> 32 };
 	struct mt_block b = {};
-	struct mt_site *s, zero = {};
+	struct mt_ksite *s;
 	u64 cnt;
 	long err;
+	u32 i;
 
 	if (weight == W_UNDECIDED)
 		weight = sample_weight(id, size);
@@ -466,13 +496,14 @@ static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_proc *p,
 		return;
 	}
 	cnt = obj_weight(size, weight);
-	__sync_fetch_and_add(&p->alloc_bytes, weight);
-	__sync_fetch_and_add(&p->allocs, cnt);
+	i = slot();
+	__sync_fetch_and_add(&p->c[i].alloc_bytes, weight);
+	__sync_fetch_and_add(&p->c[i].allocs, cnt);
 	sk.stack = b.stack;
 	sk.gen = b.gen;
 	s = bpf_map_lookup_elem(&sites, &sk);
 	if (!s) {
-		if (bpf_map_update_elem(&sites, &sk, &zero, BPF_NOEXIST) ==
+		if (bpf_map_update_elem(&sites, &sk, &zero_site, BPF_NOEXIST) ==
 		    -E2BIG) {
 			count(MT_CNT_SITES_FULL);
 			__sync_fetch_and_add(&p->lost_sites, 1);
@@ -481,8 +512,8 @@ static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_proc *p,
 		if (!s)
 			return;
 	}
-	__sync_fetch_and_add(&s->alloc_bytes, weight);
-	__sync_fetch_and_add(&s->allocs, cnt);
+	__sync_fetch_and_add(&s->c[i].alloc_bytes, weight);
+	__sync_fetch_and_add(&s->c[i].allocs, cnt);
 }
 
 static __always_inline int alloc_return(struct pt_regs *ctx, u64 ret)
@@ -490,7 +521,7 @@ static __always_inline int alloc_return(struct pt_regs *ctx, u64 ret)
 	u64 id = bpf_get_current_pid_tgid();
 	u64 newp = 0;
 	struct mt_inflight *in;
-	struct mt_proc *p;
+	struct mt_kproc *p;
 	u32 tgid = id >> 32;
 	int rc;
 
@@ -655,7 +686,7 @@ int BPF_KPROBE(free_enter, u64 addr)
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tgid = id >> 32;
 	struct mt_inflight *in;
-	struct mt_proc *p;
+	struct mt_kproc *p;
 
 	if (!addr)
 		return 0;
@@ -676,12 +707,21 @@ int BPF_KPROBE(free_enter, u64 addr)
 
 /* ---- process lifecycle ------------------------------------------------ */
 
+/*
+ * Records are as long as their type needs (an EXIT record carries the
+ * whole per-process entry, an mmap record a few words), so the frequent
+ * ones stay small.
+ */
+#define MT_EV_SIZE(member) \
+	(__builtin_offsetof(struct mt_event, member) + \
+	 sizeof(((struct mt_event *)0)->member))
+
 static __always_inline struct mt_event *event_new(u32 type, u32 tgid,
-						  struct mt_proc *p)
+						  struct mt_kproc *p, u32 size)
 {
 	struct mt_event *e;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	e = bpf_ringbuf_reserve(&events, size, 0);
 	if (!e) {
 		count(MT_CNT_RB_DROPS);
 		if (p)
@@ -702,8 +742,7 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid,
 	     struct linux_binprm *bprm)
 {
 	u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct mt_proc *p = bpf_map_lookup_elem(&procs, &tgid);
-	struct mt_proc fresh = {};
+	struct mt_kproc *p = bpf_map_lookup_elem(&procs, &tgid);
 	struct mt_event *e;
 	const char *fn;
 
@@ -713,11 +752,10 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid,
 	 * The old image's heap is gone: start a new generation so its
 	 * blocks and sites are recognised as stale.
 	 */
-	fresh.gen = bpf_ktime_get_ns();
-	fresh.sampled = sample_bytes;
-	if (bpf_map_update_elem(&procs, &tgid, &fresh, BPF_ANY))
+	p = proc_new(tgid, BPF_ANY);
+	if (!p)
 		count(MT_CNT_PROCS_FULL);
-	e = event_new(MT_EV_EXEC, tgid, p);
+	e = event_new(MT_EV_EXEC, tgid, p, MT_EV_SIZE(exec));
 	if (!e)
 		return 0;
 	fn = BPF_CORE_READ(bprm, filename);
@@ -732,7 +770,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
 	u32 ptgid = BPF_CORE_READ(parent, tgid);
 	u32 ctgid = BPF_CORE_READ(child, tgid);
-	struct mt_proc *p, fresh = {};
+	struct mt_kproc *p;
 	struct mt_event *e;
 
 	if (ptgid == ctgid)
@@ -745,11 +783,10 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	 * allocation: it inherits the probes' breakpoints with its copy of
 	 * the parent's memory, and its counters start empty.
 	 */
-	fresh.gen = bpf_ktime_get_ns();
-	fresh.sampled = sample_bytes;
-	if (bpf_map_update_elem(&procs, &ctgid, &fresh, BPF_ANY))
+	if (!proc_new(ctgid, BPF_ANY))
 		count(MT_CNT_PROCS_FULL);
-	e = event_new(MT_EV_FORK, ctgid, p);
+	e = event_new(MT_EV_FORK, ctgid, p,
+		      __builtin_offsetof(struct mt_event, mm));
 	if (!e)
 		return 0;
 	e->pid = ctgid;
@@ -763,7 +800,7 @@ int BPF_PROG(on_exit, struct task_struct *task, bool group_dead)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tgid = BPF_CORE_READ(task, tgid);
-	struct mt_proc *p;
+	struct mt_kproc *p;
 	struct mt_event *e;
 
 	/* per-thread state dies with the thread (task storage by itself) */
@@ -774,9 +811,9 @@ int BPF_PROG(on_exit, struct task_struct *task, bool group_dead)
 	p = bpf_map_lookup_elem(&procs, &tgid);
 	if (!p)
 		return 0;
-	e = event_new(MT_EV_EXIT, tgid, p);
+	e = event_new(MT_EV_EXIT, tgid, p, MT_EV_SIZE(exit));
 	if (e) {
-		e->exit.stats = *p;
+		__builtin_memcpy(&e->exit.stats, p, sizeof(e->exit.stats));
 		e->exit.exit_code = BPF_CORE_READ(task, exit_code);
 		bpf_ringbuf_submit(e, 0);
 	}
@@ -792,11 +829,11 @@ SEC("tp_btf/mark_victim")
 int BPF_PROG(on_oom_victim, struct task_struct *task, u32 uid)
 {
 	u32 tgid = BPF_CORE_READ(task, tgid);
-	struct mt_proc *p = bpf_map_lookup_elem(&procs, &tgid);
+	struct mt_kproc *p = bpf_map_lookup_elem(&procs, &tgid);
 	struct mt_event *e;
 
 	/* reported for every process: an OOM kill is always worth seeing */
-	e = event_new(MT_EV_OOM, tgid, p);
+	e = event_new(MT_EV_OOM, tgid, p, MT_EV_SIZE(oom));
 	if (!e)
 		return 0;
 	e->pid = BPF_CORE_READ(task, pid);
@@ -812,7 +849,7 @@ int BPF_PROG(on_page_fault, unsigned long address, struct pt_regs *regs,
 	     unsigned long error_code)
 {
 	u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct mt_proc *p = bpf_map_lookup_elem(&procs, &tgid);
+	struct mt_kproc *p = bpf_map_lookup_elem(&procs, &tgid);
 
 	if (p)
 		__sync_fetch_and_add(&p->page_faults, 1);
@@ -853,7 +890,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tgid = id >> 32;
 	struct sys_args *a;
-	struct mt_proc *p;
+	struct mt_kproc *p;
 	struct mt_event *e;
 	u32 type;
 
@@ -875,7 +912,7 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 		type = MT_EV_BRK;
 		break;
 	}
-	e = event_new(type, tgid, p);
+	e = event_new(type, tgid, p, MT_EV_SIZE(mm));
 	if (e) {
 		e->mm.addr = a->a0;
 		e->mm.len = a->a1;

@@ -41,10 +41,10 @@ enum mt_fn {
 };
 
 /*
- * Per-process counters, key = tgid.  Live bytes/objects are derived:
- * alloc - free, because frees are only counted for blocks whose
- * allocation was seen.  gen changes on exec so blocks of the old image
- * are recognised as stale.
+ * Per-process counters as user space sees them (summed over slots).
+ * Live bytes/objects are derived: alloc - free, because frees are only
+ * counted for blocks whose allocation was seen.  gen changes on exec so
+ * blocks of the old image are recognised as stale.
  */
 struct mt_proc {
 	u64 gen;
@@ -58,6 +58,33 @@ struct mt_proc {
 	u64 lost_sites;		/* allocations without a call-site stack */
 	u64 lost_events;	/* ring-buffer records dropped for this pid */
 	u64 sampled;		/* non-zero: counters are sampled estimates */
+};
+
+/*
+ * The allocation counters are kept in MT_SLOTS copies, picked by CPU,
+ * each on cache lines of its own (128-byte stride): threads of one
+ * process allocating on different CPUs then never fight over one line.
+ */
+#define MT_SLOTS	4
+struct mt_counts {
+	u64 alloc_bytes;
+	u64 allocs;
+	u64 free_bytes;
+	u64 frees;
+	u64 pad[12];
+};
+
+/* The kernel's per-process entry, key = tgid. */
+struct mt_kproc {
+	u64 gen;
+	u64 page_faults;
+	u64 unmatched_frees;
+	u64 lost;
+	u64 lost_sites;
+	u64 lost_events;
+	u64 sampled;
+	u64 pad[9];
+	struct mt_counts c[MT_SLOTS];
 };
 
 struct mt_block_key {
@@ -86,18 +113,24 @@ struct mt_stack_key {
 	u64 hash;
 };
 
-/* Per allocation site (tgid, stack) counters. */
+/* Per allocation site (tgid, stack) key. */
 struct mt_site_key {
 	u32 tgid;
 	u32 gen;
 	u64 stack;		/* stack hash, 0 = no stack */
 };
 
+/* Per-site counters as user space sees them (summed over slots). */
 struct mt_site {
 	u64 alloc_bytes;
 	u64 allocs;
 	u64 free_bytes;
 	u64 frees;
+};
+
+/* The kernel's per-site entry. */
+struct mt_ksite {
+	struct mt_counts c[MT_SLOTS];
 };
 
 /* Per-thread state of an allocator call in flight (entry -> return). */
@@ -151,8 +184,9 @@ struct mt_event {
 			s64 err;	/* negative errno on failure */
 		} mm;
 		struct {	/* EXIT: final counters of the process */
-			struct mt_proc stats;
 			s32 exit_code;
+			u32 pad;
+			struct mt_kproc stats;
 		} exit;
 		struct {	/* EXEC */
 			char filename[MT_PATH_LEN];
@@ -163,5 +197,42 @@ struct mt_event {
 		} oom;
 	};
 };
+
+
+#ifndef __VMLINUX_H__
+/* Sum the kernel's slots into the user-space view. */
+static inline void mt_proc_sum(const struct mt_kproc *k, struct mt_proc *p)
+{
+	int i;
+
+	p->gen = k->gen;
+	p->page_faults = k->page_faults;
+	p->unmatched_frees = k->unmatched_frees;
+	p->lost = k->lost;
+	p->lost_sites = k->lost_sites;
+	p->lost_events = k->lost_events;
+	p->sampled = k->sampled;
+	p->alloc_bytes = p->allocs = p->free_bytes = p->frees = 0;
+	for (i = 0; i < MT_SLOTS; i++) {
+		p->alloc_bytes += k->c[i].alloc_bytes;
+		p->allocs += k->c[i].allocs;
+		p->free_bytes += k->c[i].free_bytes;
+		p->frees += k->c[i].frees;
+	}
+}
+
+static inline void mt_site_sum(const struct mt_ksite *k, struct mt_site *s)
+{
+	int i;
+
+	s->alloc_bytes = s->allocs = s->free_bytes = s->frees = 0;
+	for (i = 0; i < MT_SLOTS; i++) {
+		s->alloc_bytes += k->c[i].alloc_bytes;
+		s->allocs += k->c[i].allocs;
+		s->free_bytes += k->c[i].free_bytes;
+		s->frees += k->c[i].frees;
+	}
+}
+#endif
 
 #endif /* MEMTRACE_H */

@@ -50,7 +50,7 @@ void collect__free(struct collect *c)
 
 int collect__track(struct collect *c, int pid, uint64_t sample_bytes)
 {
-	struct mt_proc p = { .gen = now_ns(), .sampled = sample_bytes };
+	struct mt_kproc p = { .gen = now_ns(), .sampled = sample_bytes };
 	uint32_t key = pid;
 
 	if (bpf_map_update_elem(c->procs_fd, &key, &p, BPF_NOEXIST) &&
@@ -92,6 +92,7 @@ static void read_proc_extras(struct mt_row *r)
 int collect__procs(struct collect *c, struct table *t, uint64_t ts)
 {
 	uint32_t key, next;
+	struct mt_kproc kst;
 	struct mt_proc st;
 	bool first = true;
 
@@ -100,8 +101,9 @@ int collect__procs(struct collect *c, struct table *t, uint64_t ts)
 
 		first = false;
 		key = next;
-		if (bpf_map_lookup_elem(c->procs_fd, &key, &st))
+		if (bpf_map_lookup_elem(c->procs_fd, &key, &kst))
 			continue;
+		mt_proc_sum(&kst, &st);
 		r = table__add(t, key);
 		if (!r)
 			return -ENOMEM;
@@ -203,10 +205,11 @@ static void sites_end(struct mt_row *r)
 int collect__sites(struct collect *c, struct table *t)
 {
 	static struct mt_site_key keys[BATCH];
-	static struct mt_site vals[BATCH];
+	static struct mt_ksite vals[BATCH];
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	struct mt_row *last = NULL;
 	uint32_t in_batch, out_batch;
+	struct mt_site sum;
 	bool first = true;
 	int i, n = table__nr(t), err = 0;
 
@@ -228,7 +231,8 @@ int collect__sites(struct collect *c, struct table *t)
 			last = r;
 			if (!r || keys[i].gen != (uint32_t)r->gen)
 				continue;
-			site_fill(c, r, &keys[i], &vals[i]);
+			mt_site_sum(&vals[i], &sum);
+			site_fill(c, r, &keys[i], &sum);
 		}
 		if (err) {	/* ENOENT: that was the last batch */
 			err = 0;

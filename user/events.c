@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Ring-buffer records: one switch on the record type updates the table. */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,15 +85,37 @@ void app__pending_run(struct app *app)
 static void on_exit_event(struct app *app, const struct mt_event *e)
 {
 	struct mt_row *r = table__get(app->table, e->tgid);
+	struct mt_proc st;
 
 	if (!r)
 		return;
-	table__set_stats(app->table, r, &e->exit.stats, e->ts);
+	mt_proc_sum(&e->exit.stats, &st);
+	table__set_stats(app->table, r, &st, e->ts);
 	r->exited = true;
 	r->exit_code = e->exit.exit_code;
 	r->exit_ts = e->ts;
 	if (app->env.mode == MODE_PIDS)
 		attach__forget_pid(app->attach, e->tgid);
+}
+
+#define EV_SIZE(member) \
+	(offsetof(struct mt_event, member) + \
+	 sizeof(((struct mt_event *)0)->member))
+
+static size_t record_size(uint32_t type)
+{
+	switch (type) {
+	case MT_EV_EXIT:
+		return EV_SIZE(exit);
+	case MT_EV_EXEC:
+		return EV_SIZE(exec);
+	case MT_EV_OOM:
+		return EV_SIZE(oom);
+	case MT_EV_FORK:
+		return offsetof(struct mt_event, mm);
+	default:
+		return EV_SIZE(mm);
+	}
 }
 
 int events__handle(void *ctx, void *data, size_t len)
@@ -101,7 +124,9 @@ int events__handle(void *ctx, void *data, size_t len)
 	const struct mt_event *e = data;
 	struct mt_row *r;
 
-	if (len < sizeof(*e))
+	/* records are as long as their type needs: check before reading */
+	if (len < offsetof(struct mt_event, mm) ||
+	    len < record_size(e->type))
 		return 0;
 	app->events++;
 	if (e->type == MT_EV_OOM) {
