@@ -11,7 +11,7 @@ ARCH	:= $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fno-omit-frame-pointer
 INCLUDES := -Iinclude -Iuser -I$(OUTPUT)
-LIBS	:= -lbpf -lelf -lz -ldw -lcapstone -lncursesw -lm
+LIBS	:= -lbpf -lelf -lz -ldw -lcapstone -lncursesw -lm -lstdc++
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/%.bpf.o,$(BPF_SRCS))
@@ -22,7 +22,8 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
 WORKLOAD_SRCS := $(filter-out tests/workloads/sites.c,$(wildcard tests/workloads/*.c))
 WORKLOADS := $(patsubst tests/workloads/%.c,$(OUTPUT)/workloads/%,$(WORKLOAD_SRCS)) \
-	     $(OUTPUT)/workloads/sites $(OUTPUT)/workloads/libmtsite.so
+	     $(OUTPUT)/workloads/sites $(OUTPUT)/workloads/libmtsite.so \
+	     $(patsubst tests/workloads/%.cpp,$(OUTPUT)/workloads/%,$(wildcard tests/workloads/*.cpp))
 
 ifeq ($(V),1)
 Q =
@@ -72,6 +73,10 @@ $(OUTPUT)/workloads/%: tests/workloads/%.c | $(OUTPUT)/workloads
 	$(call msg,CC,$@)
 	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -fno-inline-functions-called-once \
 		-Wall -Wno-unused-result -o $@ $< -lpthread
+
+$(OUTPUT)/workloads/%: tests/workloads/%.cpp | $(OUTPUT)/workloads
+	$(call msg,CXX,$@)
+	$(Q)g++ -O1 -g -fno-omit-frame-pointer -Wall -o $@ $<
 
 # The sites workload links a shared library of its own, found via $ORIGIN.
 $(OUTPUT)/workloads/libmtsite.so: tests/workloads/lib/mtsite.c | $(OUTPUT)/workloads

@@ -123,6 +123,26 @@ static void copy_str(char *dst, size_t len, const char *src)
 	dst[n] = '\0';
 }
 
+/* libstdc++'s demangler: C++ frames read as people write them */
+char *__cxa_demangle(const char *mangled, char *buf, size_t *len, int *status);
+
+static void copy_func(char *dst, size_t len, const char *name)
+{
+	char *dem;
+	int status = -1;
+
+	if (name && name[0] == '_' && name[1] == 'Z') {
+		dem = __cxa_demangle(name, NULL, NULL, &status);
+		if (dem && !status) {
+			copy_str(dst, len, dem);
+			free(dem);
+			return;
+		}
+		free(dem);
+	}
+	copy_str(dst, len, name);
+}
+
 static const char *base_name(const char *path)
 {
 	const char *slash = strrchr(path, '/');
@@ -734,12 +754,12 @@ static int obj_inline_chain(struct syms_obj *o, uint64_t pc, uint64_t vaddr,
 		n++;
 		if (dwarf_tag(&chain[i]) == DW_TAG_inlined_subroutine) {
 			f->inlined = true;
-			copy_str(f->func, sizeof(f->func), die_name(&chain[i]));
+			copy_func(f->func, sizeof(f->func), die_name(&chain[i]));
 			call_site(&chain[i], &file, &comp, &line);
 			continue;
 		}
 		name = sym ? sym : die_name(&chain[i]);
-		copy_str(f->func, sizeof(f->func), name);
+		copy_func(f->func, sizeof(f->func), name);
 		if (sym) {
 			f->offset = vaddr - sym_start;
 		} else {
@@ -775,7 +795,7 @@ static int obj_lookup(struct syms_obj *o, uint64_t vaddr, bool ret,
 	/* No DWARF for pc: symbol table and maybe a line table. */
 	frame_init(o, fr, vaddr);
 	if (sym) {
-		copy_str(fr->func, sizeof(fr->func), sym);
+		copy_func(fr->func, sizeof(fr->func), sym);
 		fr->offset = vaddr - (pc - off);
 	}
 	dl = o->has_dwarf ? dwfl_module_getsrc(o->mod, pc) : NULL;

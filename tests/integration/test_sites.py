@@ -146,5 +146,31 @@ def test_symbols_in_own_mount_namespace():
     shutil.rmtree(d2)
 
 
+def test_cxx_names_demangled():
+    """C++: frames read as written (ns::Cache::raw(int)), operator new is
+    an allocator frame, bytes held through new are exact."""
+    exe = workload("cxx")
+    p = memtrace_json(["-d", "0.2", "--top-sites", "20", "--", exe],
+                      stdin=subprocess.PIPE)
+    pid = None
+    deadline = time.time() + 15
+    while pid is None and time.time() < deadline:
+        doc = next_json(p)
+        for r in doc["processes"]:
+            if r["comm"] == "cxx" and r["live_allocs"] >= 1050:
+                pid = r["pid"]
+    assert pid, "cxx row never showed its allocations"
+    r, _ = wait_row(p, pid)
+    funcs = [[f["func"] for f in s["stack"]] for s in r["sites"]]
+    raw = [s for s in r["sites"] if s["stack"] and s["stack"][0]["func"] == "ns::Cache::raw(int)"]
+    assert raw and raw[0]["live_bytes"] == 50 * 300, funcs
+    new = [s for s in r["sites"] if s["stack"] and
+           s["stack"][0]["func"] == "operator new(unsigned long)" and s["live_bytes"] == 200000]
+    assert new, funcs
+    p.stdin.close()
+    p.stdin = None
+    finish(p)
+
+
 TESTS = [(n[len("test_"):], f) for n, f in list(globals().items())
          if n.startswith("test_") and callable(f)]
