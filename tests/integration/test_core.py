@@ -22,19 +22,25 @@ def tmpfile(name):
     return os.path.join(d, name)
 
 
+def run_cmd(opts, exe=ALLOCS, args=("--threads", "0")):
+    """memtrace --json OPTS -- EXE ARGS --truth F: (exit code, truth, the
+    process's final row, stderr)."""
+    truth_path = tmpfile("truth.json")
+    p = memtrace_json(list(opts) + ["--", exe] + list(args) + ["--truth", truth_path])
+    code, docs, err = finish(p)
+    assert docs and docs[-1]["type"] == "final", err
+    truth = load_truth(truth_path)
+    r = row(docs[-1], truth["pid"])
+    assert r is not None, f"no row for pid {truth['pid']}"
+    return code, truth, r, err
+
+
 def test_cmd_exact_every_allocator():
     """-- CMD: every allocator function, exact totals, sites and exit code."""
-    truth_path = tmpfile("truth.json")
-    p = memtrace_json(["--top-sites", "50", "--", ALLOCS, "--threads", "0",
-                       "--truth", truth_path, "--exit-code", "7"])
-    code, docs, err = finish(p)
+    code, truth, r, err = run_cmd(["--top-sites", "50"],
+                                  args=("--threads", "0", "--exit-code", "7"))
     assert code == 7, f"exit code {code}, want the command's 7; stderr: {err}"
-    final = docs[-1]
-    assert final["type"] == "final", final["type"]
-    truth = load_truth(truth_path)
-    r = row(final, truth["pid"])
-    assert r is not None, f"no row for pid {truth['pid']}"
-    assert r["exited"] and r["exit_code"] >> 8 == 7 or r["exited"], r
+    assert r["exited"] and r["exit_code"] >> 8 == 7, r
     assert_totals(r, truth)
     assert r["lost_events"] == 0 and not r["loss"], r
     got = site_bytes(r)
@@ -60,13 +66,8 @@ def test_cmd_batch_leak_report():
 
 def test_cmd_threads():
     """Threads allocate concurrently: the thread site is exact."""
-    truth_path = tmpfile("truth.json")
-    p = memtrace_json(["--top-sites", "50", "--", ALLOCS, "--threads", "4",
-                       "--truth", truth_path])
-    code, docs, err = finish(p)
+    code, truth, r, err = run_cmd(["--top-sites", "50"], args=("--threads", "4"))
     assert code == 0, err
-    truth = load_truth(truth_path)
-    r = row(docs[-1], truth["pid"])
     got = site_bytes(r)
     assert got.get("thread_main") == truth["sites"]["thread_main"], (got, truth)
     # pthread_create itself allocates (TLS); everything of ours is exact
@@ -76,13 +77,8 @@ def test_cmd_threads():
 
 
 def test_cmd_free_all_leaves_nothing():
-    truth_path = tmpfile("truth.json")
-    p = memtrace_json(["--", ALLOCS, "--threads", "0", "--free-all",
-                       "--truth", truth_path])
-    code, docs, err = finish(p)
+    code, truth, r, err = run_cmd([], args=("--threads", "0", "--free-all"))
     assert code == 0, err
-    truth = load_truth(truth_path)
-    r = row(docs[-1], truth["pid"])
     assert truth["live_bytes"] == 0
     assert_totals(r, truth)
 
@@ -274,16 +270,12 @@ def test_musl_libc_exact():
     """musl (Alpine-style) processes: its loader is its libc; realloc(p, 0)
     returns a new block there.  Exact under -- CMD and under -p."""
     exe, d = build_musl()
-    truth_path = tmpfile("truth.json")
-    p = memtrace_json(["--top-sites", "50", "--", exe, "--threads", "0",
-                       "--truth", truth_path])
-    code, docs, err = finish(p)
+    code, truth, r, err = run_cmd(["--top-sites", "50"], exe=exe)
     assert code == 0, err
-    truth = load_truth(truth_path)
-    r = row(docs[-1], truth["pid"])
     assert_totals(r, truth)
     assert site_bytes(r).get("site_realloc") == truth["sites"]["site_realloc"]
 
+    truth_path = tmpfile("truth.json")
     w = spawn([exe, "--wait", "--threads", "2", "--truth", truth_path],
               stdin=subprocess.PIPE)
     assert readline(w.stdout, 10).strip() == "ready"
@@ -402,26 +394,17 @@ def test_untrusted_comm_is_escaped():
 def test_entry_probes_fallback_exact():
     """--entry-probes puts every probe at the function entry (the
     fallback when no cheaper site is safe): still exact."""
-    truth_path = tmpfile("truth.json")
-    p = memtrace_json(["--entry-probes", "--top-sites", "0", "--", ALLOCS,
-                       "--threads", "0", "--truth", truth_path])
-    code, docs, err = finish(p)
+    code, truth, r, err = run_cmd(["--entry-probes", "--top-sites", "0"])
     assert code == 0, err
-    truth = load_truth(truth_path)
-    assert_totals(row(docs[-1], truth["pid"]), truth)
+    assert_totals(r, truth)
 
 
 def test_classic_return_probes_exact():
     """--no-session: uprobe + uretprobe (the fallback on kernels without
     session uprobes) counts exactly the same, threads included."""
     for extra in (["--no-session"], ["--no-session", "--entry-probes"]):
-        truth_path = tmpfile("truth.json")
-        p = memtrace_json(extra + ["--top-sites", "50", "--", ALLOCS,
-                                   "--threads", "0", "--truth", truth_path])
-        code, docs, err = finish(p)
+        code, truth, r, err = run_cmd(extra + ["--top-sites", "50"])
         assert code == 0, err
-        truth = load_truth(truth_path)
-        r = row(docs[-1], truth["pid"])
         assert_totals(r, truth)
         got = site_bytes(r)
         for fn, want in truth["sites"].items():

@@ -9,6 +9,9 @@ import os
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results import append_section  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -33,11 +36,7 @@ def main():
              f"{rate:,.0f} records/s produced; memtrace consumed up to "
              f"{peak:,.0f} records/s (per refresh), lost events: {lost} "
              f"(target 0: {'MET' if lost == 0 else 'MISSED'})."]
-    out = os.path.join(ROOT, "bench-results", "results.md")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "a") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    append_section(lines)
     return 0
 
 

@@ -16,6 +16,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from results import append_section  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
@@ -76,11 +79,7 @@ def main():
         core = f"{r['core_s']:.2f} s" if r["core_s"] is not None else r["note"]
         lines.append(f"| {r['limit']} MiB | {r['usage']} MiB | {r['stop_us'] / 1000:.1f} ms | "
                      f"{r['small_ms']:.0f} ms | {core} | {r.get('core_mib')} MiB |")
-    out = os.path.join(ROOT, "bench-results", "results.md")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    with open(out, "a") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    append_section(lines)
     return 0
 
 
