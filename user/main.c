@@ -531,6 +531,26 @@ static int comm_of(int pid, char *buf, size_t len)
 	return 0;
 }
 
+/*
+ * A thread id given to -p means its process: probes, counters and rows
+ * are per process (thread group).
+ */
+static int tgid_of(int pid)
+{
+	char path[64], buf[4096], *p;
+	int tgid;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if (read_file(path, buf, sizeof(buf)) <= 0)
+		return pid;
+	p = strstr(buf, "\nTgid:");
+	if (!p || sscanf(p + 6, "%d", &tgid) != 1 || tgid <= 0 || tgid == pid)
+		return pid;
+	fprintf(stderr, "memtrace: pid %d is a thread of process %d: tracing "
+		"%d\n", pid, tgid, tgid);
+	return tgid;
+}
+
 static int start_pids(struct app *app)
 {
 	int i, err;
@@ -544,6 +564,8 @@ static int start_pids(struct app *app)
 				pid);
 			return -ESRCH;
 		}
+		pid = tgid_of(pid);
+		app->env.pids[i] = pid;
 		r = table__add(app->table, pid);
 		if (!r)
 			return -ENOMEM;

@@ -217,6 +217,20 @@ def test_mmap_family_and_page_faults():
     w.wait(timeout=10)
 
 
+def test_thread_id_means_its_process():
+    """-p TID of a non-main thread traces the whole process, and says so."""
+    code = ("import threading,time\n"
+            "t=threading.Thread(target=time.sleep,args=(30,));t.start();"
+            "print(t.native_id,flush=True);t.join()")
+    py = spawn(["python3", "-c", code])
+    tid = int(readline(py.stdout, 10))
+    p = subprocess.run([MEMTRACE, "-b", "-n", "1", "-d", "0.1", "-p", str(tid)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert f"pid {tid} is a thread of process {py.pid}" in p.stderr, p.stderr
+    assert f"\n{py.pid:7d} " in p.stdout, p.stdout
+
+
 def test_unknown_pid():
     p = subprocess.run([MEMTRACE, "-b", "-p", "999999999"], capture_output=True, text=True)
     assert p.returncode != 0
