@@ -66,6 +66,7 @@ struct cgent {
 	double rate;		/* usage growth, bytes/s */
 	uint64_t threshold;	/* 0 = no trigger */
 	struct cg_watch *watch;
+	bool nolimit_warned;	/* said once: --dump-at PCT% cannot fire */
 	bool watch_warned;
 	bool hot;		/* v2: may cross before the next refresh */
 	char *stat_armed;	/* memory.stat when the trigger was armed */
@@ -555,6 +556,13 @@ static void cgent_arm(struct dump *d, struct cgent *c)
 	uint64_t thr = threshold_of(d, c);
 	int err;
 
+	if (!thr && d->app->env.dump_at_pct > 0 && !c->nolimit_warned) {
+		c->nolimit_warned = true;
+		fprintf(stderr, "memtrace: cgroup %s has no memory limit: "
+			"--dump-at %.0f%% cannot trigger for its processes "
+			"(use --dump-at BYTES)\n", c->name[0] ? c->name : "/",
+			d->app->env.dump_at_pct);
+	}
 	if (thr == c->threshold)
 		return;
 	cg_watch__free(c->watch);

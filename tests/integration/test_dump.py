@@ -533,6 +533,27 @@ def test_dump_now_cli():
             shutil.rmtree(base, ignore_errors=True)
 
 
+def test_dump_at_pct_without_limit_warns():
+    """A cgroup with no limit: --dump-at PCT% says it cannot trigger."""
+    d = dump_dir()
+    sleeper = spawn(["sleep", "30"])
+    try:
+        with open(f"/proc/{sleeper.pid}/cgroup") as f:
+            line = [l for l in f if ":memory:" in l]
+        if line:
+            path = V1_ROOT + line[0].rstrip("\n").split(":", 2)[2]
+            if int(open(os.path.join(path, "memory.limit_in_bytes")).read()) < (1 << 62):
+                raise Skip("this test's cgroup has a limit")
+        p = subprocess.run([MEMTRACE, "-b", "-n", "2", "-d", "0.2", "-p",
+                            str(sleeper.pid), "--dump-at", "80%", "--dump-dir", d],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        assert "has no memory limit: --dump-at 80% cannot trigger" in p.stderr, p.stderr
+        assert p.stderr.count("has no memory limit") == 1, p.stderr
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 TESTS = [
     ("dump_at_threshold", test_dump_at_threshold),
     ("dump_oom_postmortem", test_dump_oom_postmortem),
@@ -543,4 +564,5 @@ TESTS = [
     ("dump_memtrace_killed_mid_dump", test_dump_memtrace_killed_mid_dump),
     ("dump_dir_refused", test_dump_dir_refused),
     ("dump_now_cli", test_dump_now_cli),
+    ("dump_at_pct_without_limit_warns", test_dump_at_pct_without_limit_warns),
 ]
