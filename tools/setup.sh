@@ -4,7 +4,7 @@
 # skipping those already present.  Run as root (or it just reports).
 set -eu
 
-PKGS="make gcc clang llvm libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev
+PKGS="make gcc g++ clang llvm libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev
 libcapstone-dev libncurses-dev pkg-config python3 gdb tmux util-linux
 golang-go gnuplot-nox bpftrace heaptrack libc6-dev musl-tools"
 
