@@ -128,11 +128,6 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 	return a < b ? a : b;
 }
 
-static void hbytes(char *buf, size_t len, double v)
-{
-	human_bytes(buf, len, v);
-}
-
 /* Keep [A-Za-z0-9._-] and make the rest '_': names go into file names. */
 static void file_safe(const char *in, size_t inlen, char *out, size_t outlen)
 {
@@ -734,9 +729,9 @@ static void report_sites(struct app *app, struct mt_row *r, FILE *f)
 		char name[160];
 
 		sites__first_user_frame(app, r, s, name, sizeof(name));
-		hbytes(b[0], sizeof(b[0]), s->live_bytes);
-		hbytes(b[1], sizeof(b[1]), s->growth_bps);
-		hbytes(b[2], sizeof(b[2]), s->alloc_bytes);
+		human_bytes(b[0], sizeof(b[0]), s->live_bytes);
+		human_bytes(b[1], sizeof(b[1]), s->growth_bps);
+		human_bytes(b[2], sizeof(b[2]), s->alloc_bytes);
 		fprintf(f, "\n#%d %s: %s live (%lld bytes) in %lld objects, "
 			"%s%s/s, %s allocated in %llu calls\n", i + 1, name,
 			b[0], (long long)s->live_bytes,
@@ -780,10 +775,10 @@ static void write_report(struct dump *d, struct capture *c,
 		printable(cg->path, sizeof(cg->path), s, sizeof(s));
 		fprintf(a.f, "Container: %s (cgroup v%d %s)\n", cg->name,
 			l->version, s);
-		hbytes(b[0], sizeof(b[0]), l->usage);
-		hbytes(b[1], sizeof(b[1]), l->effective);
-		hbytes(b[2], sizeof(b[2]), cg->threshold);
-		hbytes(b[3], sizeof(b[3]), cg->rate);
+		human_bytes(b[0], sizeof(b[0]), l->usage);
+		human_bytes(b[1], sizeof(b[1]), l->effective);
+		human_bytes(b[2], sizeof(b[2]), cg->threshold);
+		human_bytes(b[3], sizeof(b[3]), cg->rate);
 		fprintf(a.f, "Cgroup:    usage %s, limit %s, threshold %s, "
 			"growing %s/s\n", b[0],
 			l->effective == CG_UNLIMITED ? "none" : b[1],
@@ -793,13 +788,13 @@ static void write_report(struct dump *d, struct capture *c,
 			r->cgroup : "(no memory cgroup found)");
 	}
 	if (r) {
-		hbytes(b[0], sizeof(b[0]), r->live_bytes);
-		hbytes(b[1], sizeof(b[1]), r->growth_bps);
-		hbytes(b[2], sizeof(b[2]), r->alloc_bps);
-		hbytes(b[3], sizeof(b[3]), r->free_bps);
-		hbytes(b[4], sizeof(b[4]), r->rss_bytes);
-		hbytes(b[5], sizeof(b[5]), r->mmap_bytes);
-		hbytes(b[6], sizeof(b[6]), r->brk_bytes);
+		human_bytes(b[0], sizeof(b[0]), r->live_bytes);
+		human_bytes(b[1], sizeof(b[1]), r->growth_bps);
+		human_bytes(b[2], sizeof(b[2]), r->alloc_bps);
+		human_bytes(b[3], sizeof(b[3]), r->free_bps);
+		human_bytes(b[4], sizeof(b[4]), r->rss_bytes);
+		human_bytes(b[5], sizeof(b[5]), r->mmap_bytes);
+		human_bytes(b[6], sizeof(b[6]), r->brk_bytes);
 		fprintf(a.f, "Process:   live heap %s (%lld bytes) in %lld "
 			"objects, growth %s/s, alloc %s/s, free %s/s\n"
 			"           rss %s, anonymous mmaps %s, brk heap %s%s%s\n",
@@ -1158,7 +1153,7 @@ static void gcore_done(struct dump *d, struct capture *c)
 			  strerror(errno));
 		return;
 	}
-	hbytes(sz, sizeof(sz), st.st_size);
+	human_bytes(sz, sizeof(sz), st.st_size);
 	core_note(c, "core: %s (%lld bytes), gcore took %.2f s, process "
 		  "held stopped %.2f s\nsince_trigger_s: %.3f", final,
 		  (long long)st.st_size, secs,
@@ -1181,8 +1176,8 @@ static int gcore_start(struct dump *d, struct capture *c, uint64_t need)
 	if (!fstatvfs(d->dirfd, &sv)) {
 		avail = (uint64_t)sv.f_bavail * sv.f_frsize;
 		if (avail < need) {
-			hbytes(need_s, sizeof(need_s), need);
-			hbytes(free_s, sizeof(free_s), avail);
+			human_bytes(need_s, sizeof(need_s), need);
+			human_bytes(free_s, sizeof(free_s), avail);
 			core_fail(d, c, -ENOSPC, "core skipped: needs ~%s, %s "
 				  "free on %s", need_s, free_s, d->dir);
 			return -ENOSPC;
@@ -1423,9 +1418,9 @@ static void trigger(struct dump *d, struct cgent *cg, const char *how,
 	char reason[256], b[3][16];
 	int i;
 
-	hbytes(b[0], sizeof(b[0]), cg->lim.usage);
-	hbytes(b[1], sizeof(b[1]), cg->threshold);
-	hbytes(b[2], sizeof(b[2]), cg->lim.effective);
+	human_bytes(b[0], sizeof(b[0]), cg->lim.usage);
+	human_bytes(b[1], sizeof(b[1]), cg->threshold);
+	human_bytes(b[2], sizeof(b[2]), cg->lim.effective);
 	snprintf(reason, sizeof(reason), "cgroup usage %s reached the "
 		 "threshold %s (limit %s) [%s]", b[0], b[1],
 		 cg->lim.effective == CG_UNLIMITED ? "none" : b[2], how);
@@ -1764,7 +1759,7 @@ void dump__oom(struct dump *d, const struct mt_event *e)
 				 strerror(-err));
 	}
 	if (top) {
-		hbytes(rate, sizeof(rate), top->growth_bps);
+		human_bytes(rate, sizeof(rate), top->growth_bps);
 		fprintf(stderr, "memtrace: OOM kill of pid %u (%s) in %s; top "
 			"growing site: %s (+%s/s)%s\n", e->tgid, comm, cont,
 			site, rate, where);

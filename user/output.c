@@ -20,11 +20,6 @@ uint64_t output__lost(const struct app *app)
 	       c[MT_CNT_INFLIGHT_FULL] + c[MT_CNT_PROCS_FULL];
 }
 
-static void fmt_rate(char *buf, size_t len, double v)
-{
-	human_bytes(buf, len, v);
-}
-
 void output__batch(struct app *app, bool final)
 {
 	FILE *f = app->out;
@@ -48,9 +43,9 @@ void output__batch(struct app *app, bool final)
 		sanitize(r->comm, sizeof(r->comm), comm, sizeof(comm));
 		sanitize(r->top_site, sizeof(r->top_site), site, sizeof(site));
 		human_bytes(b[0], sizeof(b[0]), r->live_bytes);
-		fmt_rate(b[1], sizeof(b[1]), r->growth_bps);
-		fmt_rate(b[2], sizeof(b[2]), r->alloc_bps);
-		fmt_rate(b[3], sizeof(b[3]), r->free_bps);
+		human_bytes(b[1], sizeof(b[1]), r->growth_bps);
+		human_bytes(b[2], sizeof(b[2]), r->alloc_bps);
+		human_bytes(b[3], sizeof(b[3]), r->free_bps);
 		human_bytes(b[4], sizeof(b[4]), r->mmap_bytes);
 		human_bytes(b[5], sizeof(b[5]), r->rss_bytes);
 		sanitize(r->cgroup, sizeof(r->cgroup), cg, sizeof(cg));

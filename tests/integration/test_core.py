@@ -91,15 +91,20 @@ def start_waiting(extra=(), **kw):
     return w, truth_path
 
 
+def go_and_wait(w, truth_path=None):
+    """Let a --wait workload allocate; wait for it; return its truth."""
+    w.stdin.write(b"go\n")
+    w.stdin.flush()
+    assert readline(w.stdout, 10).strip() == "done"
+    return load_truth(truth_path) if truth_path else None
+
+
 def test_pid_exact_and_old_blocks_ignored():
     """-p PID: blocks allocated before tracing are ignored when freed."""
     w, truth_path = start_waiting(["--threads", "0"])
     p = memtrace_json(["-p", str(w.pid), "-d", "0.2", "--top-sites", "50"])
     next_json(p)                       # attached and refreshing
-    w.stdin.write(b"go\n")
-    w.stdin.flush()
-    assert readline(w.stdout, 10).strip() == "done"
-    truth = load_truth(truth_path)
+    truth = go_and_wait(w, truth_path)
     r, _ = wait_row(p, w.pid, lambda r: r["allocs"] == truth["allocs"])
     r, _ = wait_row(p, w.pid, lambda r: True)   # one more refresh: stable
     assert_totals(r, truth)
@@ -121,10 +126,7 @@ def test_process_started_after_memtrace():
     w = spawn([ALLOCS, "--wait", "--threads", "0", "--truth", truth_path],
               stdin=subprocess.PIPE)
     assert readline(w.stdout, 10).strip() == "ready"
-    w.stdin.write(b"go\n")
-    w.stdin.flush()
-    assert readline(w.stdout, 10).strip() == "done"
-    truth = load_truth(truth_path)
+    truth = go_and_wait(w, truth_path)
     r, _ = wait_row(p, w.pid, lambda r: r["allocs"] >= truth["allocs"])
     # its own 10 "old" blocks were traced too: they count as allocs+frees
     want = dict(truth)
@@ -157,10 +159,7 @@ def test_container_libc_copy_in_own_mount_namespace():
     assert not os.path.exists(f"{d}/libc.so.6"), "the copy must be invisible outside"
     p = memtrace_json(["-p", str(w.pid), "-d", "0.2", "--top-sites", "0"])
     next_json(p)
-    w.stdin.write(b"go\n")
-    w.stdin.flush()
-    assert readline(w.stdout, 10).strip() == "done"
-    truth = load_truth(truth_path)
+    truth = go_and_wait(w, truth_path)
     r, _ = wait_row(p, w.pid, lambda r: r["allocs"] == truth["allocs"])
     assert_totals(r, truth)
     w.stdin.close()
@@ -297,10 +296,7 @@ def test_musl_libc_exact():
         assert "musl" in f.read()
     p = memtrace_json(["-p", str(w.pid), "-d", "0.2", "--top-sites", "50"])
     next_json(p)
-    w.stdin.write(b"go\n")
-    w.stdin.flush()
-    assert readline(w.stdout, 10).strip() == "done"
-    truth = load_truth(truth_path)
+    truth = go_and_wait(w, truth_path)
     r, _ = wait_row(p, w.pid, lambda r: r["allocs"] >= truth["allocs"])
     r, _ = wait_row(p, w.pid)
     assert_totals(r, truth)
@@ -376,9 +372,7 @@ def test_sigint_detaches_and_target_survives():
     with open(f"/proc/{w.pid}/stat") as f:
         state = f.read().rsplit(")", 1)[1].split()[0]
     assert state in "RS", f"target state {state}"
-    w.stdin.write(b"go\n")
-    w.stdin.flush()
-    assert readline(w.stdout, 10).strip() == "done"
+    go_and_wait(w)
     w.stdin.close()
     assert w.wait(timeout=10) == 0
     # no uprobe perf events are left behind: no fd of ours remains
