@@ -395,16 +395,23 @@ def test_dump_gcore_missing():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def stuck_in_gcore(tmp, extra=()):
+    """A capture whose gcore (a fake one) hangs: the target is stopped,
+    the small artifact written.  Returns cg, d, w, pid, mt."""
+    env = fake_gcore(tmp, f"echo $$ > {tmp}/fake.pid\nexec sleep 60")
+    cg, d, w, pid, mt = small_cg_run(list(extra), env=env,
+                                     dump_path=os.path.join(tmp, "d"))
+    wait_artifact(d, pid)
+    assert wait_state(pid, lambda s: s == "T", 5), "not stopped for gcore"
+    return cg, d, w, pid, mt
+
+
 def test_dump_gcore_hangs():
     """gcore hangs: killed after --gcore-timeout, process resumed."""
     tmp = tempfile.mkdtemp(prefix="mt-dump-")
     cg = None
     try:
-        env = fake_gcore(tmp, f"echo $$ > {tmp}/fake.pid\nexec sleep 60")
-        cg, d, w, pid, mt = small_cg_run(["--gcore-timeout", "1"], env=env,
-                                         dump_path=os.path.join(tmp, "d"))
-        wait_artifact(d, pid)
-        assert wait_state(pid, lambda s: s == "T", 5), "not stopped for gcore"
+        cg, d, w, pid, mt = stuck_in_gcore(tmp, ["--gcore-timeout", "1"])
         t0 = time.time()
         mt.err.wait_for(r"pid %d: core failed: gcore timed out after 1 s and "
                         r"was killed; process resumed" % pid, 10)
@@ -426,11 +433,7 @@ def test_dump_target_exits_mid_dump():
     tmp = tempfile.mkdtemp(prefix="mt-dump-")
     cg = None
     try:
-        env = fake_gcore(tmp, f"echo $$ > {tmp}/fake.pid\nexec sleep 60")
-        cg, d, w, pid, mt = small_cg_run([], env=env,
-                                         dump_path=os.path.join(tmp, "d"))
-        wait_artifact(d, pid)
-        assert wait_state(pid, lambda s: s == "T", 5)
+        cg, d, w, pid, mt = stuck_in_gcore(tmp)
         os.kill(pid, signal.SIGKILL)
         mt.err.wait_for(r"pid %d: core failed: the process exited during "
                         r"the dump" % pid, 10)
@@ -450,11 +453,7 @@ def test_dump_memtrace_killed_mid_dump():
     tmp = tempfile.mkdtemp(prefix="mt-dump-")
     cg = None
     try:
-        env = fake_gcore(tmp, f"echo $$ > {tmp}/fake.pid\nexec sleep 60")
-        cg, d, w, pid, mt = small_cg_run([], env=env,
-                                         dump_path=os.path.join(tmp, "d"))
-        wait_artifact(d, pid)
-        assert wait_state(pid, lambda s: s == "T", 5)
+        cg, d, w, pid, mt = stuck_in_gcore(tmp)
         mt.p.kill()
         t0 = time.time()
         assert wait_state(pid, lambda s: s not in ("T", "t"), 1.0), \
