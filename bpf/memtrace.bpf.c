@@ -423,12 +423,14 @@ static long walk_frame(u32 i, void *vctx)
 }
 
 /*
- * Walk the user stack (frame pointers), hash it (FNV-1a over the frames)
- * and store it once per process.  Returns the hash, 0 on failure.
+ * Walk the user stack (frame pointers) into this CPU's scratch buffer
+ * and hash it (FNV-1a over the frames).  Returns the hash, 0 on failure.
+ * The frames are stored (stack_store) only when the hash makes a new
+ * site: a known site already has them, and skipping that lookup is one
+ * hash-map walk less per allocation.
  */
-static __always_inline u64 stack_capture(struct pt_regs *ctx, u32 tgid)
+static __always_inline u64 stack_capture(struct pt_regs *ctx)
 {
-	struct mt_stack_key key = { .tgid = tgid };
 	struct walk_ctx c = {};
 	u32 zero = 0;
 	int i;
@@ -446,12 +448,51 @@ static __always_inline u64 stack_capture(struct pt_regs *ctx, u32 tgid)
 	for (i = 0; i < MT_MAX_STACK; i++)
 		if (i >= c.n)
 			c.w->st.ips[i] = 0;
-	key.hash = c.h | 1;	/* never 0, which means "no stack" */
-	if (bpf_map_lookup_elem(&stacks, &key))
-		return key.hash;
-	if (bpf_map_update_elem(&stacks, &key, &c.w->st, BPF_NOEXIST) == -E2BIG)
-		return 0;
-	return key.hash;
+	return c.h | 1;	/* never 0, which means "no stack" */
+}
+
+/* The frames of the last stack_capture() on this CPU, under hash. */
+static __always_inline bool stack_store(const struct mt_site_key *sk)
+{
+	struct mt_stack_key key = {
+		.tgid = sk->tgid, .gen = sk->gen, .hash = sk->stack,
+	};
+	struct mt_walk *w;
+	u32 zero = 0;
+
+	w = bpf_map_lookup_elem(&stack_buf, &zero);
+	if (!w)
+		return false;
+	/* EEXIST: another CPU stored it first */
+	return bpf_map_update_elem(&stacks, &key, &w->st, BPF_NOEXIST) != -E2BIG;
+}
+
+/*
+ * The site of a new block, created on first sight.  A stack whose frames
+ * cannot be stored (stacks map full) is counted under "no stack" rather
+ * than as a site nobody can name.  NULL: the sites map is full.
+ */
+static __always_inline struct mt_ksite *site_get(struct mt_kproc *p,
+						 struct mt_site_key *sk)
+{
+	struct mt_ksite *s;
+
+	s = bpf_map_lookup_elem(&sites, sk);
+	if (s)
+		return s;
+	if (sk->stack && !stack_store(sk)) {
+		count(MT_CNT_STACK_ERR);
+		__sync_fetch_and_add(&p->lost_sites, 1);
+		sk->stack = 0;
+		s = bpf_map_lookup_elem(&sites, sk);
+		if (s)
+			return s;
+	}
+	if (bpf_map_update_elem(&sites, sk, &zero_site, BPF_NOEXIST) == -E2BIG) {
+		count(MT_CNT_SITES_FULL);
+		__sync_fetch_and_add(&p->lost_sites, 1);
+	}
+	return bpf_map_lookup_elem(&sites, sk);
 }
 
 static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_kproc *p,
@@ -469,16 +510,19 @@ static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_kproc *p,
 		weight = sample_weight(id, size);
 	if (weight == W_SKIP)
 		return;
-	b.size = size;
-	b.weight = weight;
-	b.gen = p->gen;
 	if (want_stacks) {
-		b.stack = stack_capture(ctx, k.tgid);
-		if (!b.stack) {
+		sk.stack = stack_capture(ctx);
+		if (!sk.stack) {
 			count(MT_CNT_STACK_ERR);
 			__sync_fetch_and_add(&p->lost_sites, 1);
 		}
 	}
+	sk.gen = p->gen;
+	s = site_get(p, &sk);
+	b.size = size;
+	b.weight = weight;
+	b.gen = sk.gen;
+	b.stack = sk.stack;
 	/*
 	 * The allocator handed out addr, so any block we still hold there
 	 * is dead: its free was missed (e.g. the map was full at that time)
@@ -499,21 +543,10 @@ static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_kproc *p,
 	i = slot();
 	__sync_fetch_and_add(&p->c[i].alloc_bytes, weight);
 	__sync_fetch_and_add(&p->c[i].allocs, cnt);
-	sk.stack = b.stack;
-	sk.gen = b.gen;
-	s = bpf_map_lookup_elem(&sites, &sk);
-	if (!s) {
-		if (bpf_map_update_elem(&sites, &sk, &zero_site, BPF_NOEXIST) ==
-		    -E2BIG) {
-			count(MT_CNT_SITES_FULL);
-			__sync_fetch_and_add(&p->lost_sites, 1);
-		}
-		s = bpf_map_lookup_elem(&sites, &sk);
-		if (!s)
-			return;
+	if (s) {
+		__sync_fetch_and_add(&s->c[i].alloc_bytes, weight);
+		__sync_fetch_and_add(&s->c[i].allocs, cnt);
 	}
-	__sync_fetch_and_add(&s->c[i].alloc_bytes, weight);
-	__sync_fetch_and_add(&s->c[i].allocs, cnt);
 }
 
 static __always_inline int alloc_return(struct pt_regs *ctx, u64 ret)
@@ -745,9 +778,11 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid,
 	struct mt_kproc *p = bpf_map_lookup_elem(&procs, &tgid);
 	struct mt_event *e;
 	const char *fn;
+	u64 old_gen;
 
 	if (!p && (!trace_all || tgid == self_tgid))
 		return 0;
+	old_gen = p ? p->gen : 0;
 	/*
 	 * The old image's heap is gone: start a new generation so its
 	 * blocks and sites are recognised as stale.
@@ -758,6 +793,7 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid,
 	e = event_new(MT_EV_EXEC, tgid, p, MT_EV_SIZE(exec));
 	if (!e)
 		return 0;
+	e->exec.old_gen = old_gen;
 	fn = BPF_CORE_READ(bprm, filename);
 	bpf_probe_read_kernel_str(e->exec.filename, sizeof(e->exec.filename),
 				  fn);
@@ -889,11 +925,20 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tgid = id >> 32;
+	long nr = regs->orig_ax;
 	struct sys_args *a;
 	struct mt_kproc *p;
 	struct mt_event *e;
 	u32 type;
 
+	/*
+	 * This runs after every syscall on the node (among them the
+	 * uretprobe syscall that ends each traced malloc): leave the
+	 * others before any map lookup.
+	 */
+	if (nr != NR_MMAP && nr != NR_MUNMAP && nr != NR_BRK &&
+	    nr != NR_MREMAP)
+		return 0;
 	a = bpf_map_lookup_elem(&sys_inflight, &id);
 	if (!a)
 		return 0;

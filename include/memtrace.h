@@ -103,13 +103,15 @@ struct mt_block {
 };
 
 /*
- * A user stack, keyed by process and a 64-bit hash of its frames: no
- * bucket collisions (unlike a stack-trace map, which drops a stack whose
- * bucket is taken), and the entries of an exited process can be swept.
+ * A user stack, keyed by process image (tgid, generation) and a 64-bit
+ * hash of its frames: no bucket collisions (unlike a stack-trace map,
+ * which drops a stack whose bucket is taken), and the entries of an
+ * exited process or a replaced image can be swept.  Stored once, when
+ * the first site with that stack is made.
  */
 struct mt_stack_key {
 	u32 tgid;
-	u32 pad;
+	u32 gen;
 	u64 hash;
 };
 
@@ -189,6 +191,7 @@ struct mt_event {
 			struct mt_kproc stats;
 		} exit;
 		struct {	/* EXEC */
+			u64 old_gen;	/* the replaced image, 0 = none */
 			char filename[MT_PATH_LEN];
 		} exec;
 		struct {	/* OOM */

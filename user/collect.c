@@ -155,7 +155,9 @@ static void site_fill(struct collect *c, struct mt_row *r,
 		      const struct mt_site_key *key, const struct mt_site *val)
 {
 	struct mt_site_row *s = site_slot(r, key->stack);
-	struct mt_stack_key sk = { .tgid = key->tgid, .hash = key->stack };
+	struct mt_stack_key sk = {
+		.tgid = key->tgid, .gen = key->gen, .hash = key->stack,
+	};
 	int j;
 
 	if (!s)
@@ -256,16 +258,23 @@ int collect__counters(struct collect *c, uint64_t out[MT_CNT_MAX])
 	return 0;
 }
 
-void collect__forget(struct collect *c, int pid, uint32_t gen)
+/* One image of pid is gone (exec replaced it): sweep its data. */
+void collect__forget_gen(struct collect *c, int pid, uint32_t gen)
 {
-	uint32_t key = pid;
-
-	bpf_map_delete_elem(c->procs_fd, &key);
 	if (array_grow(&c->dead, &c->capdead, c->ndead, sizeof(c->dead[0])))
 		return;
 	c->dead[c->ndead].tgid = pid;
 	c->dead[c->ndead].gen = gen;
 	c->ndead++;
+}
+
+/* pid exited: its entry goes now, its data at the next sweep. */
+void collect__forget(struct collect *c, int pid, uint32_t gen)
+{
+	uint32_t key = pid;
+
+	bpf_map_delete_elem(c->procs_fd, &key);
+	collect__forget_gen(c, pid, gen);
 }
 
 static bool is_dead(struct collect *c, uint32_t tgid, uint32_t gen)
@@ -322,11 +331,10 @@ int collect__sweep(struct collect *c)
 			bpf_map_delete_elem(c->sites_fd, &sk);
 		sk = snext;
 	}
-	/* stacks are per process, whatever the generation: by tgid alone */
 	more = !bpf_map_get_next_key(c->stacks_fd, NULL, &tk);
 	while (more) {
 		more = !bpf_map_get_next_key(c->stacks_fd, &tk, &tnext);
-		if (has_dead_tgid(c, tk.tgid))
+		if (is_dead(c, tk.tgid, tk.gen))
 			bpf_map_delete_elem(c->stacks_fd, &tk);
 		tk = tnext;
 	}

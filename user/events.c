@@ -160,6 +160,13 @@ int events__handle(void *ctx, void *data, size_t len)
 			if (!r)
 				return -ENOMEM;
 		}
+		/*
+		 * The old image's sites and stacks are dead now; its blocks
+		 * too (the kernel also drops those it meets again).
+		 */
+		if (e->exec.old_gen)
+			collect__forget_gen(app->collect, e->tgid,
+					    e->exec.old_gen);
 		row__reset(r);
 		memcpy(r->comm, e->comm, MT_COMM_LEN);
 		/* the kernel mapped the new executable: read it while alive */

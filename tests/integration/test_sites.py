@@ -146,6 +146,23 @@ def test_symbols_in_own_mount_namespace():
     shutil.rmtree(d2)
 
 
+def test_stacks_survive_exec():
+    """A shell that allocates, lives through a refresh, then execs the
+    workload under the same pid: sweeping the shell's image (its stacks
+    among them) must leave the new image's stacks whole."""
+    def wrap(cmd):
+        return ["sh", "-c", "x=$(echo warm up the shell heap); sleep 0.5; "
+                f"exec {' '.join(cmd)}"]
+    t, r, d = run_sites([], wrap=wrap)
+    got = site_bytes(r)
+    for fn, want in t["inuse"].items():
+        assert got.get(fn) == want, f"{fn}: memtrace {got.get(fn)} != {want}; {got}"
+    leaf = [s for s in r["sites"] if s["stack"] and s["stack"][0]["func"] == "leaf_c"]
+    assert len(leaf) == 1, r["sites"]
+    assert [f["func"] for f in leaf[0]["stack"]][:4] == t["stack_leaf_c"], leaf
+    shutil.rmtree(d)
+
+
 def test_cxx_names_demangled():
     """C++: frames read as written (ns::Cache::raw(int)), operator new is
     an allocator frame, bytes held through new are exact."""

@@ -114,7 +114,9 @@ class Pane:
         for pid in kids:
             try:
                 with open('/proc/%d/comm' % pid) as f:
-                    if f.read().strip() == 'memtrace':
+                    # comm: the binary's name (MEMTRACE may rename it)
+                    if f.read().strip() == \
+                            os.path.basename(MEMTRACE)[:15]:
                         return pid
             except OSError:
                 pass
