@@ -20,9 +20,10 @@ USER_SRCS := $(filter-out user/main.c,$(wildcard user/*.c))
 USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(USER_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
-WORKLOAD_SRCS := $(filter-out tests/workloads/sites.c,$(wildcard tests/workloads/*.c))
+WORKLOAD_SRCS := $(filter-out tests/workloads/sites.c tests/workloads/wrap.c,$(wildcard tests/workloads/*.c))
 WORKLOADS := $(patsubst tests/workloads/%.c,$(OUTPUT)/workloads/%,$(WORKLOAD_SRCS)) \
 	     $(OUTPUT)/workloads/sites $(OUTPUT)/workloads/libmtsite.so \
+	     $(OUTPUT)/workloads/wrap $(OUTPUT)/workloads/libmtwrap.so \
 	     $(patsubst tests/workloads/%.cpp,$(OUTPUT)/workloads/%,$(wildcard tests/workloads/*.cpp))
 
 ifeq ($(V),1)
@@ -87,6 +88,16 @@ $(OUTPUT)/workloads/sites: tests/workloads/sites.c $(OUTPUT)/workloads/libmtsite
 	$(call msg,CC,$@)
 	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -Wall -o $@ $< \
 		-L$(OUTPUT)/workloads -lmtsite -Wl,-rpath,'$$ORIGIN'
+
+# Wrappers built like a distribution's libraries: no frame pointers.
+$(OUTPUT)/workloads/libmtwrap.so: tests/workloads/lib/mtwrap.c | $(OUTPUT)/workloads
+	$(call msg,CC,$@)
+	$(Q)$(CC) -O2 -g -fomit-frame-pointer -fPIC -shared -o $@ $<
+
+$(OUTPUT)/workloads/wrap: tests/workloads/wrap.c $(OUTPUT)/workloads/libmtwrap.so
+	$(call msg,CC,$@)
+	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -Wall -o $@ $< \
+		-L$(OUTPUT)/workloads -lmtwrap -Wl,-rpath,'$$ORIGIN'
 
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h

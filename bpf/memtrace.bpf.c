@@ -112,6 +112,21 @@ struct {
 	__type(value, struct mt_walk);
 } stack_buf SEC(".maps");
 
+/* Frameless allocator call sites, filled by user space (unwind.c). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1 << 16);
+	__type(key, struct mt_fix_key);
+	__type(value, struct mt_fix);
+} fixups SEC(".maps");
+
+/*
+ * Bumped by user space each time it adds call sites, so that threads
+ * look again at the sites they cached as plain; 0: the table is empty.
+ */
+volatile u32 fix_epoch;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, MT_CNT_MAX);
@@ -374,7 +389,7 @@ static __always_inline void block_free(struct mt_kproc *p, u32 tgid, u64 addr,
 struct walk_ctx {
 	struct mt_walk *w;
 	u64 fp, ip, base, valid, h;
-	u32 n;
+	u32 n;			/* frames stored so far */
 };
 
 /*
@@ -389,16 +404,16 @@ static long walk_frame(u32 i, void *vctx)
 {
 	struct walk_ctx *c = vctx;
 	struct mt_walk *w = c->w;
-	u64 off, next, idx = i;
+	u64 off, next, idx = c->n;
 
-	if (!w || i >= MT_MAX_STACK || !c->ip)
+	if (!w || idx >= MT_MAX_STACK || !c->ip)
 		return 1;
 	/* keep the mask: clang would drop it, the verifier needs it */
 	barrier_var(idx);
 	w->st.ips[idx & (MT_MAX_STACK - 1)] = c->ip;
 	c->h ^= c->ip;
 	c->h *= 0x100000001b3ULL;
-	c->n = i + 1;
+	c->n = idx + 1;
 	c->ip = 0;
 	if (!c->fp || (c->fp & 7))
 		return 1;
@@ -429,7 +444,86 @@ static long walk_frame(u32 i, void *vctx)
  * site: a known site already has them, and skipping that lookup is one
  * hash-map walk less per allocation.
  */
-static __always_inline u64 stack_capture(struct pt_regs *ctx)
+/*
+ * The frame layout at the return address c->ip, if it is a known
+ * frameless call site; the answer is cached per thread, so a loop that
+ * allocates from one place reads the code around it once.
+ */
+static __always_inline struct mt_fix_slot *fix_find(struct walk_ctx *c,
+						    struct mt_inflight *in,
+						    u32 tag)
+{
+	struct mt_fix_slot *fs;
+	struct mt_fix_key key;
+	struct mt_fix *f;
+	u32 i;
+
+	/*
+	 * Searched in full, not indexed by address: a loop allocating from
+	 * a handful of places must never have two of them evict each other.
+	 */
+	for (i = 0; i < MT_FIX_CACHE; i++) {
+		fs = &in->fix[i];
+		if (fs->ip == c->ip && fs->tag == tag)
+			return fs->ra_off < 0 ? NULL : fs;
+	}
+	fs = &in->fix[in->fix_next++ & (MT_FIX_CACHE - 1)];
+	fs->ip = c->ip;
+	fs->tag = tag;
+	fs->ra_off = -1;
+	fs->fp_off = -1;
+	if (bpf_probe_read_user(&key, sizeof(key),
+				(void *)(c->ip - MT_FIX_SIG / 2)))
+		return NULL;
+	f = bpf_map_lookup_elem(&fixups, &key);
+	if (!f || f->ra_off < 0 || f->ra_off > MT_FIX_MAX_OFF ||
+	    f->fp_off > MT_FIX_MAX_OFF)
+		return NULL;
+	fs->ra_off = f->ra_off;
+	fs->fp_off = f->fp_off;
+	return fs;
+}
+
+/*
+ * Frame 0 is in a function without a frame pointer: its caller's return
+ * address (and frame pointer, if it saved rbp) sit at known offsets
+ * above the stack pointer.  Store frame 0, then go on from the caller.
+ */
+static __always_inline void fix_frame0(struct walk_ctx *c,
+				       struct mt_inflight *in, u32 tag)
+{
+	struct mt_fix_slot *fs;
+	u64 sp, ra, fp;
+	u32 off;
+
+	if (!fix_epoch || !in->sp)
+		return;
+	fs = fix_find(c, in, tag);
+	if (!fs)
+		return;
+	/* the stack pointer after the return: the entry's, less the ret */
+	sp = in->sp + 8;
+	if (bpf_probe_read_user(c->w->win, MT_WINDOW, (void *)sp))
+		return;
+	off = fs->ra_off;
+	ra = *(u64 *)(c->w->win + (off & (MT_WINDOW - 1)));
+	fp = c->fp;
+	if (fs->fp_off >= 0) {
+		off = fs->fp_off;
+		fp = *(u64 *)(c->w->win + (off & (MT_WINDOW - 1)));
+	}
+	c->base = sp;
+	c->valid = MT_WINDOW;
+	c->w->st.ips[0] = c->ip;
+	c->h ^= c->ip;
+	c->h *= 0x100000001b3ULL;
+	c->n = 1;
+	c->ip = ra;
+	c->fp = fp;
+}
+
+static __always_inline u64 stack_capture(struct pt_regs *ctx,
+					 struct mt_inflight *in, u32 tag)
 {
 	struct walk_ctx c = {};
 	u32 zero = 0;
@@ -441,6 +535,7 @@ static __always_inline u64 stack_capture(struct pt_regs *ctx)
 	c.h = 0xcbf29ce484222325ULL;
 	c.ip = PT_REGS_IP(ctx);
 	c.fp = PT_REGS_FP(ctx);
+	fix_frame0(&c, in, tag);
 	bpf_loop(MT_MAX_STACK, walk_frame, &c, 0);
 	if (!c.n)
 		return 0;
@@ -496,7 +591,8 @@ static __always_inline struct mt_ksite *site_get(struct mt_kproc *p,
 }
 
 static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_kproc *p,
-					u64 id, u64 addr, u64 size, u64 weight)
+					struct mt_inflight *in, u64 id, u64 addr,
+					u64 size, u64 weight)
 {
 	struct mt_block_key k = { .tgid = id >> 32, .addr = addr };
 	struct mt_site_key sk = { .tgid = id >> 32 };
@@ -511,7 +607,8 @@ static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_kproc *p,
 	if (weight == W_SKIP)
 		return;
 	if (want_stacks) {
-		sk.stack = stack_capture(ctx);
+		sk.stack = stack_capture(ctx, in,
+					 (u32)p->gen + fix_epoch * 0x9e3779b9);
 		if (!sk.stack) {
 			count(MT_CNT_STACK_ERR);
 			__sync_fetch_and_add(&p->lost_sites, 1);
@@ -573,7 +670,8 @@ static __always_inline int alloc_return(struct pt_regs *ctx, u64 ret)
 		rc = (int)ret;
 		if (rc == 0 && !bpf_probe_read_user(&newp, sizeof(newp),
 						    (void *)in->arg))
-			block_alloc(ctx, p, id, newp, in->size, in->weight);
+			block_alloc(ctx, p, in, id, newp, in->size,
+				    in->weight);
 		break;
 	case MT_FN_REALLOC:
 	case MT_FN_REALLOCARRAY:
@@ -585,11 +683,11 @@ static __always_inline int alloc_return(struct pt_regs *ctx, u64 ret)
 		if (in->arg && (ret || in->size == 0))
 			block_free(p, tgid, in->arg, true);
 		if (ret)
-			block_alloc(ctx, p, id, ret, in->size, in->weight);
+			block_alloc(ctx, p, in, id, ret, in->size, in->weight);
 		break;
 	default:
 		if (ret)
-			block_alloc(ctx, p, id, ret, in->size, in->weight);
+			block_alloc(ctx, p, in, id, ret, in->size, in->weight);
 		break;
 	}
 out:
@@ -794,6 +892,7 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid,
 	if (!e)
 		return 0;
 	e->exec.old_gen = old_gen;
+	e->exec.new_gen = p ? p->gen : 0;
 	fn = BPF_CORE_READ(bprm, filename);
 	bpf_probe_read_kernel_str(e->exec.filename, sizeof(e->exec.filename),
 				  fn);

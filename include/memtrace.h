@@ -16,6 +16,7 @@
 #include <linux/types.h>
 typedef __u8 u8;
 typedef __u32 u32;
+typedef __s16 s16;
 typedef __s32 s32;
 typedef __u64 u64;
 typedef __s64 s64;
@@ -135,6 +136,38 @@ struct mt_ksite {
 	struct mt_counts c[MT_SLOTS];
 };
 
+/*
+ * A caller of the allocator that keeps no frame pointer (libstdc++'s
+ * operator new, glib's g_malloc, most xmalloc wrappers in distribution
+ * builds): a frame-pointer walk from it skips its own caller, the
+ * function that asked for the memory.  User space finds such call sites
+ * in the ELF files a process maps and reads their frame layout from the
+ * CFI (.eh_frame); the kernel recognises one by the code around the
+ * return address, which is the same in every process that maps the
+ * file, wherever it is mapped.
+ */
+#define MT_FIX_SIG	32	/* code bytes [ret - 16, ret + 16) */
+struct mt_fix_key {
+	u8 code[MT_FIX_SIG];
+};
+
+struct mt_fix {
+	s16 ra_off;	/* caller's return address at sp + ra_off */
+	s16 fp_off;	/* caller's frame pointer at sp + fp_off, -1: in rbp */
+	u32 pad;
+};
+/* sp: the stack pointer right after the allocator returned */
+#define MT_FIX_MAX_OFF	504	/* offsets fit the walk's first window */
+
+/* The call sites looked up last, per thread (searched in full). */
+#define MT_FIX_CACHE	8
+struct mt_fix_slot {
+	u64 ip;
+	u32 tag;		/* image generation and table epoch */
+	s16 ra_off;		/* -1: not a frameless call site */
+	s16 fp_off;
+};
+
 /* Per-thread state of an allocator call in flight (entry -> return). */
 struct mt_inflight {
 	u64 size;
@@ -143,6 +176,9 @@ struct mt_inflight {
 	u64 sp;			/* stack pointer at the outermost entry */
 	u32 fn;
 	u32 depth;		/* > 1: nested call inside the allocator */
+	struct mt_fix_slot fix[MT_FIX_CACHE];
+	u32 fix_next;		/* the slot to replace next */
+	u32 pad;
 };
 
 /* Global counters, index into the "counters" array map. */
@@ -192,6 +228,7 @@ struct mt_event {
 		} exit;
 		struct {	/* EXEC */
 			u64 old_gen;	/* the replaced image, 0 = none */
+			u64 new_gen;
 			char filename[MT_PATH_LEN];
 		} exec;
 		struct {	/* OOM */

@@ -37,6 +37,13 @@ void app__expire_rows(struct app *app)
 	for (i = 0; i < table__nr(app->table); i++) {
 		struct mt_row *r = table__row(app->table, i);
 
+		/* its EXEC record was lost: read the new mappings ourselves */
+		if (r->syms_stale && ++r->syms_stale > 3 && !r->exited) {
+			syms__forget_pid(app->syms, r->pid);
+			syms__load_pid(app->syms, r->pid);
+			r->syms_gen = r->gen;
+			r->syms_stale = 0;
+		}
 		if (!r->exited || ++r->gone_refreshes <= 3)
 			continue;
 		if (app->env.mode == MODE_CMD && r->pid == app->child)

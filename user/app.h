@@ -70,6 +70,7 @@ struct app {
 	struct collect *collect;
 	struct table *table;
 	struct syms *syms;
+	struct unwind *unwind;	/* frameless allocator callers; NULL: no stacks */
 	struct dump *dump;	/* NULL unless pre-OOM capture is armed */
 	FILE *out;
 	uint64_t start_ns;

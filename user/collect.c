@@ -231,7 +231,8 @@ int collect__sites(struct collect *c, struct table *t)
 					   last : table__get(t, keys[i].tgid);
 
 			last = r;
-			if (!r || keys[i].gen != (uint32_t)r->gen)
+			if (!r || keys[i].gen != (uint32_t)r->gen ||
+			    r->syms_stale)
 				continue;
 			mt_site_sum(&vals[i], &sum);
 			site_fill(c, r, &keys[i], &sum);

@@ -11,6 +11,7 @@
 #include "collect.h"
 #include "dump.h"
 #include "syms.h"
+#include "unwind.h"
 #include "util.h"
 
 #define MT_PROT_EXEC		0x4
@@ -168,10 +169,14 @@ int events__handle(void *ctx, void *data, size_t len)
 			collect__forget_gen(app->collect, e->tgid,
 					    e->exec.old_gen);
 		row__reset(r);
+		r->syms_gen = e->exec.new_gen;
+		r->syms_stale = 0;
 		memcpy(r->comm, e->comm, MT_COMM_LEN);
 		/* the kernel mapped the new executable: read it while alive */
 		syms__forget_pid(app->syms, e->tgid);
 		syms__load_pid(app->syms, e->tgid);
+		if (app->unwind)
+			unwind__scan_pid(app->unwind, e->tgid);
 		/*
 		 * musl's loader is its libc and is mapped by exec itself:
 		 * probe now; glibc shows up with an mmap a moment later.
@@ -195,8 +200,11 @@ int events__handle(void *ctx, void *data, size_t len)
 		 * after it exits.
 		 */
 		if (!e->mm.err && (e->mm.prot & MT_PROT_EXEC) &&
-		    !(e->mm.flags & MT_MAP_ANONYMOUS))
+		    !(e->mm.flags & MT_MAP_ANONYMOUS)) {
 			syms__load_pid(app->syms, e->tgid);
+			if (app->unwind)
+				unwind__scan_pid(app->unwind, e->tgid);
+		}
 		/* an exec'd image maps its libc early: probe it at once */
 		if (!r->probed && !r->exited && r->attach_tries++ < 64 &&
 		    try_probe(app, e->tgid))

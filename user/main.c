@@ -32,6 +32,7 @@
 #include "memtrace.skel.h"
 #include "sites.h"
 #include "syms.h"
+#include "unwind.h"
 #include "tui.h"
 #include "util.h"
 
@@ -574,6 +575,8 @@ static int start_pids(struct app *app)
 		if (err)
 			return err;
 		syms__load_pid(app->syms, pid);
+		if (app->unwind)
+			unwind__scan_pid(app->unwind, pid);
 		err = attach__pid(app->attach, pid);
 		if (err == -ENOENT) {
 			app__warn_no_libc(app, r);
@@ -608,8 +611,11 @@ static int start_node(struct app *app)
 		if (pid <= 0 || pid == getpid())
 			continue;
 		/* every process with a C library gets a row from the start */
-		if (!attach__node_lib(app->attach, pid))
-			collect__track(app->collect, pid, app->env.sample_bytes);
+		if (attach__node_lib(app->attach, pid))
+			continue;
+		collect__track(app->collect, pid, app->env.sample_bytes);
+		if (app->unwind)
+			unwind__scan_pid(app->unwind, pid);
 	}
 	closedir(d);
 	libs = attach__nr_libs(app->attach);
@@ -694,6 +700,10 @@ static int start_cmd(struct app *app)
 			       getpid(), libc, sizeof(libc));
 	if (!err)
 		err = attach__pid_path(app->attach, -1, libc);
+	/* its first allocations come before its mappings can be read */
+	if (!err && app->unwind)
+		unwind__scan_exe(app->unwind, resolve_cmd(app->env.cmd[0], exe,
+							  sizeof(exe)), libc);
 	if (err) {
 		fprintf(stderr, "memtrace: cannot probe the C library: %s\n",
 			strerror(-err));
@@ -810,7 +820,9 @@ int main(int argc, char **argv)
 	    attach__new(app.skel, (app.env.verbose ? ATTACH_VERBOSE : 0) |
 			(app.env.floor ? ATTACH_FLOOR : 0) |
 			(app.env.entry_probes ? ATTACH_ENTRY : 0) |
-			(app.session ? ATTACH_SESSION : 0), &app.attach))
+			(app.session ? ATTACH_SESSION : 0), &app.attach) ||
+	    (app.env.stacks && !app.env.floor &&
+	     unwind__new(app.skel, &app.unwind)))
 		goto cleanup;
 	rb = ring_buffer__new(bpf_map__fd(app.skel->maps.events),
 			      events__handle, &app, NULL);
@@ -849,6 +861,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "memtrace: %d probes on %d libraries\n",
 			attach__nr_links(app.attach),
 			attach__nr_libs(app.attach));
+	if (app.env.verbose && app.unwind)
+		fprintf(stderr, "memtrace: %zu frameless allocator call sites "
+			"in %d files so far\n", unwind__nr_sites(app.unwind),
+			unwind__nr_files(app.unwind));
 
 	if (app.env.view == VIEW_TUI) {
 		err = tui__run(&app, rb, &exiting);
@@ -900,6 +916,7 @@ cleanup:
 	memtrace_bpf__destroy(app.skel);
 	collect__free(app.collect);
 	syms__free(app.syms);
+	unwind__free(app.unwind);
 	table__free(app.table);
 	free(app.pending);
 	if (app.out && app.out != stdout)

@@ -110,6 +110,8 @@ void table__set_stats(struct table *t, struct mt_row *r,
 
 	if (r->gen != st->gen) {
 		/* a new image (exec) or a new process: rates start over */
+		if (r->gen && st->gen != r->syms_gen)
+			r->syms_stale = 1;
 		r->gen = st->gen;
 		r->cur_ts = 0;
 		r->alloc_bps = r->free_bps = r->growth_bps = 0;

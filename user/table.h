@@ -31,6 +31,14 @@ struct mt_row {
 	int ppid;
 	char comm[MT_COMM_LEN + 1];	/* raw bytes: untrusted */
 	uint64_t gen;
+	/*
+	 * The image the symbolizer has the mappings of (from the EXEC
+	 * record; 0: the one seen first).  While a new image's record is
+	 * still on its way, its sites wait: symbolized against the old
+	 * mappings they would read as nonsense for good.
+	 */
+	uint64_t syms_gen;
+	int syms_stale;		/* refreshes waited for that record */
 	struct mt_proc cur;		/* latest counters */
 	struct mt_proc prev;		/* counters at the previous refresh */
 	uint64_t cur_ts, prev_ts;

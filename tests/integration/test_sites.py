@@ -163,9 +163,31 @@ def test_stacks_survive_exec():
     shutil.rmtree(d)
 
 
+def test_frameless_wrappers():
+    """Allocation wrappers without frame pointers (a library built like a
+    distribution's, and the C library's strdup): the function that called
+    the wrapper is the frame under it, then main, with exact bytes --
+    also when the wrapper keeps data in rbp across the call."""
+    t, r, d = run_sites([], exe=workload("wrap"))
+    by_caller = {}
+    for s in r["sites"]:
+        funcs = [f["func"] for f in s["stack"]]
+        if len(funcs) >= 3 and funcs[1].startswith("via_"):
+            by_caller.setdefault(funcs[1], []).append((funcs, s["live_bytes"]))
+    for caller, want in t["inuse"].items():
+        got = by_caller.get(caller)
+        assert got and len(got) == 1, f"{caller}: {got}; sites {[[f['func'] for f in s['stack']] for s in r['sites']]}"
+        funcs, live = got[0]
+        assert funcs[0].endswith(t["wrapper"][caller]), funcs
+        assert funcs[2] == "main", funcs
+        assert live == want, f"{caller}: {live} != {want}"
+    shutil.rmtree(d)
+
+
 def test_cxx_names_demangled():
     """C++: frames read as written (ns::Cache::raw(int)), operator new is
-    an allocator frame, bytes held through new are exact."""
+    an allocator frame with the method that called it under it, bytes
+    held through new are exact."""
     exe = workload("cxx")
     p = memtrace_json(["-d", "0.2", "--top-sites", "20", "--", exe],
                       stdin=subprocess.PIPE)
@@ -184,6 +206,9 @@ def test_cxx_names_demangled():
     new = [s for s in r["sites"] if s["stack"] and
            s["stack"][0]["func"] == "operator new(unsigned long)" and s["live_bytes"] == 200000]
     assert new, funcs
+    # libstdc++'s operator new keeps no frame pointer: its caller is found
+    assert [f["func"] for f in new[0]["stack"]][1:3] == \
+        ["ns::Cache::fill(int)", "main"], funcs
     p.stdin.close()
     p.stdin = None
     finish(p)
