@@ -188,8 +188,15 @@ int events__handle(void *ctx, void *data, size_t len)
 		r->ppid = e->ppid;
 		memcpy(r->comm, e->comm, MT_COMM_LEN);
 		syms__load_pid(app->syms, e->tgid);
-		/* MODE_CMD probes are node-wide: the child is covered */
-		r->probed = app->env.mode == MODE_CMD;
+		/*
+		 * MODE_CMD and node probes are node-wide: the child is
+		 * covered.  -p probes are per process: a forked worker (no
+		 * exec, so no mmap of its libc to notice) gets its own now;
+		 * the kernel already counts it from the fork.
+		 */
+		r->probed = app->env.mode != MODE_PIDS;
+		if (!r->probed && try_probe(app, e->tgid))
+			app__pending_add(app, e->tgid);
 		break;
 	case MT_EV_MMAP:
 		if (!e->mm.err)

@@ -140,6 +140,28 @@ def test_process_started_after_memtrace():
     w.wait(timeout=10)
 
 
+def test_pid_follows_forked_worker():
+    """-p PID: a worker the process forks later (no exec) is traced too,
+    with exact bytes, in a row of its own."""
+    truth_path = tmpfile("truth.json")
+    w = spawn([workload("forker"), "--truth", truth_path], stdin=subprocess.PIPE)
+    assert readline(w.stdout, 10).startswith("ready")
+    p = memtrace_json(["-p", str(w.pid), "-d", "0.2", "--top-sites", "5"])
+    next_json(p)
+    w.stdin.write(b"fork\n")
+    w.stdin.flush()
+    truth = load_truth(truth_path)
+    r, _ = wait_row(p, truth["pid"], lambda r: r["live_bytes"] >= truth["live_bytes"])
+    assert r["live_bytes"] == truth["live_bytes"], r
+    assert r["live_allocs"] == truth["live_allocs"], r
+    assert r["probed"], r
+    assert site_bytes(r).get("worker_alloc") == truth["live_bytes"], r["sites"]
+    w.stdin.close()
+    w.wait(timeout=10)
+    p.send_signal(signal.SIGINT)
+    finish(p)
+
+
 def test_container_libc_copy_in_own_mount_namespace():
     """A process in its own mount namespace, using a libc copy at a path
     that exists only there, is traced through /proc/PID/root."""
