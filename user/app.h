@@ -81,6 +81,7 @@ struct app {
 	uint64_t prev_refresh_ns;
 	bool session;		/* allocator probes are session uprobes */
 	pid_t child;		/* MODE_CMD: the command */
+	char cmd_log[64];	/* its output, while the live view has the tty */
 	bool child_done;
 	int child_status;
 	int *pending;		/* pids to probe once their libc is mapped */

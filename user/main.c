@@ -663,12 +663,33 @@ static const char *resolve_cmd(const char *cmd, char *buf, size_t len)
 static int start_cmd(struct app *app)
 {
 	char libc[PATH_MAX], exe[PATH_MAX];
-	int go[2], err;
+	int go[2], err, log_fd = -1;
 	pid_t pid;
 	struct mt_row *r;
 
 	if (pipe2(go, O_CLOEXEC))
 		return -errno;
+	/*
+	 * The live view owns the terminal: the command's output would tear
+	 * the table and its reads would steal our keys.  Its output goes to
+	 * a file (named now and at exit), its input is /dev/null.
+	 */
+	if (app->env.view == VIEW_TUI) {
+		snprintf(app->cmd_log, sizeof(app->cmd_log),
+			 "/tmp/memtrace-cmd.XXXXXX");
+		log_fd = mkostemp(app->cmd_log, O_CLOEXEC);
+		if (log_fd < 0) {
+			err = -errno;
+			fprintf(stderr, "memtrace: cannot create a file for the "
+				"command's output: %s\n", strerror(-err));
+			app->cmd_log[0] = '\0';
+			close(go[0]);
+			close(go[1]);
+			return err;
+		}
+		fprintf(stderr, "memtrace: output of %s goes to %s\n",
+			app->env.cmd[0], app->cmd_log);
+	}
 	pid = fork();
 	if (pid < 0)
 		return -errno;
@@ -678,6 +699,14 @@ static int start_cmd(struct app *app)
 		close(go[1]);
 		if (read(go[0], &c, 1) != 1)
 			_exit(127);
+		if (log_fd >= 0) {
+			int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+			if (null < 0 || dup2(null, STDIN_FILENO) < 0 ||
+			    dup2(log_fd, STDOUT_FILENO) < 0 ||
+			    dup2(log_fd, STDERR_FILENO) < 0)
+				_exit(127);
+		}
 		signal(SIGINT, SIG_DFL);
 		signal(SIGTERM, SIG_DFL);
 		execvp(app->env.cmd[0], app->env.cmd);
@@ -686,6 +715,8 @@ static int start_cmd(struct app *app)
 		_exit(127);
 	}
 	close(go[0]);
+	if (log_fd >= 0)
+		close(log_fd);
 	app->child = pid;
 	r = table__add(app->table, pid);
 	if (!r) {
@@ -917,6 +948,9 @@ cleanup:
 	collect__free(app.collect);
 	syms__free(app.syms);
 	unwind__free(app.unwind);
+	if (app.cmd_log[0])
+		fprintf(stderr, "memtrace: output of %s is in %s\n",
+			app.env.cmd[0], app.cmd_log);
 	table__free(app.table);
 	free(app.pending);
 	if (app.out && app.out != stdout)

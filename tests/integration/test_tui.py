@@ -471,6 +471,32 @@ def test_no_terminal_fallback():
         w.kill()
 
 
+def test_command_output_kept_off_the_table():
+    """-- CMD in the live view: the command's output goes to a file named
+    on exit, not over the table; it reads /dev/null, not our keys."""
+    _require()
+    pane = None
+    try:
+        pane = Pane(['-d', '0.5', '--', 'sh', '-c',
+                     '"echo hello-from-cmd; echo err-from-cmd >&2; '
+                     'read x; echo read-gave-\\$?; sleep 30"'])
+        s = pane.wait(lambda s: _header(s) is not None, 'table header')
+        time.sleep(1)
+        s = pane.screen()
+        assert 'from-cmd' not in s, 'command output on the table:\n%s' % s
+        s = _quit(pane)
+        m = re.search(r'output of sh is in (/tmp/memtrace-cmd\.\w+)', s)
+        assert m, 'no output file named:\n%s' % s
+        with open(m.group(1)) as f:
+            out = f.read()
+        os.unlink(m.group(1))
+        assert 'hello-from-cmd' in out and 'err-from-cmd' in out, out
+        assert 'read-gave-1' in out, 'stdin is not /dev/null: %r' % out
+    finally:
+        if pane:
+            pane.close()
+
+
 TESTS = [
     ('tui_live_row', test_live_row),
     ('tui_drilldown', test_drilldown),
@@ -484,6 +510,8 @@ TESTS = [
     ('tui_narrow_and_resize', test_narrow_and_resize),
     ('tui_exited_row_dimmed', test_exited_row_dimmed),
     ('tui_no_terminal_fallback', test_no_terminal_fallback),
+    ('tui_command_output_kept_off_the_table',
+     test_command_output_kept_off_the_table),
 ]
 
 if __name__ == '__main__':
