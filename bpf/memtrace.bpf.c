@@ -165,18 +165,6 @@ struct {
 	__type(value, s64);
 } sample_left SEC(".maps");
 
-/* mmap-family syscall arguments between sys_enter and sys_exit. */
-struct sys_args {
-	u64 a0, a1, a2, a3;
-	u32 nr;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, u64);
-	__type(value, struct sys_args);
-} sys_inflight SEC(".maps");
 
 static __always_inline void count(u32 idx)
 {
@@ -940,7 +928,6 @@ int BPF_PROG(on_exit, struct task_struct *task, bool group_dead)
 
 	/* per-thread state dies with the thread (task storage by itself) */
 	bpf_map_delete_elem(&sample_left, &id);
-	bpf_map_delete_elem(&sys_inflight, &id);
 	if (!group_dead)
 		return 0;
 	p = bpf_map_lookup_elem(&procs, &tgid);
@@ -998,51 +985,22 @@ int BPF_PROG(on_page_fault, unsigned long address, struct pt_regs *regs,
 #define NR_BRK		12
 #define NR_MREMAP	25
 
-SEC("tp_btf/sys_enter")
-int BPF_PROG(on_sys_enter, struct pt_regs *regs, long nr)
-{
-	u64 id = bpf_get_current_pid_tgid();
-	u32 tgid = id >> 32;
-	struct sys_args a = {};
-
-	if (nr != NR_MMAP && nr != NR_MUNMAP && nr != NR_BRK &&
-	    nr != NR_MREMAP)
-		return 0;
-	if (!bpf_map_lookup_elem(&procs, &tgid))
-		return 0;
-	a.nr = nr;
-	a.a0 = BPF_CORE_READ(regs, di);
-	a.a1 = BPF_CORE_READ(regs, si);
-	a.a2 = BPF_CORE_READ(regs, dx);
-	a.a3 = BPF_CORE_READ(regs, r10);
-	bpf_map_update_elem(&sys_inflight, &id, &a, BPF_ANY);
-	return 0;
-}
-
+/*
+ * One program, at syscall exit: the saved user registers still hold the
+ * arguments (only ax changes), so no sys_enter program and no map carry
+ * them across the call.  The raw syscall tracepoint runs after every
+ * syscall on the node (among them the uretprobe syscall that ends each
+ * traced malloc): the number is checked before anything else.
+ */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
-	u64 id = bpf_get_current_pid_tgid();
-	u32 tgid = id >> 32;
 	long nr = regs->orig_ax;
-	struct sys_args *a;
 	struct mt_kproc *p;
 	struct mt_event *e;
-	u32 type;
+	u32 tgid, type;
 
-	/*
-	 * This runs after every syscall on the node (among them the
-	 * uretprobe syscall that ends each traced malloc): leave the
-	 * others before any map lookup.
-	 */
-	if (nr != NR_MMAP && nr != NR_MUNMAP && nr != NR_BRK &&
-	    nr != NR_MREMAP)
-		return 0;
-	a = bpf_map_lookup_elem(&sys_inflight, &id);
-	if (!a)
-		return 0;
-	p = bpf_map_lookup_elem(&procs, &tgid);
-	switch (a->nr) {
+	switch (nr) {
 	case NR_MMAP:
 		type = MT_EV_MMAP;
 		break;
@@ -1052,30 +1010,35 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	case NR_MREMAP:
 		type = MT_EV_MREMAP;
 		break;
-	default:
+	case NR_BRK:
 		type = MT_EV_BRK;
 		break;
+	default:
+		return 0;
 	}
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	p = bpf_map_lookup_elem(&procs, &tgid);
+	if (!p)
+		return 0;
 	e = event_new(type, tgid, p, MT_EV_SIZE(mm));
-	if (e) {
-		e->mm.addr = a->a0;
-		e->mm.len = a->a1;
-		e->mm.new_len = type == MT_EV_MREMAP ? a->a2 : 0;
-		e->mm.flags = type == MT_EV_MMAP ? a->a3 : 0;
-		e->mm.prot = type == MT_EV_MMAP ? a->a2 : 0;
-		e->mm.ret = ret;
-		e->mm.err = (ret < 0 && ret > -4096) ? ret : 0;
-		/*
-		 * mmap-family records can come by the hundred thousand per
-		 * second: waking the reader for each would cost more than the
-		 * record.  The reader drains at least every 50 ms; wake it
-		 * early only when a backlog builds up.
-		 */
-		bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) <
-				      ringbuf_wake_bytes ? BPF_RB_NO_WAKEUP :
-				      BPF_RB_FORCE_WAKEUP);
-	}
-	bpf_map_delete_elem(&sys_inflight, &id);
+	if (!e)
+		return 0;
+	e->mm.addr = regs->di;
+	e->mm.len = regs->si;
+	e->mm.new_len = type == MT_EV_MREMAP ? regs->dx : 0;
+	e->mm.flags = type == MT_EV_MMAP ? regs->r10 : 0;
+	e->mm.prot = type == MT_EV_MMAP ? regs->dx : 0;
+	e->mm.ret = ret;
+	e->mm.err = (ret < 0 && ret > -4096) ? ret : 0;
+	/*
+	 * mmap-family records can come by the hundred thousand per second:
+	 * waking the reader for each would cost more than the record.  The
+	 * reader drains at least every 50 ms; wake it early only when a
+	 * backlog builds up.
+	 */
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) <
+			      ringbuf_wake_bytes ? BPF_RB_NO_WAKEUP :
+			      BPF_RB_FORCE_WAKEUP);
 	return 0;
 }
 

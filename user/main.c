@@ -474,6 +474,18 @@ static int open_and_load(struct app *app)
 		bpf_program__set_expected_attach_type(skel->progs.floor_session,
 			MT_BPF_TRACE_UPROBE_SESSION);
 	}
+	/*
+	 * The floor is the uprobes alone: none of memtrace's tracepoint
+	 * programs (which also run on the uretprobe syscall) is part of it.
+	 */
+	if (env->floor) {
+		struct bpf_program *prog;
+
+		bpf_object__for_each_program(prog, skel->obj)
+			if (!strncmp(bpf_program__section_name(prog), "tp_btf/",
+				     7))
+				bpf_program__set_autoload(prog, false);
+	}
 	if (env->verbose)
 		fprintf(stderr, "memtrace: %s\n", app->session ?
 			"session uprobes for allocators" :

@@ -5,7 +5,8 @@ memtrace benchmark driver, run by tools/bench.sh (`make bench`).
 
 Overhead: each workload (build/workloads/bench_*) runs under every
 configuration -- no tracer, memtrace (default, --no-stacks, sampled),
-the floor (--bench-floor: empty BPF programs at memtrace's probe sites),
+the floor (--bench-floor: empty BPF programs at memtrace's uprobe sites and
+no tracepoint programs),
 a bpftrace memleak-style script and heaptrack -- round-robin, the config
 order rotated each round; the median ns/op of BENCH_RUNS runs is kept.
 Then: lost events, the tracer's memory per live block, the accuracy of
