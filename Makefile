@@ -48,7 +48,7 @@ $(OUTPUT) $(OUTPUT)/tests $(OUTPUT)/workloads:
 
 $(OUTPUT)/%.bpf.o: bpf/%.bpf.c include/memtrace.h vmlinux/vmlinux.h | $(OUTPUT)
 	$(call msg,BPF,$@)
-	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) \
+	$(Q)$(CLANG) -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) \
 		-Iinclude -Ivmlinux -c $< -o $@.tmp
 	$(Q)$(BPFTOOL) gen object $@ $@.tmp && rm -f $@.tmp
 

@@ -333,8 +333,31 @@ static __always_inline u64 obj_weight(u64 size, u64 weight)
 	return (weight + size / 2) / size;
 }
 
+/*
+ * Delete this thread's dead block unless another thread has brought it
+ * back to life (compare-and-swap: only one of the two wins).
+ */
+static __always_inline void tomb_drop(u32 tgid, struct mt_inflight *in)
+{
+	struct mt_block_key k = { .tgid = tgid, .addr = in->tomb };
+	struct mt_block *t;
+
+	if (!k.addr)
+		return;
+	in->tomb = 0;
+	t = bpf_map_lookup_elem(&blocks, &k);
+	if (t && __sync_val_compare_and_swap(&t->state, MT_BLOCK_DEAD,
+					     MT_BLOCK_GONE) == MT_BLOCK_DEAD)
+		bpf_map_delete_elem(&blocks, &k);
+}
+
+/*
+ * A block is freed.  From free() or realloc() of a thread with state
+ * (in), the entry stays, dead, as that thread's tomb (see memtrace.h);
+ * otherwise, or when retiring a block whose free was missed, it goes.
+ */
 static __always_inline void block_free(struct mt_kproc *p, u32 tgid, u64 addr,
-				       bool from_free)
+				       struct mt_inflight *in, bool from_free)
 {
 	struct mt_block_key k = { .tgid = tgid, .addr = addr };
 	struct mt_site_key sk = { .tgid = tgid };
@@ -344,7 +367,8 @@ static __always_inline void block_free(struct mt_kproc *p, u32 tgid, u64 addr,
 	u32 i;
 
 	b = bpf_map_lookup_elem(&blocks, &k);
-	if (!b) {
+	if (!b || b->state != MT_BLOCK_LIVE) {
+		/* never seen, or freed already (a double free) */
 		if (from_free)
 			__sync_fetch_and_add(&p->unmatched_frees, 1);
 		return;
@@ -359,7 +383,18 @@ static __always_inline void block_free(struct mt_kproc *p, u32 tgid, u64 addr,
 	cnt = obj_weight(b->size, b->weight);
 	sk.stack = b->stack;
 	sk.gen = b->gen;
-	bpf_map_delete_elem(&blocks, &k);
+	if (in && from_free) {
+		/*
+		 * The program runs at free()'s entry: until it returns, the
+		 * allocator cannot hand this address out again, so nobody
+		 * else touches the entry while it changes state.
+		 */
+		tomb_drop(tgid, in);
+		b->state = MT_BLOCK_DEAD;
+		in->tomb = addr;
+	} else {
+		bpf_map_delete_elem(&blocks, &k);
+	}
 	i = slot();
 	__sync_fetch_and_add(&p->c[i].free_bytes, size);
 	__sync_fetch_and_add(&p->c[i].frees, cnt);
@@ -368,6 +403,51 @@ static __always_inline void block_free(struct mt_kproc *p, u32 tgid, u64 addr,
 		__sync_fetch_and_add(&s->c[i].free_bytes, size);
 		__sync_fetch_and_add(&s->c[i].frees, cnt);
 	}
+}
+
+/* Bring a dead entry back as block b; false if it was not dead. */
+static __always_inline bool block_revive(struct mt_block_key *k,
+					 const struct mt_block *b)
+{
+	struct mt_block *t = bpf_map_lookup_elem(&blocks, k);
+
+	if (!t || __sync_val_compare_and_swap(&t->state, MT_BLOCK_DEAD,
+					      MT_BLOCK_LIVE) != MT_BLOCK_DEAD)
+		return false;
+	t->size = b->size;
+	t->weight = b->weight;
+	t->stack = b->stack;
+	t->gen = b->gen;
+	return true;
+}
+
+/*
+ * Enter block b at k.  An entry already there is a dead block (revived
+ * in place), one being deleted by its thread (wait a moment for it), or
+ * a live block whose free was missed (e.g. the map was full then) or
+ * that belongs to an image before exec: that one is retired, so live
+ * counts cannot drift upwards.
+ */
+static __always_inline long block_insert(struct mt_kproc *p,
+					 struct mt_block_key *k,
+					 const struct mt_block *b)
+{
+	struct mt_block *t;
+	long err;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		err = bpf_map_update_elem(&blocks, k, b, BPF_NOEXIST);
+		if (err != -EEXIST)
+			return err;
+		if (block_revive(k, b))
+			return 0;
+		t = bpf_map_lookup_elem(&blocks, k);
+		if (t && t->state == MT_BLOCK_LIVE)
+			block_free(p, k->tgid, k->addr, NULL, false);
+	}
+	/* still there: a delete that failed; take the place */
+	return bpf_map_update_elem(&blocks, k, b, BPF_ANY);
 }
 
 /*
@@ -608,16 +688,12 @@ static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_kproc *p,
 	b.weight = weight;
 	b.gen = sk.gen;
 	b.stack = sk.stack;
-	/*
-	 * The allocator handed out addr, so any block we still hold there
-	 * is dead: its free was missed (e.g. the map was full at that time)
-	 * or it belongs to an image before exec.  Retire it so live counts
-	 * cannot drift upwards.  That is rare: insert first, look after.
-	 */
-	err = bpf_map_update_elem(&blocks, &k, &b, BPF_NOEXIST);
-	if (err == -EEXIST) {
-		block_free(p, k.tgid, addr, false);
-		err = bpf_map_update_elem(&blocks, &k, &b, BPF_ANY);
+	/* most often the thread's own last free: the entry is still there */
+	if (in && in->tomb == addr) {
+		in->tomb = 0;
+		err = block_revive(&k, &b) ? 0 : block_insert(p, &k, &b);
+	} else {
+		err = block_insert(p, &k, &b);
 	}
 	if (err) {
 		count(MT_CNT_BLOCKS_FULL);
@@ -669,7 +745,7 @@ static __always_inline int alloc_return(struct pt_regs *ctx, u64 ret)
 		 * failure (NULL for a non-zero size) the old block stays.
 		 */
 		if (in->arg && (ret || in->size == 0))
-			block_free(p, tgid, in->arg, true);
+			block_free(p, tgid, in->arg, in, true);
 		if (ret)
 			block_alloc(ctx, p, in, id, ret, in->size, in->weight);
 		break;
@@ -820,7 +896,7 @@ int BPF_KPROBE(free_enter, u64 addr)
 	in = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), NULL, 0);
 	if (in && in->depth)
 		return 0;
-	block_free(p, tgid, addr, true);
+	block_free(p, tgid, addr, in, true);
 	return 0;
 }
 
@@ -923,11 +999,15 @@ int BPF_PROG(on_exit, struct task_struct *task, bool group_dead)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tgid = BPF_CORE_READ(task, tgid);
+	struct mt_inflight *in;
 	struct mt_kproc *p;
 	struct mt_event *e;
 
 	/* per-thread state dies with the thread (task storage by itself) */
 	bpf_map_delete_elem(&sample_left, &id);
+	in = bpf_task_storage_get(&inflight, task, NULL, 0);
+	if (in)
+		tomb_drop(tgid, in);
 	if (!group_dead)
 		return 0;
 	p = bpf_map_lookup_elem(&procs, &tgid);

@@ -100,8 +100,18 @@ struct mt_block {
 	u64 weight;		/* bytes this block stands for when sampled */
 	u64 stack;		/* stack hash, 0 = no stack */
 	u32 gen;
-	u32 pad;
+	u32 state;		/* MT_BLOCK_*: live, or kept after its free */
 };
+
+/*
+ * A freed block stays in the map, dead, until its thread frees the next
+ * one: with the allocator's per-thread caches the next malloc very often
+ * returns that same address, and bringing the entry back to life costs a
+ * lookup instead of a delete plus an insert.  One per thread at most.
+ */
+#define MT_BLOCK_LIVE	0
+#define MT_BLOCK_DEAD	1	/* freed; the thread's inflight.tomb */
+#define MT_BLOCK_GONE	2	/* being deleted by that thread */
 
 /*
  * A user stack, keyed by process image (tgid, generation) and a 64-bit
@@ -179,6 +189,7 @@ struct mt_inflight {
 	struct mt_fix_slot fix[MT_FIX_CACHE];
 	u32 fix_next;		/* the slot to replace next */
 	u32 pad;
+	u64 tomb;		/* address of this thread's dead block, 0: none */
 };
 
 /* Global counters, index into the "counters" array map. */

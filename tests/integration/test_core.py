@@ -10,7 +10,8 @@ import subprocess
 import tempfile
 import time
 
-from common import (MEMTRACE, Skip, assert_totals, finish, load_truth,
+from common import (MEMTRACE, Skip, assert_totals, finish, first_user_func,
+                    load_truth,
                     memtrace_json, next_json, readline, row, site_bytes,
                     spawn, wait_row, workload)
 
@@ -160,6 +161,32 @@ def test_pid_follows_forked_worker():
     w.wait(timeout=10)
     p.send_signal(signal.SIGINT)
     finish(p)
+
+
+def test_block_freed_by_one_thread_reused_by_another():
+    """A freed block's entry waits, dead, for its thread's next malloc;
+    another thread getting that address first must still count exactly."""
+    truth_path = tmpfile("truth.json")
+    p = memtrace_json(["-d", "0.2", "--top-sites", "20", "--",
+                       workload("xthread"), "--truth", truth_path],
+                      stdin=subprocess.PIPE)
+    truth = load_truth(truth_path)
+    assert truth["reused"], "the workload did not reuse across threads"
+    r, _ = wait_row(p, truth["pid"], lambda r: r["allocs"] >= truth["allocs"])
+    p.stdin.close()
+    p.stdin = None
+    code, docs, err = finish(p)
+    r = row(docs[-1], truth["pid"]) or r
+    # the workload's own sites (pthread_create's calloc is libc's)
+    got = {}
+    for s in r["sites"]:
+        fn = first_user_func(s)
+        if fn in ("main", "b_main"):
+            for k in ("live_bytes", "live_allocs", "allocs"):
+                got[k] = got.get(k, 0) + s[k]
+    got["frees"] = got.get("allocs", 0) - got.get("live_allocs", 0)
+    for k in ("live_bytes", "live_allocs", "allocs", "frees"):
+        assert got.get(k) == truth[k], f"{k}: {got.get(k)} != {truth[k]}; {r['sites']}"
 
 
 def test_container_libc_copy_in_own_mount_namespace():
