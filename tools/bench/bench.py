@@ -604,6 +604,71 @@ def live_run(extra, label):
     return res
 
 
+def prog_stats():
+    """run_cnt and run_time_ns of every loaded BPF program, by id."""
+    try:
+        out = subprocess.run(["bpftool", "-j", "prog", "show"],
+                             capture_output=True, text=True, timeout=10).stdout
+        return {p["id"]: p for p in json.loads(out or "[]")}
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return {}
+
+
+def bpf_costs(w, extra, window=1.0, rounds=3):
+    """
+    The BPF programs' own time under one workload (kernel.bpf_stats_enabled:
+    the kernel times each program run).  Per program: runs per operation,
+    ns per run and ns per operation, medians over a few runs; the
+    operations in the window come from the workload's own ns/op.
+    """
+    knob = "/proc/sys/kernel/bpf_stats_enabled"
+    try:
+        with open(knob) as f:
+            old = f.read().strip()
+        with open(knob, "w") as f:
+            f.write("1")
+    except OSError as e:
+        warn("bpf_stats_enabled: %s" % e)
+        return None
+    per = {}
+    try:
+        for _ in range(rounds):
+            wait_quiet()
+            wargv = workload_argv(w)
+            # long enough for a measuring window in the middle
+            wargv[wargv.index("-t") + 1] = "%.1f" % (window + 1.0)
+            argv = [MT] + extra + ["--json", "-o", os.path.join(TMP, "costs.json"),
+                                   "-d", "10", "--"] + wargv
+            p = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                      text=True)
+            time.sleep(WARM + 0.4)
+            a = prog_stats()
+            time.sleep(window)
+            b = prog_stats()
+            rc, out, _ = finish(p, RUN_TIMEOUT)
+            m = NS_RE.search(out or "")
+            if not m:
+                continue
+            ops = window * 1e9 / float(m.group(1))
+            if "-T" in wargv:
+                ops *= int(wargv[wargv.index("-T") + 1])
+            for pid, q in b.items():
+                name = q.get("name", "")
+                if pid not in a or "run_cnt" not in q or \
+                        not (name.startswith(("alloc_", "free_", "floor_",
+                                              "on_", "malloc_"))):
+                    continue
+                n = q["run_cnt"] - a[pid].get("run_cnt", 0)
+                t = q["run_time_ns"] - a[pid].get("run_time_ns", 0)
+                if n > 0:
+                    per.setdefault(name, []).append((n / ops, t / n, t / ops))
+    finally:
+        with open(knob, "w") as f:
+            f.write(old)
+    return {k: tuple(median([x[i] for x in v]) for i in range(3))
+            for k, v in per.items()}
+
+
 def site_key(s):
     return tuple(f.get("name", "?") for f in s.get("stack", []))
 
@@ -859,6 +924,7 @@ def main():
     # ---- extras
     mem = acc = sym = None
     exact = sampled = None
+    costs = {}
     if avail["memtrace"]:
         log("== live set of %d blocks (bench_mixed -l %d): exact, then sampled"
             % (LIVE, LIVE))
@@ -873,6 +939,12 @@ def main():
             a = accuracy(exact, r)
             if a:
                 more.append(a)
+        log("== BPF programs' own time (kernel.bpf_stats_enabled)")
+        costs = {}
+        for w in workloads[:2]:
+            for label, extra in (("memtrace", []),
+                                 ("floor", ["--bench-floor"])):
+                costs[(w[0], label)] = bpf_costs(w, extra)
         log("== time to first symbolized table, memtrace -p on a large "
             "executable")
         sym = {}
@@ -1059,6 +1131,24 @@ def main():
         P("n/a")
     P("")
 
+    P("## BPF programs' own time per operation (kernel.bpf_stats_enabled)")
+    P("")
+    P("Median of 3 runs of 1 s each, default memtrace against the floor's "
+      "empty programs; ns per run includes the kernel's timing of each run "
+      "(~10-20 ns), so compare the two sides rather than reading the "
+      "absolute values.  What is not here is the uprobe mechanism "
+      "itself (traps, return trampoline), the same for both.")
+    P("")
+    for (wname, label), c in sorted(costs.items()):
+        if not c:
+            continue
+        P("- %s, %s: %s; total %.0f ns per op" % (
+            wname, label, ", ".join(
+                "%s %.2f runs x %.0f ns" % (k, v[0], v[1])
+                for k, v in sorted(c.items(), key=lambda kv: -kv[1][2])
+                if v[2] >= 1),
+            sum(v[2] for v in c.values())))
+    P("")
     P("## Time to first symbolized table (memtrace --json -d 0.1 -p PID)")
     P("")
     if sym:
