@@ -932,6 +932,149 @@ static __always_inline struct mt_event *event_new(u32 type, u32 tgid,
 	return e;
 }
 
+/* Scratch for a MAPFILE path walk (too big for the BPF stack). */
+struct mt_pathbuf {
+	char comp[MT_MAPFILE_COMPS][MT_MAPFILE_COMP_LEN];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct mt_pathbuf);
+} path_buf SEC(".maps");
+
+struct path_ctx {
+	struct mt_pathbuf *buf;
+	struct dentry *d;
+	struct vfsmount *vmnt;
+	struct mount *m;
+	u32 n;
+	u32 done;		/* reached the root */
+};
+
+/*
+ * One step up, as d_path() goes: to the parent dentry, or at the root of
+ * a mount to where that mount sits.  Run by bpf_loop() so the verifier
+ * checks one step rather than every path through all of them.
+ */
+static long path_step(u32 i, void *vctx)
+{
+	struct path_ctx *c = vctx;
+	/* locals: CO-RE relocations apply to kernel types only */
+	struct vfsmount *vmnt = c->vmnt;
+	struct dentry *d = c->d, *parent;
+	struct mount *m = c->m, *mparent;
+	const unsigned char *name;
+	u32 n = c->n;
+
+	if (!c->buf)
+		return 1;
+	if (d == BPF_CORE_READ(vmnt, mnt_root)) {
+		mparent = BPF_CORE_READ(m, mnt_parent);
+		if (mparent == m) {
+			c->done = 1;
+			return 1;
+		}
+		c->d = BPF_CORE_READ(m, mnt_mountpoint);
+		c->m = mparent;
+		c->vmnt = &mparent->mnt;
+		return 0;
+	}
+	parent = BPF_CORE_READ(d, d_parent);
+	if (parent == d) {
+		c->done = 1;
+		return 1;
+	}
+	if (n >= MT_MAPFILE_COMPS)
+		return 1;
+	name = BPF_CORE_READ(d, d_name.name);
+	bpf_probe_read_kernel_str(c->buf->comp[n & (MT_MAPFILE_COMPS - 1)],
+				  MT_MAPFILE_COMP_LEN, name);
+	c->n = n + 1;
+	c->d = parent;
+	return 0;
+}
+
+/*
+ * The file behind fd of the current process, mapped at [start, start +
+ * len) from offset pgoff, with its path (no bpf_d_path() for tracepoints).
+ */
+static __always_inline void mapfile_event(u32 tgid, struct mt_kproc *p,
+					  u64 start, u64 len, u64 pgoff,
+					  struct file *f)
+{
+	struct path_ctx c = {};
+	struct mt_event *e;
+	u32 zero = 0;
+
+	if (!f)
+		return;
+	c.buf = bpf_map_lookup_elem(&path_buf, &zero);
+	if (!c.buf)
+		return;
+	c.d = BPF_CORE_READ(f, f_path.dentry);
+	c.vmnt = BPF_CORE_READ(f, f_path.mnt);
+	c.m = container_of(c.vmnt, struct mount, mnt);
+	/* components plus mount crossings */
+	bpf_loop(2 * MT_MAPFILE_COMPS, path_step, &c, 0);
+	e = event_new(MT_EV_MAPFILE, tgid, p, MT_EV_SIZE(mapfile));
+	if (!e)
+		return;
+	e->mapfile.start = start;
+	e->mapfile.len = len;
+	e->mapfile.pgoff = pgoff;
+	e->mapfile.ino = BPF_CORE_READ(f, f_inode, i_ino);
+	e->mapfile.ncomp = c.n;
+	e->mapfile.truncated = !c.done;
+	__builtin_memcpy(e->mapfile.comp, c.buf->comp, sizeof(e->mapfile.comp));
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* The file behind descriptor fd of the current process. */
+static __always_inline struct file *fd_file(int fd)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct file **fds, *f = NULL;
+
+	if (fd < 0 || fd >= BPF_CORE_READ(t, files, fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(t, files, fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
+		return NULL;
+	return f;
+}
+
+struct vma_info {
+	u64 start, end, pgoff;
+	struct file *file;
+};
+
+static long vma_cb(struct task_struct *task, struct vm_area_struct *vma,
+		   struct vma_info *vi)
+{
+	vi->start = vma->vm_start;
+	vi->end = vma->vm_end;
+	vi->pgoff = vma->vm_pgoff << 12;
+	vi->file = vma->vm_file;
+	return 0;
+}
+
+/*
+ * The new executable's code, mapped by exec itself (no mmap record): the
+ * mapping that holds mm->start_code.
+ */
+static __always_inline void exe_mapfile(u32 tgid, struct mt_kproc *p)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct vma_info vi = {};
+	u64 code = BPF_CORE_READ(t, mm, start_code);
+
+	if (!code || bpf_find_vma(t, code, vma_cb, &vi, 0) || !vi.file)
+		return;
+	mapfile_event(tgid, p, vi.start, vi.end - vi.start, vi.pgoff, vi.file);
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid,
 	     struct linux_binprm *bprm)
@@ -961,6 +1104,7 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid,
 	bpf_probe_read_kernel_str(e->exec.filename, sizeof(e->exec.filename),
 				  fn);
 	bpf_ringbuf_submit(e, 0);
+	exe_mapfile(tgid, p);
 	return 0;
 }
 
@@ -1064,6 +1208,8 @@ int BPF_PROG(on_page_fault, unsigned long address, struct pt_regs *regs,
 #define NR_MUNMAP	11
 #define NR_BRK		12
 #define NR_MREMAP	25
+#define PROT_EXEC_	0x4	/* uapi values; those headers would clash */
+#define MAP_ANONYMOUS_	0x20
 
 /*
  * One program, at syscall exit: the saved user registers still hold the
@@ -1110,6 +1256,11 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	e->mm.prot = type == MT_EV_MMAP ? regs->dx : 0;
 	e->mm.ret = ret;
 	e->mm.err = (ret < 0 && ret > -4096) ? ret : 0;
+	/* code from a file: where it came from, while the fd is still open */
+	if (type == MT_EV_MMAP && !e->mm.err && (e->mm.prot & PROT_EXEC_) &&
+	    !(e->mm.flags & MAP_ANONYMOUS_))
+		mapfile_event(tgid, p, ret, regs->si, regs->r9,
+			      fd_file(regs->r8));
 	/*
 	 * mmap-family records can come by the hundred thousand per second:
 	 * waking the reader for each would cost more than the record.  The

@@ -213,7 +213,16 @@ enum mt_event_type {
 	MT_EV_MREMAP,
 	MT_EV_BRK,
 	MT_EV_OOM,
+	MT_EV_MAPFILE,
 };
+
+/*
+ * MAPFILE: code mapped from a file, with the file's path as the kernel
+ * knows it (dentry names, innermost first): a process that exits before
+ * memtrace reads its /proc/PID/maps still has its stacks symbolized.
+ */
+#define MT_MAPFILE_COMPS	16
+#define MT_MAPFILE_COMP_LEN	64
 
 struct mt_event {
 	u32 type;
@@ -246,6 +255,15 @@ struct mt_event {
 			u32 uid;
 			u64 total_vm_pages;
 		} oom;
+		struct {	/* MAPFILE */
+			u64 start;
+			u64 len;
+			u64 pgoff;	/* file offset, bytes */
+			u64 ino;
+			u32 ncomp;	/* path components filled in */
+			u32 truncated;	/* the path had more of them */
+			char comp[MT_MAPFILE_COMPS][MT_MAPFILE_COMP_LEN];
+		} mapfile;
 	};
 };
 

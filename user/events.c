@@ -83,6 +83,28 @@ void app__pending_run(struct app *app)
 	}
 }
 
+/*
+ * Code mapped from a file, with its path from the kernel: kept for the
+ * symbolizer in case the process exits before its maps are read.
+ */
+static void on_mapfile(struct app *app, const struct mt_event *e)
+{
+	char path[MT_MAPFILE_COMPS * (MT_MAPFILE_COMP_LEN + 1) + 1];
+	size_t len = 0;
+	int i;
+
+	if (e->mapfile.truncated || !e->mapfile.ncomp ||
+	    e->mapfile.ncomp > MT_MAPFILE_COMPS)
+		return;
+	/* components come innermost first */
+	for (i = e->mapfile.ncomp - 1; i >= 0; i--)
+		len += snprintf(path + len, sizeof(path) - len, "/%.*s",
+				MT_MAPFILE_COMP_LEN, e->mapfile.comp[i]);
+	syms__note_map(app->syms, e->tgid, e->mapfile.start,
+		       e->mapfile.start + e->mapfile.len, e->mapfile.pgoff,
+		       e->mapfile.ino, path);
+}
+
 static void on_exit_event(struct app *app, const struct mt_event *e)
 {
 	struct mt_row *r = table__get(app->table, e->tgid);
@@ -114,6 +136,8 @@ static size_t record_size(uint32_t type)
 		return EV_SIZE(oom);
 	case MT_EV_FORK:
 		return offsetof(struct mt_event, mm);
+	case MT_EV_MAPFILE:
+		return EV_SIZE(mapfile);
 	default:
 		return EV_SIZE(mm);
 	}
@@ -187,7 +211,9 @@ int events__handle(void *ctx, void *data, size_t len)
 	case MT_EV_FORK:
 		r->ppid = e->ppid;
 		memcpy(r->comm, e->comm, MT_COMM_LEN);
-		syms__load_pid(app->syms, e->tgid);
+		/* gone already: its code is where its parent's was */
+		if (syms__load_pid(app->syms, e->tgid))
+			syms__copy_pid(app->syms, e->tgid, e->ppid);
 		/*
 		 * MODE_CMD and node probes are node-wide: the child is
 		 * covered.  -p probes are per process: a forked worker (no
@@ -216,6 +242,9 @@ int events__handle(void *ctx, void *data, size_t len)
 		if (!r->probed && !r->exited && r->attach_tries++ < 64 &&
 		    try_probe(app, e->tgid))
 			app__pending_add(app, e->tgid);
+		break;
+	case MT_EV_MAPFILE:
+		on_mapfile(app, e);
 		break;
 	case MT_EV_MUNMAP:
 		if (!e->mm.err)

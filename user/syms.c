@@ -376,7 +376,17 @@ static int map_open(int pid, const struct syms_map *m, const char *clean,
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0)
 		return fd;
-	return -errno;
+	/*
+	 * The process is gone (a mapping from a MAPFILE record): the
+	 * kernel gave the path from the root of all mounts, ours.
+	 */
+	fd = open(clean, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (!fstat(fd, &st) && st.st_ino == m->ino)
+			return fd;
+		close(fd);
+	}
+	return -ENOENT;
 }
 
 static int obj_get(struct syms *s, int pid, const struct syms_map *m,
@@ -949,6 +959,87 @@ int syms__load_pid(struct syms *s, int pid)
 	if (p)
 		return proc_load(s, p);
 	return proc_get(s, pid, &p);
+}
+
+int syms__copy_pid(struct syms *s, int pid, int parent)
+{
+	struct syms_proc *pp = proc_find(s, parent), *p;
+	int i;
+
+	if (!pp || proc_find(s, pid))
+		return pp ? 0 : -ENOENT;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->pid = pid;
+	p->maps = calloc(pp->nr_maps ? pp->nr_maps : 1, sizeof(*p->maps));
+	if (!p->maps) {
+		free(p);
+		return -ENOMEM;
+	}
+	for (i = 0; i < pp->nr_maps; i++) {
+		p->maps[i] = pp->maps[i];
+		p->maps[i].path = strdup(pp->maps[i].path);
+		if (!p->maps[i].path) {
+			maps_free(s, p->maps, i);
+			free(p);
+			return -ENOMEM;
+		}
+		if (p->maps[i].obj)
+			p->maps[i].obj->refs++;
+	}
+	p->nr_maps = pp->nr_maps;
+	p->loaded = true;
+	p->next = s->procs[(unsigned int)pid % PROC_BUCKETS];
+	s->procs[(unsigned int)pid % PROC_BUCKETS] = p;
+	return 0;
+}
+
+int syms__note_map(struct syms *s, int pid, uint64_t start, uint64_t end,
+		   uint64_t pgoff, uint64_t ino, const char *path)
+{
+	struct syms_proc *p = proc_find(s, pid);
+	struct syms_map m = {}, *tmp;
+	int i, err;
+
+	if (!p) {
+		p = calloc(1, sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		p->pid = pid;
+		p->next = s->procs[(unsigned int)pid % PROC_BUCKETS];
+		s->procs[(unsigned int)pid % PROC_BUCKETS] = p;
+	}
+	for (i = 0; i < p->nr_maps; i++)
+		if (p->maps[i].start < end && start < p->maps[i].end)
+			return 0;	/* known already, from /proc */
+	m.start = start;
+	m.end = end;
+	m.pgoff = pgoff;
+	m.ino = ino;
+	m.path = strdup(path);
+	if (!m.path)
+		return -ENOMEM;
+	err = obj_get(s, pid, &m, proc_has_own_root(s, pid), &m.obj);
+	if (err == -ENOMEM) {
+		free(m.path);
+		return err;
+	}
+	if (m.obj)
+		m.bias = map_bias(m.obj, &m);
+	tmp = realloc(p->maps, (p->nr_maps + 1) * sizeof(*tmp));
+	if (!tmp) {
+		maps_free(s, &m, 1);
+		return -ENOMEM;
+	}
+	p->maps = tmp;
+	/* keep them sorted by start for the binary search */
+	for (i = p->nr_maps; i > 0 && p->maps[i - 1].start > start; i--)
+		p->maps[i] = p->maps[i - 1];
+	p->maps[i] = m;
+	p->nr_maps++;
+	p->loaded = true;
+	return 0;
 }
 
 void syms__forget_pid(struct syms *s, int pid)

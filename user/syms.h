@@ -83,6 +83,15 @@ int syms__load_pid(struct syms *s, int pid);
 
 /* Drop the cached mappings of pid (call on exit and before exec). */
 void syms__forget_pid(struct syms *s, int pid);
+/*
+ * A mapping of pid's code the kernel reported (path from the root of all
+ * mounts): kept where /proc/PID/maps said nothing of that range, so a
+ * process that exits before its maps are read still symbolizes.
+ */
+int syms__note_map(struct syms *s, int pid, uint64_t start, uint64_t end,
+		   uint64_t pgoff, uint64_t ino, const char *path);
+/* pid was forked by parent: until it execs, it has parent's mappings. */
+int syms__copy_pid(struct syms *s, int pid, int parent);
 
 /*
  * Human form: "func+0x1a (file.c:42)", "func+0x1a", "inl (file.c:7)

@@ -184,6 +184,34 @@ def test_frameless_wrappers():
     shutil.rmtree(d)
 
 
+def test_short_lived_process_symbolized():
+    """A process that allocates and exits within a millisecond or two,
+    before memtrace could read its /proc/PID/maps: the kernel's records
+    of its code mappings (executable at exec, libraries at mmap) still
+    name every frame, in its own executable, its library and libc."""
+    d = tempfile.mkdtemp(prefix="mt-short-")
+    truth = os.path.join(d, "truth.json")
+    for wrap in ([], ["sh", "-c", f"exec {SITES} --truth {truth} </dev/null"]):
+        cmd = wrap or [SITES, "--truth", truth]
+        p = memtrace_json(["--top-sites", "20", "--"] + cmd,
+                          stdin=subprocess.DEVNULL)
+        code, docs, err = finish(p)
+        assert code == 0, err
+        t = load_truth(truth)
+        r = row(docs[-1], t["pid"])
+        assert r, f"no row for {t['pid']}"
+        got = site_bytes(r)
+        for fn, want in t["inuse"].items():
+            assert got.get(fn) == want, f"{wrap}: {fn}: {got}"
+        lib = [s for s in r["sites"] if s["stack"] and s["stack"][0]["func"] == "lib_alloc"]
+        assert lib and lib[0]["stack"][0]["module"] == "libmtsite.so", r["sites"]
+        frames = [f for s in r["sites"] for f in s["stack"]]
+        assert all(f["func"] for f in frames[:6]), frames
+        assert any(f["module"].startswith("libc.so") for f in frames), frames
+        os.unlink(truth)
+    shutil.rmtree(d)
+
+
 def test_cxx_names_demangled():
     """C++: frames read as written (ns::Cache::raw(int)), operator new is
     an allocator frame with the method that called it under it, bytes
