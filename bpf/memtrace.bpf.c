@@ -1208,6 +1208,7 @@ int BPF_PROG(on_page_fault, unsigned long address, struct pt_regs *regs,
 #define NR_MUNMAP	11
 #define NR_BRK		12
 #define NR_MREMAP	25
+#define TS_COMPAT_	0x0002	/* arch/x86/include/asm/thread_info.h */
 #define PROT_EXEC_	0x4	/* uapi values; those headers would clash */
 #define MAP_ANONYMOUS_	0x20
 
@@ -1242,6 +1243,9 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	default:
 		return 0;
 	}
+	/* a 32-bit syscall (TS_COMPAT) has other numbers: 9 is link there */
+	if (bpf_get_current_task_btf()->thread_info.status & TS_COMPAT_)
+		return 0;
 	tgid = bpf_get_current_pid_tgid() >> 32;
 	p = bpf_map_lookup_elem(&procs, &tgid);
 	if (!p)
