@@ -368,8 +368,11 @@ static __always_inline void block_free(struct mt_kproc *p, u32 tgid, u64 addr,
 
 	b = bpf_map_lookup_elem(&blocks, &k);
 	if (!b || b->state != MT_BLOCK_LIVE) {
-		/* never seen, or freed already (a double free) */
-		if (from_free)
+		/*
+		 * Never seen, or freed already (a double free).  Sampling
+		 * leaves most blocks unseen on purpose: not counted then.
+		 */
+		if (from_free && !sample_bytes)
 			__sync_fetch_and_add(&p->unmatched_frees, 1);
 		return;
 	}

@@ -512,12 +512,31 @@ def test_sampling_unbiased_within_bounds():
     assert not r["sampled"]
     r, truth = results[rate]
     assert r["sampled"]
+    # frees of unsampled blocks are expected, not "unmatched"
+    assert r["unmatched_frees"] == 0, r
     got = site_bytes(r)
     bounds = {"small_site": sampled_sigma(200000, 263.5, rate),
               "big_site": sampled_sigma(600, 100 * 1024, rate)}
     for fn, sigma in bounds.items():
         err = abs(got[fn] - truth[fn])
         assert err <= 4 * sigma, f"{fn}: estimate {got[fn]} vs {truth[fn]}: off by {err}, 4 sigma = {4 * sigma:.0f}"
+
+
+def test_sampled_frees_match_exactly():
+    """--sample-bytes with a malloc/free loop: every sampled block's free is
+    matched (nothing left live), and frees of unsampled blocks are not
+    reported as unmatched."""
+    p = memtrace_json(["--sample-bytes", "65536", "--top-sites", "0", "--",
+                       workload("bench_tight"), "-t", "0.2", "200000"])
+    code, docs, err = finish(p)
+    assert code == 0, err
+    rows = [r for r in docs[-1]["processes"] if r["comm"] == "bench_tight"]
+    assert rows, docs[-1]
+    r = rows[0]
+    assert r["sampled"] and r["allocs"] > 0, r
+    assert r["live_bytes"] == 0 and r["live_allocs"] == 0, r
+    assert r["frees"] == r["allocs"], r
+    assert r["unmatched_frees"] == 0, r
 
 
 TESTS = [(n[len("test_"):], f) for n, f in list(globals().items())
