@@ -42,6 +42,7 @@ struct env {
 	const char *output_path;
 	uint64_t ringbuf_bytes;
 	uint64_t max_blocks;
+	uint64_t hot_blocks;	/* of which in the small table */
 	bool verbose;
 	bool floor;		/* --bench-floor: empty programs, same sites */
 	bool entry_probes;	/* --entry-probes: no probe-site shifting */

@@ -18,7 +18,7 @@
 #define BATCH 4096
 
 struct collect {
-	int procs_fd, sites_fd, stacks_fd, blocks_fd, counters_fd;
+	int procs_fd, sites_fd, stacks_fd, blocks_fd, hot_fd, counters_fd;
 	struct dead {
 		uint32_t tgid, gen;
 	} *dead;		/* exited processes whose blocks await sweeping */
@@ -35,6 +35,7 @@ int collect__new(struct memtrace_bpf *skel, struct collect **out)
 	c->sites_fd = bpf_map__fd(skel->maps.sites);
 	c->stacks_fd = bpf_map__fd(skel->maps.stacks);
 	c->blocks_fd = bpf_map__fd(skel->maps.blocks);
+	c->hot_fd = bpf_map__fd(skel->maps.hot);
 	c->counters_fd = bpf_map__fd(skel->maps.counters);
 	*out = c;
 	return 0;
@@ -311,19 +312,23 @@ int collect__sweep(struct collect *c)
 	struct mt_stack_key tk, tnext;
 	struct mt_block b;
 	bool more;
-	int n = 0;
+	int n = 0, t;
 
 	if (!c->ndead)
 		return 0;
-	more = !bpf_map_get_next_key(c->blocks_fd, NULL, &bk);
-	while (more) {
-		more = !bpf_map_get_next_key(c->blocks_fd, &bk, &bnext);
-		if (has_dead_tgid(c, bk.tgid) &&
-		    !bpf_map_lookup_elem(c->blocks_fd, &bk, &b) &&
-		    is_dead(c, bk.tgid, b.gen) &&
-		    !bpf_map_delete_elem(c->blocks_fd, &bk))
-			n++;
-		bk = bnext;
+	for (t = 0; t < 2; t++) {
+		int fd = t ? c->blocks_fd : c->hot_fd;
+
+		more = !bpf_map_get_next_key(fd, NULL, &bk);
+		while (more) {
+			more = !bpf_map_get_next_key(fd, &bk, &bnext);
+			if (has_dead_tgid(c, bk.tgid) &&
+			    !bpf_map_lookup_elem(fd, &bk, &b) &&
+			    is_dead(c, bk.tgid, b.gen) &&
+			    !bpf_map_delete_elem(fd, &bk))
+				n++;
+			bk = bnext;
+		}
 	}
 	more = !bpf_map_get_next_key(c->sites_fd, NULL, &sk);
 	while (more) {

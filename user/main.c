@@ -88,6 +88,7 @@ static const char usage[] =
 "      --sample-bytes N     sample allocations, one per N bytes on average\n"
 "                           (Poisson; estimates are unbiased); 0 = exact\n"
 "      --max-blocks N       live blocks tracked at once (default 1048576)\n"
+"      --hot-blocks N       of which in the small, faster table (65536)\n"
 "      --ringbuf-mb N       ring-buffer size in MiB (default 8)\n"
 "      --no-session         uprobe + uretprobe even where the kernel has\n"
 "                           session uprobes\n"
@@ -105,6 +106,7 @@ enum {
 	OPT_SAMPLE, OPT_MAX_BLOCKS, OPT_RINGBUF, OPT_DUMP_AT, OPT_DUMP_DIR,
 	OPT_NO_CORE, OPT_DUMP_MAX, OPT_DUMP_COOLDOWN, OPT_GCORE_TIMEOUT,
 	OPT_SLOW_DOWN, OPT_FLOOR, OPT_ENTRY_PROBES, OPT_NO_SESSION,
+	OPT_HOT_BLOCKS,
 };
 
 static const struct option long_opts[] = {
@@ -120,6 +122,7 @@ static const struct option long_opts[] = {
 	{ "no-stacks", no_argument, NULL, OPT_NO_STACKS },
 	{ "sample-bytes", required_argument, NULL, OPT_SAMPLE },
 	{ "max-blocks", required_argument, NULL, OPT_MAX_BLOCKS },
+	{ "hot-blocks", required_argument, NULL, OPT_HOT_BLOCKS },
 	{ "ringbuf-mb", required_argument, NULL, OPT_RINGBUF },
 	{ "dump-at", required_argument, NULL, OPT_DUMP_AT },
 	{ "dump-dir", required_argument, NULL, OPT_DUMP_DIR },
@@ -239,6 +242,7 @@ static int parse_args(int argc, char **argv, struct env *env)
 	env->top_sites = 5;
 	env->ringbuf_bytes = 8 << 20;
 	env->max_blocks = 1 << 20;
+	env->hot_blocks = 1 << 16;
 	env->view = isatty(STDOUT_FILENO) ? VIEW_TUI : VIEW_BATCH;
 	env->dump_core = true;
 	env->dump_max = 1;
@@ -310,6 +314,12 @@ static int parse_args(int argc, char **argv, struct env *env)
 				return -EINVAL;
 			if (env->max_blocks < 1024)
 				env->max_blocks = 1024;
+			break;
+		case OPT_HOT_BLOCKS:
+			if (parse_u64("--hot-blocks", optarg, &env->hot_blocks))
+				return -EINVAL;
+			if (!env->hot_blocks)
+				env->hot_blocks = 1;
 			break;
 		case OPT_RINGBUF:
 			if (parse_u64("--ringbuf-mb", optarg, &v))
@@ -491,6 +501,8 @@ static int open_and_load(struct app *app)
 			"session uprobes for allocators" :
 			"uprobe + uretprobe for allocators");
 	bpf_map__set_max_entries(skel->maps.events, env->ringbuf_bytes);
+	bpf_map__set_max_entries(skel->maps.hot, env->hot_blocks < env->max_blocks ?
+				 env->hot_blocks : env->max_blocks);
 	bpf_map__set_max_entries(skel->maps.blocks, env->max_blocks);
 	if (!env->stacks)
 		bpf_map__set_max_entries(skel->maps.stacks, 1);

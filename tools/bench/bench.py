@@ -572,12 +572,13 @@ def live_run(extra, label):
         res["maps"] = bpf_maps_of(p.pid)
         if label == "sampled" and shutil.which("bpftool"):
             for m in res["maps"]:
-                if m[1] == "blocks":
+                if m[1] in ("blocks", "hot"):
                     r = subprocess.run(["bpftool", "map", "dump", "id",
                                         str(m[0]), "-j"],
                                        capture_output=True, text=True)
                     try:
-                        res["entries"] = len(json.loads(r.stdout))
+                        res["entries"] = res.get("entries", 0) + \
+                            len(json.loads(r.stdout))
                     except ValueError:
                         pass
         os.kill(wpid, signal.SIGUSR1)
