@@ -91,10 +91,10 @@ struct {
 } blocks SEC(".maps");
 
 /*
- * Blocks entered in the big table, less those the kernel deleted from it:
- * while 0, a block not in the small table is nowhere.  User space never
- * lowers it (its sweep deletes too), so it can only be too high, which
- * costs a lookup, never a missed block.
+ * Blocks in the big table: entered less deleted, by the kernel here and
+ * by user space's sweep of exited processes.  While 0, a block not in the
+ * small table is nowhere, and neither lookups nor inserts go to the big
+ * one.
  */
 volatile s64 spilled;
 

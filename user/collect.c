@@ -23,6 +23,7 @@ struct collect {
 		uint32_t tgid, gen;
 	} *dead;		/* exited processes whose blocks await sweeping */
 	int ndead, capdead;
+	int64_t *spilled;	/* the kernel's count of big-table blocks */
 };
 
 int collect__new(struct memtrace_bpf *skel, struct collect **out)
@@ -37,6 +38,7 @@ int collect__new(struct memtrace_bpf *skel, struct collect **out)
 	c->blocks_fd = bpf_map__fd(skel->maps.blocks);
 	c->hot_fd = bpf_map__fd(skel->maps.hot);
 	c->counters_fd = bpf_map__fd(skel->maps.counters);
+	c->spilled = (int64_t *)&skel->bss->spilled;
 	*out = c;
 	return 0;
 }
@@ -325,8 +327,17 @@ int collect__sweep(struct collect *c)
 			if (has_dead_tgid(c, bk.tgid) &&
 			    !bpf_map_lookup_elem(fd, &bk, &b) &&
 			    is_dead(c, bk.tgid, b.gen) &&
-			    !bpf_map_delete_elem(fd, &bk))
+			    !bpf_map_delete_elem(fd, &bk)) {
 				n++;
+				/*
+				 * Keep the kernel's count exact: left too
+				 * high, every later insert would look in the
+				 * big table first.
+				 */
+				if (fd == c->blocks_fd)
+					__atomic_fetch_sub(c->spilled, 1,
+							   __ATOMIC_RELAXED);
+			}
 			bk = bnext;
 		}
 	}

@@ -89,6 +89,51 @@ def test_small_table_spills_exactly():
     assert rows[0] == rows[2], rows
 
 
+def bss_value(mt_pid, name):
+    """A global of memtrace's BPF object, read with bpftool from the .bss
+    map that process holds."""
+    for fd in os.listdir(f"/proc/{mt_pid}/fd"):
+        try:
+            if "bpf-map" not in os.readlink(f"/proc/{mt_pid}/fd/{fd}"):
+                continue
+            with open(f"/proc/{mt_pid}/fdinfo/{fd}") as f:
+                info = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+        except OSError:
+            continue
+        mid = info.get("map_id", "").strip()
+        show = json.loads(subprocess.check_output(["bpftool", "-j", "map", "show", "id", mid]))
+        if not show.get("name", "").endswith(".bss"):
+            continue
+        dump = json.loads(subprocess.check_output(["bpftool", "-j", "map", "dump", "id", mid]))
+        for v in dump[0]["formatted"]["value"][".bss"]:
+            if name in v:
+                return v[name]
+    raise AssertionError(f"no {name} in memtrace's .bss")
+
+
+def test_spilled_blocks_counted_back_down():
+    """Blocks in the big table are counted; when their process exits and
+    is swept, the count returns to 0, so later allocations stop looking in
+    the big table."""
+    if not shutil.which("bpftool"):
+        raise Skip("bpftool missing")
+    w, truth_path = start_waiting(["--threads", "0"])
+    p = memtrace_json(["-p", str(w.pid), "--hot-blocks", "4", "-d", "0.2",
+                       "--top-sites", "0"])
+    next_json(p)
+    truth = go_and_wait(w, truth_path)
+    wait_row(p, w.pid, lambda r: r["allocs"] == truth["allocs"])
+    assert bss_value(p.pid, "spilled") >= truth["live_allocs"] - 4
+    w.stdin.close()
+    wait_row(p, w.pid, lambda r: r["exited"])
+    deadline = time.time() + 10
+    while bss_value(p.pid, "spilled") != 0 and time.time() < deadline:
+        time.sleep(0.2)
+    assert bss_value(p.pid, "spilled") == 0
+    p.send_signal(signal.SIGINT)
+    finish(p)
+
+
 def test_cmd_threads():
     """Threads allocate concurrently: the thread site is exact."""
     code, truth, r, err = run_cmd(["--top-sites", "50"], args=("--threads", "4"))
