@@ -70,7 +70,7 @@ $(OUTPUT)/tests/%: tests/unit/%.c tests/unit/test.h $(wildcard tests/unit/fixtur
 	$(Q)$(CC) $(CFLAGS) $(INCLUDES) $< $(USER_OBJS) $(LIBS) -o $@
 
 # Workloads know what they allocate; frame pointers so stacks are exact.
-$(OUTPUT)/workloads/%: tests/workloads/%.c | $(OUTPUT)/workloads
+$(OUTPUT)/workloads/%: tests/workloads/%.c tests/workloads/truth.h | $(OUTPUT)/workloads
 	$(call msg,CC,$@)
 	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -fno-inline-functions-called-once \
 		-Wall -Wno-unused-result -o $@ $< -lpthread
@@ -84,7 +84,7 @@ $(OUTPUT)/workloads/libmtsite.so: tests/workloads/lib/mtsite.c | $(OUTPUT)/workl
 	$(call msg,CC,$@)
 	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -fPIC -shared -o $@ $<
 
-$(OUTPUT)/workloads/sites: tests/workloads/sites.c $(OUTPUT)/workloads/libmtsite.so
+$(OUTPUT)/workloads/sites: tests/workloads/sites.c tests/workloads/truth.h $(OUTPUT)/workloads/libmtsite.so
 	$(call msg,CC,$@)
 	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -Wall -o $@ $< \
 		-L$(OUTPUT)/workloads -lmtsite -Wl,-rpath,'$$ORIGIN'
@@ -94,7 +94,7 @@ $(OUTPUT)/workloads/libmtwrap.so: tests/workloads/lib/mtwrap.c | $(OUTPUT)/workl
 	$(call msg,CC,$@)
 	$(Q)$(CC) -O2 -g -fomit-frame-pointer -fPIC -shared -o $@ $<
 
-$(OUTPUT)/workloads/wrap: tests/workloads/wrap.c $(OUTPUT)/workloads/libmtwrap.so
+$(OUTPUT)/workloads/wrap: tests/workloads/wrap.c tests/workloads/truth.h $(OUTPUT)/workloads/libmtwrap.so
 	$(call msg,CC,$@)
 	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -Wall -o $@ $< \
 		-L$(OUTPUT)/workloads -lmtwrap -Wl,-rpath,'$$ORIGIN'

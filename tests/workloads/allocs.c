@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "truth.h"
 #include <fcntl.h>
 
 struct truth {
@@ -201,10 +203,10 @@ __attribute__((noinline)) void thread_work(int n)
 		pthread_join(t[i], NULL);
 }
 
-static void write_truth(const char *path)
+static void save_truth(const char *path)
 {
 	char buf[2048];
-	int i, n, fd;
+	int i, n;
 
 	n = snprintf(buf, sizeof(buf),
 		     "{\"pid\":%d,\"live_bytes\":%lld,\"live_allocs\":%lld,"
@@ -216,10 +218,8 @@ static void write_truth(const char *path)
 		n += snprintf(buf + n, sizeof(buf) - n, "%s\"%s\":%lld",
 			      i ? "," : "", site_names[i], T.site_bytes[i]);
 	n += snprintf(buf + n, sizeof(buf) - n, "}}\n");
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || write(fd, buf, n) != n)
+	if (write_truth(path, buf, n))
 		_exit(95);
-	close(fd);
 }
 
 static void wait_line(void)
@@ -273,7 +273,7 @@ int main(int argc, char **argv)
 		memset(T.site_bytes, 0, sizeof(T.site_bytes));
 	}
 	if (truth)
-		write_truth(truth);
+		save_truth(truth);
 	if (write(1, "done\n", 5) != 5)
 		return 96;
 	if (wait)

@@ -18,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "truth.h"
+
 static void *keep[100];
 
 __attribute__((noinline)) static void worker_alloc(void)
@@ -32,7 +34,7 @@ __attribute__((noinline)) static void worker_alloc(void)
 int main(int argc, char **argv)
 {
 	char buf[256], c;
-	int n, fd;
+	int n;
 	pid_t pid;
 
 	if (argc < 3 || strcmp(argv[1], "--truth"))
@@ -53,10 +55,8 @@ int main(int argc, char **argv)
 	worker_alloc();
 	n = snprintf(buf, sizeof(buf), "{\"pid\":%d,\"live_bytes\":100000,"
 		     "\"live_allocs\":100}\n", getpid());
-	fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || write(fd, buf, n) != n)
+	if (write_truth(argv[2], buf, n))
 		return 1;
-	close(fd);
 	while (read(0, &c, 1) == 1)
 		;
 	return 0;

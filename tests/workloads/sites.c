@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "truth.h"
+
 long lib_alloc(int n, int size);
 
 static void *keep[1024];
@@ -66,7 +68,7 @@ __attribute__((noinline)) void inline_host(void)
 int main(int argc, char **argv)
 {
 	char buf[512], c;
-	int n, fd;
+	int n;
 
 	if (argc > 2 && !strcmp(argv[1], "--wait")) {
 		if (write(1, "ready\n", 6) != 6)
@@ -87,10 +89,8 @@ int main(int argc, char **argv)
 			     "\"helper_inline\":10000,\"lib_alloc\":21000},"
 			     "\"stack_leaf_c\":[\"leaf_c\",\"middle_b\","
 			     "\"outer_a\",\"main\"]}\n", getpid());
-		fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
-		if (fd < 0 || write(fd, buf, n) != n)
+		if (write_truth(argv[2], buf, n))
 			return 1;
-		close(fd);
 	}
 	if (write(1, "done\n", 5) != 5)
 		return 1;

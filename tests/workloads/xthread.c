@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "truth.h"
+
 #define N	32
 #define SIZE	100
 
@@ -46,7 +48,7 @@ int main(int argc, char **argv)
 {
 	char buf[256], c;
 	pthread_t b;
-	int i, n, fd, reused = 0;
+	int i, n, reused = 0;
 
 	if (argc < 3 || strcmp(argv[1], "--truth"))
 		return 2;
@@ -71,10 +73,8 @@ int main(int argc, char **argv)
 		     "\"live_allocs\":%d,\"allocs\":%d,\"frees\":%d,"
 		     "\"reused\":%s}\n", getpid(), (N + 5) * SIZE, N + 5,
 		     2 * N + 5, N, reused ? "true" : "false");
-	fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
-	if (fd < 0 || write(fd, buf, n) != n)
+	if (write_truth(argv[2], buf, n))
 		return 1;
-	close(fd);
 	while (read(0, &c, 1) == 1)
 		;
 	return 0;
