@@ -24,6 +24,8 @@ WORKLOAD_SRCS := $(filter-out tests/workloads/sites.c tests/workloads/wrap.c,$(w
 WORKLOADS := $(patsubst tests/workloads/%.c,$(OUTPUT)/workloads/%,$(WORKLOAD_SRCS)) \
 	     $(OUTPUT)/workloads/sites $(OUTPUT)/workloads/libmtsite.so \
 	     $(OUTPUT)/workloads/wrap $(OUTPUT)/workloads/libmtwrap.so \
+	     $(OUTPUT)/workloads/allocs_mtalloc $(OUTPUT)/workloads/libmtalloc.so \
+	     $(OUTPUT)/workloads/libmtfwd.so \
 	     $(patsubst tests/workloads/%.cpp,$(OUTPUT)/workloads/%,$(wildcard tests/workloads/*.cpp))
 
 ifeq ($(V),1)
@@ -98,6 +100,22 @@ $(OUTPUT)/workloads/wrap: tests/workloads/wrap.c tests/workloads/truth.h $(OUTPU
 	$(call msg,CC,$@)
 	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -Wall -o $@ $< \
 		-L$(OUTPUT)/workloads -lmtwrap -Wl,-rpath,'$$ORIGIN'
+
+# An allocator of its own (like jemalloc linked in): libc's is never called.
+$(OUTPUT)/workloads/libmtalloc.so: tests/workloads/lib/mtalloc.c | $(OUTPUT)/workloads
+	$(call msg,CC,$@)
+	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -fPIC -shared -o $@ $<
+
+# A preloaded wrapper passing each call on to the C library's.
+$(OUTPUT)/workloads/libmtfwd.so: tests/workloads/lib/mtfwd.c | $(OUTPUT)/workloads
+	$(call msg,CC,$@)
+	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -fPIC -shared -o $@ $<
+
+$(OUTPUT)/workloads/allocs_mtalloc: tests/workloads/allocs.c tests/workloads/truth.h $(OUTPUT)/workloads/libmtalloc.so
+	$(call msg,CC,$@)
+	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -fno-inline-functions-called-once \
+		-Wall -Wno-unused-result -o $@ $< -lpthread \
+		-L$(OUTPUT)/workloads -lmtalloc -Wl,-rpath,'$$ORIGIN'
 
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h

@@ -341,6 +341,7 @@ static __always_inline int alloc_enter(struct pt_regs *ctx, u32 fn, u64 size,
 	}
 	in->size = size;
 	in->weight = weight;
+	in->last_free = 0;
 	in->arg = arg;
 	in->sp = PT_REGS_SP(ctx);
 	in->fn = fn;
@@ -973,9 +974,20 @@ int BPF_KPROBE(free_enter, u64 addr)
 	 * realloc's return, which frees the old block idempotently; here
 	 * it would only be counted twice as unmatched.
 	 */
-	in = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), NULL, 0);
+	in = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), NULL,
+				  BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (in && in->depth)
 		return 0;
+	/*
+	 * The same address again with no allocation in between is a free()
+	 * wrapper (a preloaded hook's) passing the call on to the C
+	 * library's, both probed: one free, not a second, unmatched one.
+	 */
+	if (in) {
+		if (in->last_free == addr)
+			return 0;
+		in->last_free = addr;
+	}
 	block_free(p, tgid, addr, in, true);
 	return 0;
 }

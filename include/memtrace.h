@@ -190,6 +190,7 @@ struct mt_inflight {
 	u32 fix_next;		/* the slot to replace next */
 	u32 pad;
 	u64 tomb;		/* address of this thread's dead block, 0: none */
+	u64 last_free;		/* address of its last free, 0 after an allocation */
 };
 
 /* Global counters, index into the "counters" array map. */

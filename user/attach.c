@@ -8,6 +8,7 @@
  * inode, so one library is probed once node-wide, or once per pid when
  * only some processes are traced (then other processes pay nothing).
  */
+#include <elf.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -35,11 +36,20 @@ struct target {
 	int session_fd;		/* uprobe_multi session link, -1 = none */
 };
 
+/* A file looked at once: does it define the allocator? */
+struct seen_obj {
+	dev_t dev;
+	ino_t ino;
+	bool alloc;
+};
+
 struct attach {
 	struct memtrace_bpf *skel;
 	unsigned int flags;
 	struct target *targets;
 	int nr, cap;
+	struct seen_obj *seen;
+	int nseen, capseen;
 };
 
 /* One allocator entry point: which programs serve it. */
@@ -116,6 +126,7 @@ void attach__free(struct attach *a)
 	for (i = 0; i < a->nr; i++)
 		target_release(&a->targets[i]);
 	free(a->targets);
+	free(a->seen);
 	free(a);
 }
 
@@ -125,7 +136,8 @@ static bool is_libc_name(const char *base)
 	       !strncmp(base, "ld-musl-", 8) || !strncmp(base, "libc.musl-", 10);
 }
 
-int attach__find_libc(int pid, char *path, size_t len)
+/* The C library pid maps, as a path we can open. */
+static int find_libc(int pid, char *path, size_t len)
 {
 	char maps[64], line[PATH_MAX + 128];
 	int err = -ENOENT;
@@ -162,7 +174,11 @@ int attach__find_libc(int pid, char *path, size_t len)
 	return err;
 }
 
-int attach__exe_libc(const char *exe, int ref_pid, char *path, size_t len)
+/*
+ * The C library an executable will load, before it runs: musl's dynamic
+ * loader is its libc; for anything else, the libc of process ref_pid.
+ */
+static int exe_libc(const char *exe, int ref_pid, char *path, size_t len)
 {
 	struct elfsym *es;
 	char interp[PATH_MAX];
@@ -178,7 +194,7 @@ int attach__exe_libc(const char *exe, int ref_pid, char *path, size_t len)
 			return 0;
 		}
 	}
-	return attach__find_libc(ref_pid, path, len);
+	return find_libc(ref_pid, path, len);
 }
 
 static struct target *target_find(struct attach *a, int pid, dev_t dev,
@@ -384,25 +400,169 @@ out:
 	return err;
 }
 
-int attach__pid_path(struct attach *a, int pid, const char *path)
+/*
+ * Is the file one a process calls malloc and free in: the C library, an
+ * allocator linked in or preloaded (jemalloc, tcmalloc, mimalloc, ...)
+ * or a static executable with symbols?  Whatever defines both is probed;
+ * the answer is kept per file, as every process maps the same few.
+ */
+static bool is_allocator(struct attach *a, const char *path,
+			 const struct stat *st)
 {
-	return attach_lib(a, pid, path);
+	struct elfsym_func fn;
+	struct elfsym *es;
+	bool yes = false;
+	int i;
+
+	for (i = 0; i < a->nseen; i++)
+		if (a->seen[i].dev == st->st_dev && a->seen[i].ino == st->st_ino)
+			return a->seen[i].alloc;
+	if (!elfsym__open(path, &es)) {
+		yes = !elfsym__find(es, "malloc", &fn) &&
+		      !elfsym__find(es, "free", &fn);
+		elfsym__close(es);
+	}
+	if (!array_grow(&a->seen, &a->capseen, a->nseen, sizeof(*a->seen)))
+		a->seen[a->nseen++] = (struct seen_obj){
+			.dev = st->st_dev, .ino = st->st_ino, .alloc = yes,
+		};
+	return yes;
+}
+
+/* Probe path for target if it is an allocator: 1 probed, 0 not one. */
+static int attach_if_allocator(struct attach *a, int target, const char *path)
+{
+	struct stat st;
+	int err;
+
+	if (stat(path, &st) || !S_ISREG(st.st_mode) ||
+	    !is_allocator(a, path, &st))
+		return 0;
+	err = attach_lib(a, target, path);
+	return err == -ENOENT ? 0 : err ? err : 1;
+}
+
+/*
+ * Probe every allocator pid maps (see is_allocator), for target: pid
+ * itself, or -1 for every process mapping the same file.  Idempotent.
+ * 0: at least one is probed; -ENOENT: none is mapped (yet, or a static
+ * binary without symbols); -ESRCH: no such process.
+ */
+static int scan_pid(struct attach *a, int pid, int target)
+{
+	char maps[64], line[PATH_MAX + 128], path[PATH_MAX + 64];
+	int err, found = 0, fail = 0;
+	FILE *f;
+
+	snprintf(maps, sizeof(maps), "/proc/%d/maps", pid);
+	f = fopen(maps, "re");
+	if (!f)
+		return errno == ENOENT ? -ESRCH : -errno;
+	while (fgets(line, sizeof(line), f)) {
+		char *file = strchr(line, '/');
+		unsigned long start, end;
+		char perms[8];
+		size_t n;
+
+		/* code only: every allocator has exactly one such mapping */
+		if (!file || sscanf(line, "%lx-%lx %7s", &start, &end,
+				    perms) != 3 || perms[2] != 'x')
+			continue;
+		n = strlen(file);
+		if (n && file[n - 1] == '\n')
+			file[--n] = '\0';
+		/* a replaced or deleted file is only reachable through map_files */
+		if (n > 10 && !strcmp(file + n - 10, " (deleted)"))
+			snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx",
+				 pid, start, end);
+		else
+			snprintf(path, sizeof(path), "/proc/%d/root%s", pid,
+				 file);
+		err = attach_if_allocator(a, target, path);
+		if (err > 0)
+			found++;
+		else if (err < 0)
+			fail = err;
+	}
+	fclose(f);
+	if (found)
+		return 0;
+	return fail ? fail : -ENOENT;
 }
 
 int attach__pid(struct attach *a, int pid)
 {
-	char path[PATH_MAX];
-	int err = attach__find_libc(pid, path, sizeof(path));
-
-	return err ? err : attach_lib(a, pid, path);
+	return scan_pid(a, pid, pid);
 }
 
 int attach__node_lib(struct attach *a, int pid)
 {
-	char path[PATH_MAX];
-	int err = attach__find_libc(pid, path, sizeof(path));
+	return scan_pid(a, pid, -1);
+}
 
-	return err ? err : attach_lib(a, -1, path);
+struct cmd_ctx {
+	struct attach *a;
+	char *libc;
+	size_t len;
+	int found;
+};
+
+static int cmd_lib(const char *lib, void *vctx)
+{
+	struct cmd_ctx *c = vctx;
+	const char *base = strrchr(lib, '/');
+	int err;
+
+	err = attach_if_allocator(c->a, -1, lib);
+	if (err <= 0)
+		return err;
+	/* not a linker script named libc.so (musl's is its loader) */
+	if (base && is_libc_name(base + 1) && !c->libc[0])
+		snprintf(c->libc, c->len, "%s", lib);
+	c->found++;
+	return 0;
+}
+
+int attach__cmd(struct attach *a, const char *exe, int ref_pid, char *libc,
+		size_t len)
+{
+	struct cmd_ctx c = { .a = a, .libc = libc, .len = len };
+	const char *preload = getenv("LD_PRELOAD");
+	char interp[PATH_MAX], name[PATH_MAX];
+	struct elfsym *es = NULL;
+	int err;
+
+	libc[0] = '\0';
+	/* the executable itself: static, or defining its own allocator */
+	err = attach_if_allocator(a, -1, exe);
+	if (err < 0)
+		return err;
+	c.found = err;
+	err = 0;
+	if (elfsym__open(exe, &es))
+		es = NULL;
+	if (es && !elfsym__interp(es, interp, sizeof(interp)) && !interp[0])
+		goto out;	/* static: no library will be loaded */
+	/* preloaded libraries come first in the loader's search order */
+	while (preload && *preload && !err) {
+		size_t n = strcspn(preload, " :");
+
+		snprintf(name, sizeof(name), "%.*s", (int)n, preload);
+		preload += n + (preload[n] != '\0');
+		if (n && strchr(name, '/'))
+			err = cmd_lib(name, &c);
+	}
+	/* the libraries it links against directly (jemalloc, libc, ...) */
+	if (es && !err)
+		err = elfsym__each_needed(es, exe, NULL, cmd_lib, &c);
+	/* musl's loader is its C library; else the one memtrace uses */
+	if (!libc[0] && !err && !exe_libc(exe, ref_pid, libc, len))
+		err = cmd_lib(libc, &c);
+out:
+	elfsym__close(es);
+	if (err)
+		return err;
+	return c.found ? 0 : -ENOENT;
 }
 
 void attach__forget_pid(struct attach *a, int pid)

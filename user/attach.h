@@ -24,25 +24,25 @@ int attach__new(struct memtrace_bpf *skel, unsigned int flags,
 void attach__free(struct attach *a);	/* detaches every probe */
 
 /*
- * Probe the C library pid has mapped, for pid only.  Idempotent: returns
- * 0 when that library is already probed for pid.  -ENOENT: pid maps no
- * C library (static binary, or libc not loaded yet); -ESRCH: no such
- * process.
+ * Probe the allocators pid has mapped, for pid only: every file that
+ * defines malloc and free (its C library; a static executable with
+ * symbols; jemalloc, tcmalloc, ... linked in or preloaded).  Idempotent.
+ * 0: at least one is probed; -ENOENT: none is mapped (a stripped static
+ * binary, or libc not loaded yet); -ESRCH: no such process.
  */
 int attach__pid(struct attach *a, int pid);
-/* Probe the C library at path (in our mount namespace) for pid. */
-int attach__pid_path(struct attach *a, int pid, const char *path);
-/* Probe pid's C library for every process that maps it (node-wide). */
+/* The same, node-wide: for every process that maps those files. */
 int attach__node_lib(struct attach *a, int pid);
 /* Release the probes held for pid alone (it exited). */
 void attach__forget_pid(struct attach *a, int pid);
-/* Find the C library mapped by pid; fills an openable path. */
-int attach__find_libc(int pid, char *path, size_t len);
 /*
- * The C library an executable will load, before it runs: musl's dynamic
- * loader is its libc; for anything else, the libc of process ref_pid.
+ * Before CMD runs (node-wide probes, filtered in the kernel): every
+ * allocator exe will call: itself if it defines malloc (static), its
+ * LD_PRELOAD and directly linked libraries that do, and its C library
+ * (path in libc, "" for a static executable).  -ENOENT: none found.
  */
-int attach__exe_libc(const char *exe, int ref_pid, char *path, size_t len);
+int attach__cmd(struct attach *a, const char *exe, int ref_pid, char *libc,
+		size_t len);
 int attach__nr_links(const struct attach *a);
 int attach__nr_libs(const struct attach *a);
 

@@ -10,6 +10,9 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -160,6 +163,79 @@ int elfsym__interp(struct elfsym *e, char *buf, size_t len)
 			return -EIO;
 		buf[ph.p_filesz - 1] = '\0';
 		return 0;
+	}
+	return 0;
+}
+
+/* Look for name in a ':'-separated list of directories. */
+static bool find_in_dirs(const char *dirs, const char *origin,
+			 const char *name, char *out, size_t len)
+{
+	char *dup = strdup(dirs), *dir, *save = NULL;
+	bool found = false;
+
+	for (dir = dup ? strtok_r(dup, ":", &save) : NULL; dir && !found;
+	     dir = strtok_r(NULL, ":", &save)) {
+		if (!strncmp(dir, "$ORIGIN", 7))
+			snprintf(out, len, "%s%s/%s", origin, dir + 7, name);
+		else
+			snprintf(out, len, "%s/%s", dir, name);
+		found = !access(out, R_OK);
+	}
+	free(dup);
+	return found;
+}
+
+int elfsym__each_needed(struct elfsym *e, const char *path,
+			const char *libdir,
+			int (*fn)(const char *lib, void *ctx), void *ctx)
+{
+	static const char defaults[] = "/lib/x86_64-linux-gnu:"
+		"/usr/lib/x86_64-linux-gnu:/lib64:/usr/lib64:/lib:/usr/lib:"
+		"/usr/local/lib";
+	const char *llp = getenv("LD_LIBRARY_PATH"), *runpath = NULL;
+	char origin[PATH_MAX], lib[PATH_MAX];
+	Elf_Scn *scn = NULL;
+	Elf_Data *data = NULL;
+	GElf_Shdr sh;
+	GElf_Dyn d;
+	size_t i, n = 0;
+	int err;
+
+	while ((scn = elf_nextscn(e->elf, scn)))
+		if (gelf_getshdr(scn, &sh) && sh.sh_type == SHT_DYNAMIC &&
+		    (data = elf_getdata(scn, NULL)))
+			break;
+	if (!scn || !data)
+		return 0;	/* static, or section headers stripped */
+	n = sh.sh_size / sizeof(GElf_Dyn);
+	/* DT_RUNPATH wins over DT_RPATH when both are there */
+	for (i = 0; i < n && gelf_getdyn(data, i, &d); i++)
+		if (d.d_tag == DT_RUNPATH ||
+		    (d.d_tag == DT_RPATH && !runpath))
+			runpath = elf_strptr(e->elf, sh.sh_link, d.d_un.d_val);
+	snprintf(origin, sizeof(origin), "%s", path);
+	if (strrchr(origin, '/'))
+		*strrchr(origin, '/') = '\0';
+	for (i = 0; i < n && gelf_getdyn(data, i, &d); i++) {
+		const char *name;
+
+		if (d.d_tag != DT_NEEDED ||
+		    !(name = elf_strptr(e->elf, sh.sh_link, d.d_un.d_val)))
+			continue;
+		if (strchr(name, '/'))
+			snprintf(lib, sizeof(lib), "%s", name);
+		else if (!(runpath && find_in_dirs(runpath, origin, name, lib,
+						   sizeof(lib))) &&
+			 !(llp && find_in_dirs(llp, origin, name, lib,
+					       sizeof(lib))) &&
+			 !(libdir && find_in_dirs(libdir, origin, name, lib,
+						  sizeof(lib))) &&
+			 !find_in_dirs(defaults, origin, name, lib, sizeof(lib)))
+			continue;
+		err = fn(lib, ctx);
+		if (err < 0)
+			return err;
 	}
 	return 0;
 }

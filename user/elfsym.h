@@ -20,6 +20,16 @@ void elfsym__close(struct elfsym *e);
 int elfsym__find(struct elfsym *e, const char *name, struct elfsym_func *out);
 /* The program interpreter (PT_INTERP) of an executable, "" if none. */
 int elfsym__interp(struct elfsym *e, char *buf, size_t len);
+/*
+ * Call fn for each library e (the file at path) links against directly
+ * (DT_NEEDED), found as the dynamic loader would: DT_RUNPATH (or
+ * DT_RPATH), LD_LIBRARY_PATH, libdir (':'-separated, may be NULL), the
+ * usual directories; $ORIGIN is path's directory.  Libraries not found
+ * are skipped; fn returning < 0 stops the walk with that value.
+ */
+int elfsym__each_needed(struct elfsym *e, const char *path,
+			const char *libdir,
+			int (*fn)(const char *lib, void *ctx), void *ctx);
 /* Copy up to len bytes of code at file offset off; returns bytes read. */
 int elfsym__read(struct elfsym *e, uint64_t off, void *buf, size_t len);
 

@@ -39,14 +39,15 @@ void app__warn_no_libc(struct app *app, struct mt_row *r)
 	r->warned = true;
 	sanitize(r->comm, sizeof(r->comm), comm, sizeof(comm));
 	fprintf(stderr, "memtrace: warning: pid %d (%s): no C library mapped "
-		"(static binary?): heap calls are not traced, mmap/brk and "
-		"page faults are\n", r->pid, comm);
+		"and no malloc/free symbols (stripped static binary?): heap "
+		"calls are not traced, mmap/brk and page faults are\n",
+		r->pid, comm);
 }
 
 /*
- * Probe the C library of pid.  Right after exec the library is not
- * mapped yet, so a pid may wait here until an mmap shows it, up to a
- * few refreshes.
+ * Probe the allocators of pid (its C library, or whatever else defines
+ * malloc and free).  Right after exec the library is not mapped yet, so
+ * a pid may wait here until an mmap shows it, up to a few refreshes.
  */
 static int try_probe(struct app *app, int pid)
 {
@@ -238,9 +239,16 @@ int events__handle(void *ctx, void *data, size_t len)
 			if (app->unwind)
 				unwind__scan_pid(app->unwind, e->tgid);
 		}
-		/* an exec'd image maps its libc early: probe it at once */
-		if (!r->probed && !r->exited && r->attach_tries++ < 64 &&
-		    try_probe(app, e->tgid))
+		/*
+		 * An exec'd image maps its libc early: probe it at once.  Any
+		 * new code may bring another allocator (jemalloc linked in,
+		 * dlopen'd): looked for at each code mapping.
+		 */
+		if (!r->exited &&
+		    ((!r->probed && r->attach_tries++ < 64) ||
+		     (!e->mm.err && (e->mm.prot & MT_PROT_EXEC) &&
+		      !(e->mm.flags & MT_MAP_ANONYMOUS))) &&
+		    try_probe(app, e->tgid) && !r->probed)
 			app__pending_add(app, e->tgid);
 		break;
 	case MT_EV_MAPFILE:

@@ -673,10 +673,11 @@ static const char *resolve_cmd(const char *cmd, char *buf, size_t len)
 }
 
 /*
- * Fork the command stopped before exec, probe the C library it will
- * load (ours: same mount namespace), then let it exec, so its very first
- * allocation is seen.  A command with another libc is probed when its
- * mmap of that libc shows up.
+ * Fork the command stopped before exec, probe the allocators it will
+ * use (its C library, found as the loader will, and whatever else
+ * defines malloc: the executable itself when static, preloaded or
+ * linked-in allocators), then let it exec, so its very first allocation
+ * is seen.  Anything else is probed when its mmap shows up.
  *
  * The probes are node-wide, filtered in BPF by the traced-process map:
  * the kernel adds each child to that map at fork, so children are traced
@@ -688,6 +689,7 @@ static int start_cmd(struct app *app)
 {
 	char libc[PATH_MAX], exe[PATH_MAX];
 	int go[2], err, log_fd = -1;
+	const char *path;
 	pid_t pid;
 	struct mt_row *r;
 
@@ -751,20 +753,22 @@ static int start_cmd(struct app *app)
 	err = collect__track(app->collect, pid, app->env.sample_bytes);
 	if (err)
 		goto out;
-	err = attach__exe_libc(resolve_cmd(app->env.cmd[0], exe, sizeof(exe)),
-			       getpid(), libc, sizeof(libc));
-	if (!err)
-		err = attach__pid_path(app->attach, -1, libc);
+	path = resolve_cmd(app->env.cmd[0], exe, sizeof(exe));
+	err = attach__cmd(app->attach, path, getpid(), libc, sizeof(libc));
 	/* its first allocations come before its mappings can be read */
 	if (!err && app->unwind)
-		unwind__scan_exe(app->unwind, resolve_cmd(app->env.cmd[0], exe,
-							  sizeof(exe)), libc);
-	if (err) {
-		fprintf(stderr, "memtrace: cannot probe the C library: %s\n",
+		unwind__scan_exe(app->unwind, path, libc[0] ? libc : NULL);
+	if (err == -ENOENT) {
+		/* a stripped static binary: the rest is still traced */
+		app__warn_no_libc(app, r);
+		err = 0;
+	} else if (err) {
+		fprintf(stderr, "memtrace: cannot probe the allocator: %s\n",
 			strerror(-err));
 		goto out;
+	} else {
+		r->probed = true;
 	}
-	r->probed = true;
 out:
 	if (err) {
 		kill(pid, SIGKILL);

@@ -27,6 +27,7 @@
 
 #include "memtrace.h"
 #include "memtrace.skel.h"
+#include "elfsym.h"
 #include "unwind.h"
 #include "util.h"
 
@@ -476,85 +477,27 @@ int unwind__scan_pid(struct unwind *u, int pid)
 	return 0;
 }
 
-/* DT_NEEDED names and run paths of an executable or library. */
-static int dyn_info(const char *path, char ***needed, size_t *nneeded,
-		    char *runpath, size_t rplen)
+struct tree_ctx {
+	struct unwind *u;
+	const char *libdir;
+	int depth;
+};
+
+static int scan_tree(struct unwind *u, const char *path, const char *libdir,
+		     int depth);
+
+static int scan_needed(const char *lib, void *vctx)
 {
-	Elf_Scn *scn = NULL;
-	int cap = 0, nn = 0;
-	GElf_Shdr sh;
-	Elf *elf;
-	int fd;
+	struct tree_ctx *c = vctx;
 
-	*needed = NULL;
-	*nneeded = 0;
-	runpath[0] = '\0';
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	elf = elf_begin(fd, ELF_C_READ_MMAP, NULL);
-	while (elf && (scn = elf_nextscn(elf, scn))) {
-		Elf_Data *data;
-		size_t i;
-
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_DYNAMIC ||
-		    !(data = elf_getdata(scn, NULL)))
-			continue;
-		for (i = 0; i < sh.sh_size / sizeof(GElf_Dyn); i++) {
-			const char *s;
-			GElf_Dyn d;
-
-			if (!gelf_getdyn(data, i, &d))
-				break;
-			if (d.d_tag != DT_NEEDED && d.d_tag != DT_RUNPATH &&
-			    d.d_tag != DT_RPATH)
-				continue;
-			s = elf_strptr(elf, sh.sh_link, d.d_un.d_val);
-			if (!s)
-				continue;
-			if (d.d_tag != DT_NEEDED) {
-				snprintf(runpath, rplen, "%s", s);
-				continue;
-			}
-			if (array_grow(needed, &cap, nn, sizeof(char *)))
-				break;
-			(*needed)[nn] = strdup(s);
-			if ((*needed)[nn])
-				*nneeded = ++nn;
-		}
-	}
-	if (elf)
-		elf_end(elf);
-	close(fd);
-	return 0;
-}
-
-/* Look for name in a ':'-separated list of directories. */
-static bool find_in_dirs(const char *dirs, const char *origin,
-			 const char *name, char *out, size_t len)
-{
-	char *dup = strdup(dirs), *dir, *save = NULL;
-	bool found = false;
-
-	for (dir = dup ? strtok_r(dup, ":", &save) : NULL; dir && !found;
-	     dir = strtok_r(NULL, ":", &save)) {
-		if (!strncmp(dir, "$ORIGIN", 7))
-			snprintf(out, len, "%s%s/%s", origin, dir + 7, name);
-		else
-			snprintf(out, len, "%s/%s", dir, name);
-		found = !access(out, R_OK);
-	}
-	free(dup);
-	return found;
+	return scan_tree(c->u, lib, c->libdir, c->depth + 1);
 }
 
 static int scan_tree(struct unwind *u, const char *path, const char *libdir,
 		     int depth)
 {
-	char runpath[1024], origin[PATH_MAX], lib[PATH_MAX];
-	const char *llp = getenv("LD_LIBRARY_PATH");
-	char **needed;
-	size_t n, i;
+	struct tree_ctx c = { .u = u, .libdir = libdir, .depth = depth };
+	struct elfsym *es;
 	struct stat st;
 	bool seen = false;
 	int f;
@@ -567,32 +510,20 @@ static int scan_tree(struct unwind *u, const char *path, const char *libdir,
 	if (seen || depth > 8)
 		return 0;
 	unwind__scan_file(u, path);
-	if (dyn_info(path, &needed, &n, runpath, sizeof(runpath)))
-		return 0;
-	snprintf(origin, sizeof(origin), "%s", path);
-	if (strrchr(origin, '/'))
-		*strrchr(origin, '/') = '\0';
-	for (i = 0; i < n; i++) {
-		if ((runpath[0] && find_in_dirs(runpath, origin, needed[i], lib,
-						sizeof(lib))) ||
-		    (llp && find_in_dirs(llp, origin, needed[i], lib,
-					 sizeof(lib))) ||
-		    find_in_dirs(libdir, origin, needed[i], lib, sizeof(lib)))
-			scan_tree(u, lib, libdir, depth + 1);
-		free(needed[i]);
+	if (!elfsym__open(path, &es)) {
+		elfsym__each_needed(es, path, libdir, scan_needed, &c);
+		elfsym__close(es);
 	}
-	free(needed);
 	return 0;
 }
 
 int unwind__scan_exe(struct unwind *u, const char *exe, const char *libc)
 {
-	char dirs[PATH_MAX + 256];
+	char dir[PATH_MAX];
 	const char *slash = libc ? strrchr(libc, '/') : NULL;
 
-	snprintf(dirs, sizeof(dirs), "%.*s:/lib/x86_64-linux-gnu:"
-		 "/usr/lib/x86_64-linux-gnu:/lib64:/usr/lib64:/lib:/usr/lib:"
-		 "/usr/local/lib", slash ? (int)(slash - libc) : 0,
+	/* a musl program's libraries sit next to its loader */
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - libc) : 0,
 		 slash ? libc : "");
-	return scan_tree(u, exe, dirs[0] == ':' ? dirs + 1 : dirs, 0);
+	return scan_tree(u, exe, dir[0] ? dir : NULL, 0);
 }
