@@ -136,10 +136,40 @@ static bool is_libc_name(const char *base)
 	       !strncmp(base, "ld-musl-", 8) || !strncmp(base, "libc.musl-", 10);
 }
 
+/*
+ * One line of /proc/PID/maps: if it maps code from a file, that file as
+ * a path we can open (through pid's root: containers see their own
+ * files; a replaced or deleted file only through map_files) and its base
+ * name.  Returns false for anything else.
+ */
+static bool maps_code_file(char *line, int pid, char *path, size_t len,
+			   const char **base)
+{
+	char *file = strchr(line, '/');
+	unsigned long start, end;
+	char perms[8];
+	size_t n;
+
+	if (!file || sscanf(line, "%lx-%lx %7s", &start, &end, perms) != 3 ||
+	    perms[2] != 'x')
+		return false;
+	n = strlen(file);
+	if (n && file[n - 1] == '\n')
+		file[--n] = '\0';
+	*base = strrchr(file, '/') + 1;
+	if (n > 10 && !strcmp(file + n - 10, " (deleted)"))
+		snprintf(path, len, "/proc/%d/map_files/%lx-%lx", pid, start,
+			 end);
+	else
+		snprintf(path, len, "/proc/%d/root%s", pid, file);
+	return true;
+}
+
 /* The C library pid maps, as a path we can open. */
 static int find_libc(int pid, char *path, size_t len)
 {
 	char maps[64], line[PATH_MAX + 128];
+	const char *base;
 	int err = -ENOENT;
 	FILE *f;
 
@@ -147,29 +177,10 @@ static int find_libc(int pid, char *path, size_t len)
 	f = fopen(maps, "re");
 	if (!f)
 		return errno == ENOENT ? -ESRCH : -errno;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long start, end;
-		char *file = strchr(line, '/');
-		const char *base;
-		size_t n;
-
-		if (!file || sscanf(line, "%lx-%lx", &start, &end) != 2)
-			continue;
-		n = strlen(file);
-		if (n && file[n - 1] == '\n')
-			file[--n] = '\0';
-		base = strrchr(file, '/') + 1;
-		if (!is_libc_name(base))
-			continue;
-		/* a replaced or deleted file is only reachable through map_files */
-		if (n > 10 && !strcmp(file + n - 10, " (deleted)"))
-			snprintf(path, len, "/proc/%d/map_files/%lx-%lx", pid,
-				 start, end);
-		else
-			snprintf(path, len, "/proc/%d/root%s", pid, file);
-		err = 0;
-		break;
-	}
+	while (err && fgets(line, sizeof(line), f))
+		if (maps_code_file(line, pid, path, len, &base) &&
+		    is_libc_name(base))
+			err = 0;
 	fclose(f);
 	return err;
 }
@@ -452,6 +463,7 @@ static int scan_pid(struct attach *a, int pid, int target)
 {
 	char maps[64], line[PATH_MAX + 128], path[PATH_MAX + 64];
 	int err, found = 0, fail = 0;
+	const char *base;
 	FILE *f;
 
 	snprintf(maps, sizeof(maps), "/proc/%d/maps", pid);
@@ -459,25 +471,9 @@ static int scan_pid(struct attach *a, int pid, int target)
 	if (!f)
 		return errno == ENOENT ? -ESRCH : -errno;
 	while (fgets(line, sizeof(line), f)) {
-		char *file = strchr(line, '/');
-		unsigned long start, end;
-		char perms[8];
-		size_t n;
-
 		/* code only: every allocator has exactly one such mapping */
-		if (!file || sscanf(line, "%lx-%lx %7s", &start, &end,
-				    perms) != 3 || perms[2] != 'x')
+		if (!maps_code_file(line, pid, path, sizeof(path), &base))
 			continue;
-		n = strlen(file);
-		if (n && file[n - 1] == '\n')
-			file[--n] = '\0';
-		/* a replaced or deleted file is only reachable through map_files */
-		if (n > 10 && !strcmp(file + n - 10, " (deleted)"))
-			snprintf(path, sizeof(path), "/proc/%d/map_files/%lx-%lx",
-				 pid, start, end);
-		else
-			snprintf(path, sizeof(path), "/proc/%d/root%s", pid,
-				 file);
 		err = attach_if_allocator(a, target, path);
 		if (err > 0)
 			found++;

@@ -526,12 +526,13 @@ def test_linked_allocator_exact():
             assert got.get(fn) == want, f"site {fn}: memtrace {got.get(fn)} != truth {want}; {got}"
 
 
-def test_preloaded_allocator_pid():
-    """-p PID of a program with an allocator in LD_PRELOAD: the allocator
-    is found in its mappings and probed; exact from then on."""
-    env = dict(os.environ, LD_PRELOAD=workload("libmtalloc.so"))
+def pid_exact_with_preload(lib, opts=()):
+    """allocs --wait with lib in LD_PRELOAD, traced with -p: exact totals,
+    and its 10 frees of blocks from before tracing are unmatched, once
+    each.  Returns the still running memtrace."""
+    env = dict(os.environ, LD_PRELOAD=lib)
     w, truth_path = start_waiting(["--threads", "0"], env=env)
-    p = memtrace_json(["-p", str(w.pid), "-d", "0.2", "--top-sites", "50", "-v"])
+    p = memtrace_json(["-p", str(w.pid), "-d", "0.2", "--top-sites", "50"] + list(opts))
     next_json(p)
     truth = go_and_wait(w, truth_path)
     r, _ = wait_row(p, w.pid, lambda r: r["allocs"] == truth["allocs"])
@@ -541,6 +542,13 @@ def test_preloaded_allocator_pid():
     assert site_bytes(r).get("site_malloc") == truth["sites"]["site_malloc"]
     w.stdin.close()
     w.wait(timeout=10)
+    return p
+
+
+def test_preloaded_allocator_pid():
+    """-p PID of a program with an allocator in LD_PRELOAD: the allocator
+    is found in its mappings and probed; exact from then on."""
+    p = pid_exact_with_preload(workload("libmtalloc.so"), ["-v"])
     p.send_signal(signal.SIGINT)
     code, docs, err = finish(p)
     assert "libmtalloc.so: malloc" in err, err
@@ -569,17 +577,7 @@ def test_forwarding_wrapper_counted_once():
         assert r[k] == base[k], (k, r[k], base[k])
     assert r["allocs"] >= truth["allocs"] and r["unmatched_frees"] == base["unmatched_frees"]
     assert site_bytes(r).get("site_malloc") == truth["sites"]["site_malloc"]
-
-    w, truth_path = start_waiting(["--threads", "0"], env=env)
-    p = memtrace_json(["-p", str(w.pid), "-d", "0.2", "--top-sites", "50"])
-    next_json(p)
-    truth = go_and_wait(w, truth_path)
-    r, _ = wait_row(p, w.pid, lambda r: r["allocs"] == truth["allocs"])
-    r, _ = wait_row(p, w.pid, lambda r: True)
-    assert_totals(r, truth)
-    assert r["unmatched_frees"] == truth["unmatched_frees"] == 10, r
-    w.stdin.close()
-    w.wait(timeout=10)
+    pid_exact_with_preload(lib)
 
 
 def test_sigint_detaches_and_target_survives():
