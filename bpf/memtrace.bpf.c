@@ -14,6 +14,7 @@
 #include <bpf/bpf_core_read.h>
 #include "memtrace.h"
 
+#define ENOENT 2
 #define E2BIG 7
 #define EEXIST 17
 
@@ -63,25 +64,30 @@ struct {
 } inflight SEC(".maps");
 
 /*
- * The big maps are not preallocated: memory follows what is tracked
- * (~112 bytes per live block) instead of reserving the maximum up front;
- * measured no slower on the allocation path.
+ * Live blocks go to a bucketized table first (hot) and only when their
+ * bucket is full to a hash table (blocks).  A block is in exactly one.
  *
- * Live blocks go to a small table first (hot, 64Ki entries by default)
- * and only when it is full to the big one (blocks): a hash table's
- * bucket array is sized by its maximum, and finding a block freed at
- * random in a 16 MiB array costs a TLB and a cache miss that a 1 MiB one
- * mostly does not (~100 ns per free with a 10,000-block live set).  A
- * block is in exactly one of them.
+ * Finding the block a free() names is the costliest step of tracing: the
+ * address is random, so each lookup is a cache miss.  A hash table pays
+ * two or more (bucket array, then the element, which it allocates and
+ * frees with each block, under a bucket lock); with a 10,000-block live
+ * set that was ~280 ns per free.  A hot bucket is 128 bytes, cache-line
+ * aligned (the array is mmapable, so its values start on a page), and
+ * holds everything about its blocks: one miss, no allocation, and slots
+ * taken and given back with compare-and-swap on the address.  The array
+ * is mmapable for the loader's sweep too, which frees slots the same way.
  */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 1 << 16);
-	__type(key, struct mt_block_key);
-	__type(value, struct mt_block);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1 << 14);	/* buckets; resized by the loader */
+	__type(key, u32);
+	__type(value, struct mt_bucket);
 } hot SEC(".maps");
 
+const volatile u32 hot_mask = (1 << 14) - 1;	/* buckets - 1 */
+
+/* The big maps are not preallocated: memory follows what is tracked. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -92,9 +98,8 @@ struct {
 
 /*
  * Blocks in the big table: entered less deleted, by the kernel here and
- * by user space's sweep of exited processes.  While 0, a block not in the
- * small table is nowhere, and neither lookups nor inserts go to the big
- * one.
+ * by user space's sweep of exited processes (a statistic; lookups go by
+ * the count of their own bucket).
  */
 volatile s64 spilled;
 
@@ -357,65 +362,73 @@ static __always_inline u64 obj_weight(u64 size, u64 weight)
 	return (weight + size / 2) / size;
 }
 
-/* The entry of block k, from whichever table holds it. */
-static __always_inline struct mt_block *block_find(struct mt_block_key *k,
-						   bool *big)
+/* The bucket of block (tgid, addr): a multiplicative hash of both. */
+static __always_inline struct mt_bucket *bucket_of(u32 tgid, u64 addr)
 {
-	struct mt_block *b = bpf_map_lookup_elem(&hot, k);
+	u32 i = mt_bucket_of(tgid, addr, hot_mask);
 
-	*big = false;
-	if (b || spilled <= 0)
-		return b;
-	b = bpf_map_lookup_elem(&blocks, k);
-	*big = b != NULL;
-	return b;
+	return bpf_map_lookup_elem(&hot, &i);
 }
 
-static __always_inline void block_delete(struct mt_block_key *k, bool big)
+/* Into or out of the big table: counted per bucket, and in all. */
+static __always_inline void spill_count(struct mt_bucket *bk, int d)
 {
-	if (!big)
-		bpf_map_delete_elem(&hot, k);
-	else if (!bpf_map_delete_elem(&blocks, k))
-		__sync_fetch_and_add(&spilled, -1);
+	__sync_fetch_and_add(&bk->spills, d);
+	__sync_fetch_and_add(&spilled, d);
 }
 
-/*
- * Delete this thread's dead block unless another thread has brought it
- * back to life (compare-and-swap: only one of the two wins).
- */
-static __always_inline void tomb_drop(u32 tgid, struct mt_inflight *in)
+/* The slot of (tgid, addr) in bk, or MT_BUCKET_SLOTS. */
+static __always_inline u32 slot_find(const struct mt_bucket *bk, u32 tgid,
+				     u64 addr)
 {
-	struct mt_block_key k = { .tgid = tgid, .addr = in->tomb };
-	struct mt_block *t;
-	bool big;
+	u32 i;
 
-	if (!k.addr)
-		return;
-	in->tomb = 0;
-	t = block_find(&k, &big);
-	if (t && __sync_val_compare_and_swap(&t->state, MT_BLOCK_DEAD,
-					     MT_BLOCK_GONE) == MT_BLOCK_DEAD)
-		block_delete(&k, big);
+	for (i = 0; i < MT_BUCKET_SLOTS; i++)
+		if (bk->addr[i] == addr && bk->tgid[i] == tgid)
+			break;
+	return i;
 }
 
 /*
- * A block is freed.  From free() or realloc() of a thread with state
- * (in), the entry stays, dead, as that thread's tomb (see memtrace.h);
- * otherwise, or when retiring a block whose free was missed, it goes.
+ * A block is freed: take it out of its table and account the free to its
+ * site.  from_free: by free() or realloc(), where a block never seen is
+ * counted as an unmatched free; otherwise a live entry found again at
+ * the same address is retired (its free was missed: the tables were
+ * full then, or it belongs to an image before exec), so live counts
+ * cannot drift upwards.
  */
 static __always_inline void block_free(struct mt_kproc *p, u32 tgid, u64 addr,
-				       struct mt_inflight *in, bool from_free)
+				       bool from_free)
 {
 	struct mt_block_key k = { .tgid = tgid, .addr = addr };
 	struct mt_site_key sk = { .tgid = tgid };
+	struct mt_bucket *bk = bucket_of(tgid, addr);
+	u64 size, cnt, stack;
 	struct mt_block *b;
 	struct mt_ksite *s;
-	u64 size, cnt;
-	bool big;
-	u32 i;
+	u32 i = MT_BUCKET_SLOTS, gen;
 
-	b = block_find(&k, &big);
-	if (!b || b->state != MT_BLOCK_LIVE) {
+	if (bk)
+		i = slot_find(bk, tgid, addr);
+	if (bk && i < MT_BUCKET_SLOTS) {
+		/* read it all before the slot can be taken again */
+		gen = bk->gen[i];
+		cnt = bk->cnt[i];
+		stack = bk->stack[i];
+		size = bk->weight[i];
+		bk->tgid[i] = 0;
+		/* a racing double free: only one of the two accounts it */
+		if (__sync_val_compare_and_swap(&bk->addr[i], addr, 0) != addr)
+			return;
+	} else if (bk && bk->spills && (b = bpf_map_lookup_elem(&blocks, &k))) {
+		gen = b->gen;
+		cnt = obj_weight(b->size, b->weight);
+		stack = b->stack;
+		size = b->weight;
+		if (bpf_map_delete_elem(&blocks, &k))
+			return;
+		spill_count(bk, -1);
+	} else {
 		/*
 		 * Never seen, or freed already (a double free).  Sampling
 		 * leaves most blocks unseen on purpose: not counted then.
@@ -424,28 +437,13 @@ static __always_inline void block_free(struct mt_kproc *p, u32 tgid, u64 addr,
 			__sync_fetch_and_add(&p->unmatched_frees, 1);
 		return;
 	}
-	if (b->gen != (u32)p->gen) {
+	if (gen != (u32)p->gen) {
 		/* left over from the image before an exec */
-		block_delete(&k, big);
 		count(MT_CNT_STALE);
 		return;
 	}
-	size = b->weight;
-	cnt = obj_weight(b->size, b->weight);
-	sk.stack = b->stack;
-	sk.gen = b->gen;
-	if (in && from_free) {
-		/*
-		 * The program runs at free()'s entry: until it returns, the
-		 * allocator cannot hand this address out again, so nobody
-		 * else touches the entry while it changes state.
-		 */
-		tomb_drop(tgid, in);
-		b->state = MT_BLOCK_DEAD;
-		in->tomb = addr;
-	} else {
-		block_delete(&k, big);
-	}
+	sk.stack = stack;
+	sk.gen = gen;
 	i = slot();
 	__sync_fetch_and_add(&p->c[i].free_bytes, size);
 	__sync_fetch_and_add(&p->c[i].frees, cnt);
@@ -456,78 +454,43 @@ static __always_inline void block_free(struct mt_kproc *p, u32 tgid, u64 addr,
 	}
 }
 
-/* Bring a dead entry t back as block b; false if it was not dead. */
-static __always_inline bool entry_revive(struct mt_block *t,
-					 const struct mt_block *b)
-{
-	if (!t || __sync_val_compare_and_swap(&t->state, MT_BLOCK_DEAD,
-					      MT_BLOCK_LIVE) != MT_BLOCK_DEAD)
-		return false;
-	t->size = b->size;
-	t->weight = b->weight;
-	t->stack = b->stack;
-	t->gen = b->gen;
-	return true;
-}
-
-static __always_inline bool block_revive(struct mt_block_key *k,
-					 const struct mt_block *b)
-{
-	bool big;
-
-	return entry_revive(block_find(k, &big), b);
-}
-
 /*
- * Enter block b at k, in the small table while it has room.  An entry
- * already there (in either table) is a dead block (revived in place),
- * one being deleted by its thread (wait a moment for it), or a live
- * block whose free was missed (e.g. the tables were full then) or that
- * belongs to an image before exec: that one is retired, so live counts
- * cannot drift upwards.
+ * Enter block b (cnt objects) at (tgid, addr): a free slot of its bucket,
+ * else the big table.  A slot is taken by compare-and-swap of its
+ * address from 0 and published by its tgid, written last: nobody looks
+ * for this block before malloc has returned it, and the loader's sweep
+ * leaves slots with tgid 0 alone.
  */
-static __always_inline long block_insert(struct mt_kproc *p,
-					 struct mt_block_key *k,
-					 const struct mt_block *b)
+static __always_inline long block_insert(struct mt_kproc *p, u32 tgid, u64 addr,
+					 const struct mt_block *b, u32 cnt)
 {
-	struct mt_block *t;
+	struct mt_block_key k = { .tgid = tgid, .addr = addr };
+	struct mt_bucket *bk = bucket_of(tgid, addr);
 	long err;
-	bool big;
-	int i;
+	u32 i;
 
-	/* the small table's insert cannot see a twin in the big one */
-	if (spilled > 0) {
-		t = bpf_map_lookup_elem(&blocks, k);
-		if (entry_revive(t, b))
-			return 0;
-		if (t && t->state == MT_BLOCK_LIVE)
-			block_free(p, k->tgid, k->addr, NULL, false);
+	if (!bk)
+		return -ENOENT;
+	/* only a bucket that overflowed has blocks in the big table */
+	if (slot_find(bk, tgid, addr) < MT_BUCKET_SLOTS ||
+	    (bk->spills && bpf_map_lookup_elem(&blocks, &k)))
+		block_free(p, tgid, addr, false);
+	for (i = 0; i < MT_BUCKET_SLOTS; i++) {
+		if (bk->addr[i] ||
+		    __sync_val_compare_and_swap(&bk->addr[i], 0, addr))
+			continue;
+		bk->gen[i] = b->gen;
+		bk->cnt[i] = cnt;
+		bk->stack[i] = b->stack;
+		bk->weight[i] = b->weight;
+		bk->tgid[i] = tgid;
+		return 0;
 	}
-	for (i = 0; i < 4; i++) {
-		err = bpf_map_update_elem(&hot, k, b, BPF_NOEXIST);
-		if (err == -E2BIG) {
-			err = bpf_map_update_elem(&blocks, k, b, BPF_NOEXIST);
-			if (!err)
-				__sync_fetch_and_add(&spilled, 1);
-		}
-		if (err != -EEXIST)
-			return err;
-		if (block_revive(k, b))
-			return 0;
-		t = block_find(k, &big);
-		if (t && t->state == MT_BLOCK_LIVE)
-			block_free(p, k->tgid, k->addr, NULL, false);
-	}
-	/* still there: a delete that failed; take the place */
-	t = block_find(k, &big);
-	if (t && big)
-		return bpf_map_update_elem(&blocks, k, b, BPF_ANY);
-	err = bpf_map_update_elem(&hot, k, b, BPF_ANY);
-	if (err == -E2BIG) {
-		err = bpf_map_update_elem(&blocks, k, b, BPF_NOEXIST);
-		if (!err)
-			__sync_fetch_and_add(&spilled, 1);
-	}
+	err = bpf_map_update_elem(&blocks, &k, b, BPF_NOEXIST);
+	if (err == -EEXIST)	/* entered meanwhile by a racing thread */
+		err = bpf_map_update_elem(&blocks, &k, b, BPF_EXIST);
+	else if (!err)
+		spill_count(bk, 1);
 	return err;
 }
 
@@ -743,12 +706,10 @@ static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_kproc *p,
 					struct mt_inflight *in, u64 id, u64 addr,
 					u64 size, u64 weight)
 {
-	struct mt_block_key k = { .tgid = id >> 32, .addr = addr };
 	struct mt_site_key sk = { .tgid = id >> 32 };
 	struct mt_block b = {};
 	struct mt_ksite *s;
 	u64 cnt;
-	long err;
 	u32 i;
 
 	if (weight == W_UNDECIDED)
@@ -769,19 +730,13 @@ static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_kproc *p,
 	b.weight = weight;
 	b.gen = sk.gen;
 	b.stack = sk.stack;
-	/* most often the thread's own last free: the entry is still there */
-	if (in && in->tomb == addr) {
-		in->tomb = 0;
-		err = block_revive(&k, &b) ? 0 : block_insert(p, &k, &b);
-	} else {
-		err = block_insert(p, &k, &b);
-	}
-	if (err) {
+	cnt = obj_weight(size, weight);
+	if (block_insert(p, sk.tgid, addr, &b,
+			 cnt > 0xffffffff ? 0xffffffff : cnt)) {
 		count(MT_CNT_BLOCKS_FULL);
 		__sync_fetch_and_add(&p->lost, 1);
 		return;
 	}
-	cnt = obj_weight(size, weight);
 	i = slot();
 	__sync_fetch_and_add(&p->c[i].alloc_bytes, weight);
 	__sync_fetch_and_add(&p->c[i].allocs, cnt);
@@ -826,7 +781,7 @@ static __always_inline int alloc_return(struct pt_regs *ctx, u64 ret)
 		 * failure (NULL for a non-zero size) the old block stays.
 		 */
 		if (in->arg && (ret || in->size == 0))
-			block_free(p, tgid, in->arg, in, true);
+			block_free(p, tgid, in->arg, true);
 		if (ret)
 			block_alloc(ctx, p, in, id, ret, in->size, in->weight);
 		break;
@@ -988,7 +943,7 @@ int BPF_KPROBE(free_enter, u64 addr)
 			return 0;
 		in->last_free = addr;
 	}
-	block_free(p, tgid, addr, in, true);
+	block_free(p, tgid, addr, true);
 	return 0;
 }
 
@@ -1235,15 +1190,11 @@ int BPF_PROG(on_exit, struct task_struct *task, bool group_dead)
 {
 	u64 id = bpf_get_current_pid_tgid();
 	u32 tgid = BPF_CORE_READ(task, tgid);
-	struct mt_inflight *in;
 	struct mt_kproc *p;
 	struct mt_event *e;
 
 	/* per-thread state dies with the thread (task storage by itself) */
 	bpf_map_delete_elem(&sample_left, &id);
-	in = bpf_task_storage_get(&inflight, task, NULL, 0);
-	if (in)
-		tomb_drop(tgid, in);
 	if (!group_dead)
 		return 0;
 	p = bpf_map_lookup_elem(&procs, &tgid);

@@ -94,24 +94,39 @@ struct mt_block_key {
 	u64 addr;
 };
 
-/* One live block.  size is the requested size. */
+/* A live block in the big table.  size is the requested size. */
 struct mt_block {
 	u64 size;
 	u64 weight;		/* bytes this block stands for when sampled */
 	u64 stack;		/* stack hash, 0 = no stack */
 	u32 gen;
-	u32 state;		/* MT_BLOCK_*: live, or kept after its free */
+	u32 pad;
 };
 
 /*
- * A freed block stays in the map, dead, until its thread frees the next
- * one: with the allocator's per-thread caches the next malloc very often
- * returns that same address, and bringing the entry back to life costs a
- * lookup instead of a delete plus an insert.  One per thread at most.
+ * A bucket of the small block table: two cache lines, the first holding
+ * what a lookup compares.  A slot is free while addr is 0; tgid is 0
+ * while it is being filled or emptied.  cnt is the number of objects the
+ * block stands for (1 unless sampled), weight its bytes.
  */
-#define MT_BLOCK_LIVE	0
-#define MT_BLOCK_DEAD	1	/* freed; the thread's inflight.tomb */
-#define MT_BLOCK_GONE	2	/* being deleted by that thread */
+#define MT_BUCKET_SLOTS	3
+struct mt_bucket {
+	u64 addr[MT_BUCKET_SLOTS];
+	u32 tgid[MT_BUCKET_SLOTS];
+	u32 gen[MT_BUCKET_SLOTS];
+	u32 cnt[MT_BUCKET_SLOTS];
+	u32 spills;		/* its blocks in the big table (bucket full) */
+	u64 stack[MT_BUCKET_SLOTS];
+	u64 weight[MT_BUCKET_SLOTS];
+	u64 pad[2];
+};
+
+/* The bucket of block (tgid, addr), for the kernel and the sweep alike. */
+static inline u32 mt_bucket_of(u32 tgid, u64 addr, u32 mask)
+{
+	return (u32)((((addr >> 4) ^ ((u64)tgid << 40)) *
+		      0x9e3779b97f4a7c15ULL) >> 32) & mask;
+}
 
 /*
  * A user stack, keyed by process image (tgid, generation) and a 64-bit
@@ -189,7 +204,6 @@ struct mt_inflight {
 	struct mt_fix_slot fix[MT_FIX_CACHE];
 	u32 fix_next;		/* the slot to replace next */
 	u32 pad;
-	u64 tomb;		/* address of this thread's dead block, 0: none */
 	u64 last_free;		/* address of its last free, 0 after an allocation */
 };
 

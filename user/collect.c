@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <bpf/bpf.h>
 
 #include "collect.h"
@@ -18,7 +19,10 @@
 #define BATCH 4096
 
 struct collect {
-	int procs_fd, sites_fd, stacks_fd, blocks_fd, hot_fd, counters_fd;
+	int procs_fd, sites_fd, stacks_fd, blocks_fd, counters_fd;
+	struct mt_bucket *hot;	/* the small block table, mapped */
+	size_t hot_len;
+	uint32_t nbuckets;
 	struct dead {
 		uint32_t tgid, gen;
 	} *dead;		/* exited processes whose blocks await sweeping */
@@ -36,9 +40,21 @@ int collect__new(struct memtrace_bpf *skel, struct collect **out)
 	c->sites_fd = bpf_map__fd(skel->maps.sites);
 	c->stacks_fd = bpf_map__fd(skel->maps.stacks);
 	c->blocks_fd = bpf_map__fd(skel->maps.blocks);
-	c->hot_fd = bpf_map__fd(skel->maps.hot);
 	c->counters_fd = bpf_map__fd(skel->maps.counters);
 	c->spilled = (int64_t *)&skel->bss->spilled;
+	/* the sweep frees slots in place, as the kernel does */
+	c->nbuckets = bpf_map__max_entries(skel->maps.hot);
+	c->hot_len = c->nbuckets * sizeof(struct mt_bucket);
+	c->hot = mmap(NULL, c->hot_len, PROT_READ | PROT_WRITE, MAP_SHARED,
+		      bpf_map__fd(skel->maps.hot), 0);
+	if (c->hot == MAP_FAILED) {
+		int err = -errno;
+
+		fprintf(stderr, "memtrace: cannot map the block table: %s\n",
+			strerror(-err));
+		free(c);
+		return err;
+	}
 	*out = c;
 	return 0;
 }
@@ -47,6 +63,7 @@ void collect__free(struct collect *c)
 {
 	if (!c)
 		return;
+	munmap(c->hot, c->hot_len);
 	free(c->dead);
 	free(c);
 }
@@ -313,33 +330,51 @@ int collect__sweep(struct collect *c)
 	struct mt_site_key sk, snext;
 	struct mt_stack_key tk, tnext;
 	struct mt_block b;
+	uint32_t t, i;
 	bool more;
-	int n = 0, t;
+	int n = 0;
 
 	if (!c->ndead)
 		return 0;
-	for (t = 0; t < 2; t++) {
-		int fd = t ? c->blocks_fd : c->hot_fd;
+	for (t = 0; t < c->nbuckets; t++) {
+		struct mt_bucket *bk = &c->hot[t];
 
-		more = !bpf_map_get_next_key(fd, NULL, &bk);
-		while (more) {
-			more = !bpf_map_get_next_key(fd, &bk, &bnext);
-			if (has_dead_tgid(c, bk.tgid) &&
-			    !bpf_map_lookup_elem(fd, &bk, &b) &&
-			    is_dead(c, bk.tgid, b.gen) &&
-			    !bpf_map_delete_elem(fd, &bk)) {
+		for (i = 0; i < MT_BUCKET_SLOTS; i++) {
+			uint32_t tgid = __atomic_load_n(&bk->tgid[i],
+							__ATOMIC_ACQUIRE);
+			uint64_t addr = __atomic_load_n(&bk->addr[i],
+							__ATOMIC_RELAXED);
+
+			/* tgid 0: free, or being filled by the kernel */
+			if (!tgid || !addr || !has_dead_tgid(c, tgid) ||
+			    !is_dead(c, tgid, bk->gen[i]))
+				continue;
+			__atomic_store_n(&bk->tgid[i], 0, __ATOMIC_RELAXED);
+			if (__atomic_compare_exchange_n(&bk->addr[i], &addr, 0,
+							false, __ATOMIC_RELEASE,
+							__ATOMIC_RELAXED))
 				n++;
-				/*
-				 * Keep the kernel's count exact: left too
-				 * high, every later insert would look in the
-				 * big table first.
-				 */
-				if (fd == c->blocks_fd)
-					__atomic_fetch_sub(c->spilled, 1,
-							   __ATOMIC_RELAXED);
-			}
-			bk = bnext;
 		}
+	}
+	more = !bpf_map_get_next_key(c->blocks_fd, NULL, &bk);
+	while (more) {
+		more = !bpf_map_get_next_key(c->blocks_fd, &bk, &bnext);
+		if (has_dead_tgid(c, bk.tgid) &&
+		    !bpf_map_lookup_elem(c->blocks_fd, &bk, &b) &&
+		    is_dead(c, bk.tgid, b.gen) &&
+		    !bpf_map_delete_elem(c->blocks_fd, &bk)) {
+			n++;
+			/*
+			 * Keep the kernel's counts exact: left too high, every
+			 * later lookup in that bucket would also search the
+			 * big table.
+			 */
+			__atomic_fetch_sub(&c->hot[mt_bucket_of(bk.tgid, bk.addr,
+					   c->nbuckets - 1)].spills, 1,
+					   __ATOMIC_RELAXED);
+			__atomic_fetch_sub(c->spilled, 1, __ATOMIC_RELAXED);
+		}
+		bk = bnext;
 	}
 	more = !bpf_map_get_next_key(c->sites_fd, NULL, &sk);
 	while (more) {

@@ -88,7 +88,7 @@ static const char usage[] =
 "      --sample-bytes N     sample allocations, one per N bytes on average\n"
 "                           (Poisson; estimates are unbiased); 0 = exact\n"
 "      --max-blocks N       live blocks tracked at once (default 1048576)\n"
-"      --hot-blocks N       of which in the small, faster table (65536)\n"
+"      --hot-blocks N       slots of the bucket table tried first (65536)\n"
 "      --ringbuf-mb N       ring-buffer size in MiB (default 8)\n"
 "      --no-session         uprobe + uretprobe even where the kernel has\n"
 "                           session uprobes\n"
@@ -456,6 +456,7 @@ static int open_and_load(struct app *app)
 {
 	struct memtrace_bpf *skel;
 	struct env *env = &app->env;
+	uint64_t hot, nbuckets = 1;
 	int err;
 
 	skel = memtrace_bpf__open();
@@ -501,8 +502,13 @@ static int open_and_load(struct app *app)
 			"session uprobes for allocators" :
 			"uprobe + uretprobe for allocators");
 	bpf_map__set_max_entries(skel->maps.events, env->ringbuf_bytes);
-	bpf_map__set_max_entries(skel->maps.hot, env->hot_blocks < env->max_blocks ?
-				 env->hot_blocks : env->max_blocks);
+	/* the small table: a power of two of buckets, --hot-blocks slots */
+	hot = env->hot_blocks < env->max_blocks ? env->hot_blocks :
+						  env->max_blocks;
+	while (nbuckets * MT_BUCKET_SLOTS < hot)
+		nbuckets <<= 1;
+	bpf_map__set_max_entries(skel->maps.hot, nbuckets);
+	skel->rodata->hot_mask = nbuckets - 1;
 	bpf_map__set_max_entries(skel->maps.blocks, env->max_blocks);
 	if (!env->stacks)
 		bpf_map__set_max_entries(skel->maps.stacks, 1);

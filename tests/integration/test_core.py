@@ -111,10 +111,29 @@ def bss_value(mt_pid, name):
     raise AssertionError(f"no {name} in memtrace's .bss")
 
 
+def bucket_spills(mt_pid):
+    """Sum of the per-bucket counts of blocks in the big table."""
+    for fd in os.listdir(f"/proc/{mt_pid}/fd"):
+        try:
+            with open(f"/proc/{mt_pid}/fdinfo/{fd}") as f:
+                info = dict(l.split(":", 1) for l in f.read().splitlines() if ":" in l)
+        except OSError:
+            continue
+        mid = info.get("map_id", "").strip()
+        if not mid:
+            continue
+        show = json.loads(subprocess.check_output(["bpftool", "-j", "map", "show", "id", mid]))
+        if show.get("name") != "hot":
+            continue
+        dump = json.loads(subprocess.check_output(["bpftool", "-j", "map", "dump", "id", mid]))
+        return sum(e["formatted"]["value"]["spills"] for e in dump)
+    raise AssertionError("no hot map in memtrace")
+
+
 def test_spilled_blocks_counted_back_down():
-    """Blocks in the big table are counted; when their process exits and
-    is swept, the count returns to 0, so later allocations stop looking in
-    the big table."""
+    """Blocks in the big table are counted, in all and per bucket of the
+    small one; when their process exits and is swept, the counts return
+    to 0, so later lookups in those buckets stop searching the big table."""
     if not shutil.which("bpftool"):
         raise Skip("bpftool missing")
     w, truth_path = start_waiting(["--threads", "0"])
@@ -123,13 +142,16 @@ def test_spilled_blocks_counted_back_down():
     next_json(p)
     truth = go_and_wait(w, truth_path)
     wait_row(p, w.pid, lambda r: r["allocs"] == truth["allocs"])
-    assert bss_value(p.pid, "spilled") >= truth["live_allocs"] - 4
+    # --hot-blocks 4: 2 buckets of 3 slots, the rest is in the big table
+    assert bss_value(p.pid, "spilled") >= truth["live_allocs"] - 6
+    assert bucket_spills(p.pid) == bss_value(p.pid, "spilled")
     w.stdin.close()
     wait_row(p, w.pid, lambda r: r["exited"])
     deadline = time.time() + 10
     while bss_value(p.pid, "spilled") != 0 and time.time() < deadline:
         time.sleep(0.2)
     assert bss_value(p.pid, "spilled") == 0
+    assert bucket_spills(p.pid) == 0
     p.send_signal(signal.SIGINT)
     finish(p)
 
