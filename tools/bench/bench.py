@@ -587,10 +587,18 @@ def live_run(extra, label):
                                         str(m[0]), "-j"],
                                        capture_output=True, text=True)
                     try:
-                        res["entries"] = res.get("entries", 0) + \
-                            len(json.loads(r.stdout))
+                        dump = json.loads(r.stdout)
                     except ValueError:
-                        pass
+                        continue
+                    if m[1] == "hot":
+                        # buckets: count the slots in use
+                        n = sum(1 for e in dump
+                                for a in e.get("formatted", {})
+                                          .get("value", {}).get("addr", [])
+                                if a)
+                    else:
+                        n = len(dump)
+                    res["entries"] = res.get("entries", 0) + n
         os.kill(wpid, signal.SIGUSR1)
         try:
             p.wait(timeout=120)
