@@ -486,6 +486,16 @@ static int scan_pid(struct attach *a, int pid, int target)
 	return fail ? fail : -ENOENT;
 }
 
+int attach__node_file(struct attach *a, const char *path, uint64_t ino)
+{
+	struct stat st;
+
+	/* another mount namespace's file may not be this one: leave it */
+	if (stat(path, &st) || st.st_ino != ino)
+		return -ENOENT;
+	return attach_if_allocator(a, -1, path);
+}
+
 int attach__pid(struct attach *a, int pid)
 {
 	return scan_pid(a, pid, pid);

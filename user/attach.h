@@ -4,6 +4,7 @@
 #define MT_ATTACH_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct attach;
 struct memtrace_bpf;
@@ -33,6 +34,13 @@ void attach__free(struct attach *a);	/* detaches every probe */
 int attach__pid(struct attach *a, int pid);
 /* The same, node-wide: for every process that maps those files. */
 int attach__node_lib(struct attach *a, int pid);
+/*
+ * The file at path (inode ino), mapped as code by some process: probe it
+ * node-wide if it is an allocator.  Works when that process is gone
+ * already.  1: it is (now) probed; 0: not an allocator; -ENOENT: path is
+ * not that file here (another mount namespace).
+ */
+int attach__node_file(struct attach *a, const char *path, uint64_t ino);
 /* Release the probes held for pid alone (it exited). */
 void attach__forget_pid(struct attach *a, int pid);
 /*

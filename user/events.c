@@ -88,7 +88,8 @@ void app__pending_run(struct app *app)
  * Code mapped from a file, with its path from the kernel: kept for the
  * symbolizer in case the process exits before its maps are read.
  */
-static void on_mapfile(struct app *app, const struct mt_event *e)
+static void on_mapfile(struct app *app, struct mt_row *r,
+		       const struct mt_event *e)
 {
 	char path[MT_MAPFILE_COMPS * (MT_MAPFILE_COMP_LEN + 1) + 1];
 	size_t len = 0;
@@ -104,6 +105,14 @@ static void on_mapfile(struct app *app, const struct mt_event *e)
 	syms__note_map(app->syms, e->tgid, e->mapfile.start,
 		       e->mapfile.start + e->mapfile.len, e->mapfile.pgoff,
 		       e->mapfile.ino, path);
+	/*
+	 * Node-wide probes: a new allocator (another libc, jemalloc) is
+	 * probed from the kernel's record even when the process that
+	 * mapped it has exited before its /proc/PID/maps could be read.
+	 */
+	if (app->env.mode != MODE_PIDS &&
+	    attach__node_file(app->attach, path, e->mapfile.ino) > 0)
+		r->probed = true;
 }
 
 static void on_exit_event(struct app *app, const struct mt_event *e)
@@ -252,7 +261,7 @@ int events__handle(void *ctx, void *data, size_t len)
 			app__pending_add(app, e->tgid);
 		break;
 	case MT_EV_MAPFILE:
-		on_mapfile(app, e);
+		on_mapfile(app, r, e);
 		break;
 	case MT_EV_MUNMAP:
 		if (!e->mm.err)

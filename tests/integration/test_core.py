@@ -42,6 +42,8 @@ def test_cmd_exact_every_allocator():
                                   args=("--threads", "0", "--exit-code", "7"))
     assert code == 7, f"exit code {code}, want the command's 7; stderr: {err}"
     assert r["exited"] and r["exit_code"] >> 8 == 7, r
+    # gone before its maps could be read: probed by the kernel's record
+    assert r["probed"], r
     assert_totals(r, truth)
     assert r["lost_events"] == 0 and not r["loss"], r
     got = site_bytes(r)
@@ -230,6 +232,29 @@ def test_process_started_after_memtrace():
     assert r["unmatched_frees"] == 0, r
     w.stdin.close()
     w.wait(timeout=10)
+
+
+def test_node_static_binary_started_later():
+    """No -p: a static executable started later has its malloc probed
+    (node-wide, from the kernel's record of its mapping); what it
+    allocates after that is exact."""
+    exe = build_static()
+    p = memtrace_json(["-d", "0.3", "--top-sites", "50"])
+    next_json(p, timeout=20)
+    truth_path = tmpfile("truth.json")
+    w = spawn([exe, "--wait", "--threads", "0", "--truth", truth_path],
+              stdin=subprocess.PIPE)
+    assert readline(w.stdout, 10).strip() == "ready"
+    r, _ = wait_row(p, w.pid, lambda r: r["probed"])
+    truth = go_and_wait(w, truth_path)
+    r, _ = wait_row(p, w.pid, lambda r: site_bytes(r).get("site_memalign")
+                    == truth["sites"]["site_memalign"])
+    got = site_bytes(r)
+    for fn in ("site_calloc", "site_realloc", "site_memalign"):
+        assert got.get(fn) == truth["sites"][fn], (fn, got, truth["sites"])
+    w.stdin.close()
+    w.wait(timeout=10)
+    shutil.rmtree(os.path.dirname(exe))
 
 
 def test_pid_follows_forked_worker():
