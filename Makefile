@@ -25,7 +25,7 @@ WORKLOADS := $(patsubst tests/workloads/%.c,$(OUTPUT)/workloads/%,$(WORKLOAD_SRC
 	     $(OUTPUT)/workloads/sites $(OUTPUT)/workloads/libmtsite.so \
 	     $(OUTPUT)/workloads/wrap $(OUTPUT)/workloads/libmtwrap.so \
 	     $(OUTPUT)/workloads/allocs_mtalloc $(OUTPUT)/workloads/libmtalloc.so \
-	     $(OUTPUT)/workloads/libmtfwd.so \
+	     $(OUTPUT)/workloads/libmtfwd.so $(OUTPUT)/workloads/cxx_mtalloc \
 	     $(patsubst tests/workloads/%.cpp,$(OUTPUT)/workloads/%,$(wildcard tests/workloads/*.cpp))
 
 ifeq ($(V),1)
@@ -105,6 +105,11 @@ $(OUTPUT)/workloads/wrap: tests/workloads/wrap.c tests/workloads/truth.h $(OUTPU
 $(OUTPUT)/workloads/libmtalloc.so: tests/workloads/lib/mtalloc.c | $(OUTPUT)/workloads
 	$(call msg,CC,$@)
 	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -fPIC -shared -o $@ $<
+
+$(OUTPUT)/workloads/cxx_mtalloc: tests/workloads/cxx.cpp $(OUTPUT)/workloads/libmtalloc.so
+	$(call msg,CXX,$@)
+	$(Q)g++ -O1 -g -fno-omit-frame-pointer -Wall -o $@ $< \
+		-L$(OUTPUT)/workloads -lmtalloc -Wl,-rpath,'$$ORIGIN'
 
 # A preloaded wrapper passing each call on to the C library's.
 $(OUTPUT)/workloads/libmtfwd.so: tests/workloads/lib/mtfwd.c | $(OUTPUT)/workloads

@@ -74,6 +74,33 @@ static const struct probe_fn probe_fns[] = {
 	{ "memalign",	P_MEMALIGN,	  true,  MT_FN_MEMALIGN },
 	{ "valloc",	P_VALLOC,	  true,  MT_FN_VALLOC },
 	{ "pvalloc",	P_VALLOC,	  true,  MT_FN_PVALLOC },
+	/*
+	 * C++ operator new and delete, probed only where malloc is defined
+	 * too: an allocator that brings its own (tcmalloc, jemalloc) serves
+	 * them without going through its malloc and free.  libstdc++'s call
+	 * malloc and free, which are probed.  Every new takes the size
+	 * first, every delete the pointer (sized and aligned ones included).
+	 */
+	{ "_Znwm",	P_MALLOC,	  true,  MT_FN_MALLOC },
+	{ "_Znam",	P_MALLOC,	  true,  MT_FN_MALLOC },
+	{ "_ZnwmRKSt9nothrow_t", P_MALLOC, true, MT_FN_MALLOC },
+	{ "_ZnamRKSt9nothrow_t", P_MALLOC, true, MT_FN_MALLOC },
+	{ "_ZnwmSt11align_val_t", P_MALLOC, true, MT_FN_MALLOC },
+	{ "_ZnamSt11align_val_t", P_MALLOC, true, MT_FN_MALLOC },
+	{ "_ZnwmSt11align_val_tRKSt9nothrow_t", P_MALLOC, true, MT_FN_MALLOC },
+	{ "_ZnamSt11align_val_tRKSt9nothrow_t", P_MALLOC, true, MT_FN_MALLOC },
+	{ "_ZdlPv",	P_FREE,		  false, MT_FN_FREE },
+	{ "_ZdaPv",	P_FREE,		  false, MT_FN_FREE },
+	{ "_ZdlPvm",	P_FREE,		  false, MT_FN_FREE },
+	{ "_ZdaPvm",	P_FREE,		  false, MT_FN_FREE },
+	{ "_ZdlPvRKSt9nothrow_t", P_FREE, false, MT_FN_FREE },
+	{ "_ZdaPvRKSt9nothrow_t", P_FREE, false, MT_FN_FREE },
+	{ "_ZdlPvSt11align_val_t", P_FREE, false, MT_FN_FREE },
+	{ "_ZdaPvSt11align_val_t", P_FREE, false, MT_FN_FREE },
+	{ "_ZdlPvmSt11align_val_t", P_FREE, false, MT_FN_FREE },
+	{ "_ZdaPvmSt11align_val_t", P_FREE, false, MT_FN_FREE },
+	{ "_ZdlPvSt11align_val_tRKSt9nothrow_t", P_FREE, false, MT_FN_FREE },
+	{ "_ZdaPvSt11align_val_tRKSt9nothrow_t", P_FREE, false, MT_FN_FREE },
 };
 
 static struct bpf_program *enter_prog(struct memtrace_bpf *s, int which)

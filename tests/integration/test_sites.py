@@ -242,5 +242,53 @@ def test_cxx_names_demangled():
     finish(p)
 
 
+def test_cxx_allocator_own_operator_new():
+    """C++ with an allocator that serves operator new and delete itself
+    (as tcmalloc does: never through its malloc): new and new[] are
+    probed there, exact, and attributed to the code that called them."""
+    exe = workload("cxx_mtalloc")
+    p = memtrace_json(["-d", "0.2", "--top-sites", "20", "-v", "--", exe],
+                      stdin=subprocess.PIPE)
+    pid = None
+    deadline = time.time() + 15
+    while pid is None and time.time() < deadline:
+        doc = next_json(p)
+        for r in doc["processes"]:
+            if r["comm"] == "cxx_mtalloc" and r["live_allocs"] >= 1052:
+                pid = r["pid"]
+    assert pid, "cxx_mtalloc row never showed its allocations"
+    r, _ = wait_row(p, pid)
+    by_top = {}
+    for s in r["sites"]:
+        if s["stack"]:
+            f = s["stack"][0]["func"]
+            by_top[f] = by_top.get(f, 0) + s["live_bytes"]
+    assert by_top.get("ns::Cache::fill(int)") == 1000 * 200, by_top
+    assert by_top.get("ns::Cache::raw(int)") == 50 * 300, by_top
+    assert by_top.get("make_buffer(unsigned long)") == 4096, by_top
+    # the vector's own array (reserve(1000) pointers) came from new too
+    vec = [s for s in r["sites"] if any("reserve(unsigned long)" in f["func"]
+                                        for f in s["stack"])]
+    assert sum(s["live_bytes"] for s in vec) == 8000, vec
+    assert r["unmatched_frees"] == 0, r
+    p.stdin.close()
+    p.stdin = None
+    code, docs, err = finish(p)
+    assert "libmtalloc.so: _Znwm" in err and "libmtalloc.so: _ZdaPv" in err, err
+    # at exit: delete[] of the buffer and the vector's destructor went
+    # through the allocator's own delete; what new gave fill() is held
+    r = row(docs[-1], pid)
+    live = {}
+    for s in r["sites"]:
+        if s["stack"]:
+            f = s["stack"][0]["func"]
+            live[f] = live.get(f, 0) + s["live_bytes"]
+    assert live.get("make_buffer(unsigned long)") == 0, live
+    assert live.get("ns::Cache::fill(int)") == 200000, live
+    assert sum(s["live_bytes"] for s in r["sites"] if any(
+        "reserve(unsigned long)" in f["func"] for f in s["stack"])) == 0
+    assert r["unmatched_frees"] == 0, r
+
+
 TESTS = [(n[len("test_"):], f) for n, f in list(globals().items())
          if n.startswith("test_") and callable(f)]

@@ -5,6 +5,10 @@
  * family and never calls the C library's, so a tracer that probes only
  * libc sees nothing of the program's heap.
  *
+ * Like tcmalloc, it also serves C++ operator new and delete itself (the
+ * mangled names are defined here in C), without calling its malloc or
+ * free.
+ *
  * Deliberately simple: blocks are carved from one big reservation with
  * a header that holds their size, and free() keeps them on a list per
  * power-of-two class (small blocks are reused, so addresses come back
@@ -13,6 +17,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -99,7 +104,7 @@ void *malloc(size_t n)
 	return p;
 }
 
-void free(void *p)
+static void give_back(void *p)
 {
 	struct hdr *h;
 
@@ -110,6 +115,11 @@ void free(void *p)
 	*(void **)p = free_list[h->cls];
 	free_list[h->cls] = p;
 	release();
+}
+
+void free(void *p)
+{
+	give_back(p);
 }
 
 void *calloc(size_t n, size_t size)
@@ -198,4 +208,45 @@ void *pvalloc(size_t n)
 size_t malloc_usable_size(void *p)
 {
 	return p ? ((struct hdr *)((char *)p - HDR))->size : 0;
+}
+
+/* operator new(size_t), new[](size_t): abort where C++ would throw */
+static void *cxx_new(size_t n)
+{
+	void *p = carve(n, HDR);
+
+	if (!p)
+		abort();
+	return p;
+}
+
+void *_Znwm(size_t n)
+{
+	return cxx_new(n);
+}
+
+void *_Znam(size_t n)
+{
+	return cxx_new(n);
+}
+
+/* operator delete(void *), delete[](void *) and the sized ones */
+void _ZdlPv(void *p)
+{
+	give_back(p);
+}
+
+void _ZdaPv(void *p)
+{
+	give_back(p);
+}
+
+void _ZdlPvm(void *p, size_t n)
+{
+	give_back(p);
+}
+
+void _ZdaPvm(void *p, size_t n)
+{
+	give_back(p);
 }
