@@ -212,22 +212,28 @@ def test_short_lived_process_symbolized():
     shutil.rmtree(d)
 
 
-def test_cxx_names_demangled():
-    """C++: frames read as written (ns::Cache::raw(int)), operator new is
-    an allocator frame with the method that called it under it, bytes
-    held through new are exact."""
-    exe = workload("cxx")
-    p = memtrace_json(["-d", "0.2", "--top-sites", "20", "--", exe],
-                      stdin=subprocess.PIPE)
+def run_cxx(name, live_allocs, opts=()):
+    """memtrace -- the C++ workload name, until its row holds live_allocs
+    blocks: (memtrace, pid, that row).  The workload waits on stdin."""
+    p = memtrace_json(["-d", "0.2", "--top-sites", "20"] + list(opts) +
+                      ["--", workload(name)], stdin=subprocess.PIPE)
     pid = None
     deadline = time.time() + 15
     while pid is None and time.time() < deadline:
         doc = next_json(p)
         for r in doc["processes"]:
-            if r["comm"] == "cxx" and r["live_allocs"] >= 1050:
+            if r["comm"] == name and r["live_allocs"] >= live_allocs:
                 pid = r["pid"]
-    assert pid, "cxx row never showed its allocations"
+    assert pid, f"{name} row never showed its allocations"
     r, _ = wait_row(p, pid)
+    return p, pid, r
+
+
+def test_cxx_names_demangled():
+    """C++: frames read as written (ns::Cache::raw(int)), operator new is
+    an allocator frame with the method that called it under it, bytes
+    held through new are exact."""
+    p, pid, r = run_cxx("cxx", 1050)
     funcs = [[f["func"] for f in s["stack"]] for s in r["sites"]]
     raw = [s for s in r["sites"] if s["stack"] and s["stack"][0]["func"] == "ns::Cache::raw(int)"]
     assert raw and raw[0]["live_bytes"] == 50 * 300, funcs
@@ -246,18 +252,7 @@ def test_cxx_allocator_own_operator_new():
     """C++ with an allocator that serves operator new and delete itself
     (as tcmalloc does: never through its malloc): new and new[] are
     probed there, exact, and attributed to the code that called them."""
-    exe = workload("cxx_mtalloc")
-    p = memtrace_json(["-d", "0.2", "--top-sites", "20", "-v", "--", exe],
-                      stdin=subprocess.PIPE)
-    pid = None
-    deadline = time.time() + 15
-    while pid is None and time.time() < deadline:
-        doc = next_json(p)
-        for r in doc["processes"]:
-            if r["comm"] == "cxx_mtalloc" and r["live_allocs"] >= 1052:
-                pid = r["pid"]
-    assert pid, "cxx_mtalloc row never showed its allocations"
-    r, _ = wait_row(p, pid)
+    p, pid, r = run_cxx("cxx_mtalloc", 1052, ["-v"])
     by_top = {}
     for s in r["sites"]:
         if s["stack"]:
