@@ -6,7 +6,8 @@ set -eu
 
 PKGS="make gcc g++ clang llvm libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev
 libcapstone-dev libncurses-dev pkg-config python3 gdb tmux util-linux
-golang-go gnuplot-nox bpftrace heaptrack libc6-dev musl-tools"
+golang-go gnuplot-nox bpftrace heaptrack libc6-dev musl-tools
+libjemalloc2 libtcmalloc-minimal4"
 
 missing=""
 for p in $PKGS; do

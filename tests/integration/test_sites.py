@@ -285,5 +285,52 @@ def test_cxx_allocator_own_operator_new():
     assert r["unmatched_frees"] == 0, r
 
 
+def test_real_allocators_preloaded():
+    """Debian's jemalloc and tcmalloc in LD_PRELOAD (probed before the
+    command runs): the workload's sites are exact, every free matches;
+    with tcmalloc a C++ program's operator new is seen too."""
+    libdir = "/usr/lib/x86_64-linux-gnu"
+    libs = [os.path.join(libdir, n) for n in ("libjemalloc.so.2", "libtcmalloc_minimal.so.4")]
+    libs = [l for l in libs if os.path.exists(l)]
+    if not libs:
+        raise Skip("libjemalloc2 / libtcmalloc-minimal4 not installed")
+    for lib in libs:
+        env = dict(os.environ, LD_PRELOAD=lib)
+        d = tempfile.mkdtemp(prefix="mt-alloc-")
+        truth_path = os.path.join(d, "truth.json")
+        p = memtrace_json(["-v", "--top-sites", "50", "--", workload("allocs"),
+                           "--threads", "2", "--truth", truth_path], env=env)
+        code, docs, err = finish(p)
+        assert code == 0, err
+        assert os.path.basename(lib) + ": malloc" in err, err
+        truth = load_truth(truth_path)
+        r = row(docs[-1], truth["pid"])
+        got = site_bytes(r)
+        for fn, want in truth["sites"].items():
+            assert got.get(fn) == want, (lib, fn, got.get(fn), want)
+        assert r["unmatched_frees"] == 0 and r["lost_events"] == 0, (lib, r)
+        # the allocator's own start-up (libstdc++'s exception pool, ...)
+        # comes on top of what the workload counted, never below it
+        assert r["live_bytes"] >= truth["live_bytes"] and r["allocs"] >= truth["allocs"]
+        shutil.rmtree(d)
+        if "tcmalloc" in lib:
+            p = memtrace_json(["-d", "0.2", "--top-sites", "20", "--",
+                               workload("cxx")], stdin=subprocess.PIPE, env=env)
+            pid = None
+            deadline = time.time() + 15
+            while pid is None and time.time() < deadline:
+                for x in next_json(p)["processes"]:
+                    if x["comm"] == "cxx" and x["live_allocs"] >= 1050:
+                        pid = x["pid"]
+            assert pid, "cxx under tcmalloc never showed its allocations"
+            x, _ = wait_row(p, pid)
+            fill = sum(s["live_bytes"] for s in x["sites"] if any(
+                f["func"] == "ns::Cache::fill(int)" for f in s["stack"][:2]))
+            assert fill == 200000, [[f["func"] for f in s["stack"][:3]] for s in x["sites"]]
+            p.stdin.close()
+            p.stdin = None
+            finish(p)
+
+
 TESTS = [(n[len("test_"):], f) for n, f in list(globals().items())
          if n.startswith("test_") and callable(f)]
