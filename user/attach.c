@@ -58,22 +58,23 @@ struct probe_fn {
 	int enter;		/* which classic entry program */
 	bool ret;		/* needs a return probe */
 	int fn;			/* enum mt_fn: the session probe's cookie */
+	int nargs;		/* argument registers its programs read */
 };
 
 enum { P_MALLOC, P_CALLOC, P_REALLOC, P_REALLOCARRAY, P_FREE, P_POSIX_MEMALIGN,
        P_MEMALIGN, P_VALLOC };
 
 static const struct probe_fn probe_fns[] = {
-	{ "malloc",	P_MALLOC,	  true,  MT_FN_MALLOC },
-	{ "calloc",	P_CALLOC,	  true,  MT_FN_CALLOC },
-	{ "realloc",	P_REALLOC,	  true,  MT_FN_REALLOC },
-	{ "reallocarray", P_REALLOCARRAY, true,  MT_FN_REALLOCARRAY },
-	{ "free",	P_FREE,		  false, MT_FN_FREE },
-	{ "posix_memalign", P_POSIX_MEMALIGN, true, MT_FN_POSIX_MEMALIGN },
-	{ "aligned_alloc", P_MEMALIGN,	  true,  MT_FN_ALIGNED_ALLOC },
-	{ "memalign",	P_MEMALIGN,	  true,  MT_FN_MEMALIGN },
-	{ "valloc",	P_VALLOC,	  true,  MT_FN_VALLOC },
-	{ "pvalloc",	P_VALLOC,	  true,  MT_FN_PVALLOC },
+	{ "malloc",	P_MALLOC,	  true,  MT_FN_MALLOC, 1 },
+	{ "calloc",	P_CALLOC,	  true,  MT_FN_CALLOC, 2 },
+	{ "realloc",	P_REALLOC,	  true,  MT_FN_REALLOC, 2 },
+	{ "reallocarray", P_REALLOCARRAY, true,  MT_FN_REALLOCARRAY, 3 },
+	{ "free",	P_FREE,		  false, MT_FN_FREE, 1 },
+	{ "posix_memalign", P_POSIX_MEMALIGN, true, MT_FN_POSIX_MEMALIGN, 3 },
+	{ "aligned_alloc", P_MEMALIGN,	  true,  MT_FN_ALIGNED_ALLOC, 2 },
+	{ "memalign",	P_MEMALIGN,	  true,  MT_FN_MEMALIGN, 2 },
+	{ "valloc",	P_VALLOC,	  true,  MT_FN_VALLOC, 1 },
+	{ "pvalloc",	P_VALLOC,	  true,  MT_FN_PVALLOC, 1 },
 	/*
 	 * C++ operator new and delete, probed only where malloc is defined
 	 * too: an allocator that brings its own (tcmalloc, jemalloc) serves
@@ -81,26 +82,26 @@ static const struct probe_fn probe_fns[] = {
 	 * malloc and free, which are probed.  Every new takes the size
 	 * first, every delete the pointer (sized and aligned ones included).
 	 */
-	{ "_Znwm",	P_MALLOC,	  true,  MT_FN_MALLOC },
-	{ "_Znam",	P_MALLOC,	  true,  MT_FN_MALLOC },
-	{ "_ZnwmRKSt9nothrow_t", P_MALLOC, true, MT_FN_MALLOC },
-	{ "_ZnamRKSt9nothrow_t", P_MALLOC, true, MT_FN_MALLOC },
-	{ "_ZnwmSt11align_val_t", P_MALLOC, true, MT_FN_MALLOC },
-	{ "_ZnamSt11align_val_t", P_MALLOC, true, MT_FN_MALLOC },
-	{ "_ZnwmSt11align_val_tRKSt9nothrow_t", P_MALLOC, true, MT_FN_MALLOC },
-	{ "_ZnamSt11align_val_tRKSt9nothrow_t", P_MALLOC, true, MT_FN_MALLOC },
-	{ "_ZdlPv",	P_FREE,		  false, MT_FN_FREE },
-	{ "_ZdaPv",	P_FREE,		  false, MT_FN_FREE },
-	{ "_ZdlPvm",	P_FREE,		  false, MT_FN_FREE },
-	{ "_ZdaPvm",	P_FREE,		  false, MT_FN_FREE },
-	{ "_ZdlPvRKSt9nothrow_t", P_FREE, false, MT_FN_FREE },
-	{ "_ZdaPvRKSt9nothrow_t", P_FREE, false, MT_FN_FREE },
-	{ "_ZdlPvSt11align_val_t", P_FREE, false, MT_FN_FREE },
-	{ "_ZdaPvSt11align_val_t", P_FREE, false, MT_FN_FREE },
-	{ "_ZdlPvmSt11align_val_t", P_FREE, false, MT_FN_FREE },
-	{ "_ZdaPvmSt11align_val_t", P_FREE, false, MT_FN_FREE },
-	{ "_ZdlPvSt11align_val_tRKSt9nothrow_t", P_FREE, false, MT_FN_FREE },
-	{ "_ZdaPvSt11align_val_tRKSt9nothrow_t", P_FREE, false, MT_FN_FREE },
+	{ "_Znwm",	P_MALLOC,	  true,  MT_FN_MALLOC, 1 },
+	{ "_Znam",	P_MALLOC,	  true,  MT_FN_MALLOC, 1 },
+	{ "_ZnwmRKSt9nothrow_t", P_MALLOC, true, MT_FN_MALLOC, 1 },
+	{ "_ZnamRKSt9nothrow_t", P_MALLOC, true, MT_FN_MALLOC, 1 },
+	{ "_ZnwmSt11align_val_t", P_MALLOC, true, MT_FN_MALLOC, 1 },
+	{ "_ZnamSt11align_val_t", P_MALLOC, true, MT_FN_MALLOC, 1 },
+	{ "_ZnwmSt11align_val_tRKSt9nothrow_t", P_MALLOC, true, MT_FN_MALLOC, 1 },
+	{ "_ZnamSt11align_val_tRKSt9nothrow_t", P_MALLOC, true, MT_FN_MALLOC, 1 },
+	{ "_ZdlPv",	P_FREE,		  false, MT_FN_FREE, 1 },
+	{ "_ZdaPv",	P_FREE,		  false, MT_FN_FREE, 1 },
+	{ "_ZdlPvm",	P_FREE,		  false, MT_FN_FREE, 1 },
+	{ "_ZdaPvm",	P_FREE,		  false, MT_FN_FREE, 1 },
+	{ "_ZdlPvRKSt9nothrow_t", P_FREE, false, MT_FN_FREE, 1 },
+	{ "_ZdaPvRKSt9nothrow_t", P_FREE, false, MT_FN_FREE, 1 },
+	{ "_ZdlPvSt11align_val_t", P_FREE, false, MT_FN_FREE, 1 },
+	{ "_ZdaPvSt11align_val_t", P_FREE, false, MT_FN_FREE, 1 },
+	{ "_ZdlPvmSt11align_val_t", P_FREE, false, MT_FN_FREE, 1 },
+	{ "_ZdaPvmSt11align_val_t", P_FREE, false, MT_FN_FREE, 1 },
+	{ "_ZdlPvSt11align_val_tRKSt9nothrow_t", P_FREE, false, MT_FN_FREE, 1 },
+	{ "_ZdaPvSt11align_val_tRKSt9nothrow_t", P_FREE, false, MT_FN_FREE, 1 },
 };
 
 static struct bpf_program *enter_prog(struct memtrace_bpf *s, int which)
@@ -396,7 +397,7 @@ static int attach_lib(struct attach *a, int pid, const char *path)
 		if (n > 0 && fn.size && (uint64_t)n > fn.size)
 			n = fn.size;
 		if ((a->flags & ATTACH_ENTRY) || n <= 0 ||
-		    probesite__choose(code, n, &ps) < 0) {
+		    probesite__choose(code, n, pf->nargs, &ps) < 0) {
 			ps.skip = 0;
 			snprintf(ps.why, sizeof(ps.why), "entry%s",
 				 a->flags & ATTACH_ENTRY ? " (--entry-probes)" : "");

@@ -11,8 +11,16 @@
  * entry handlers and return hijacking (which reads the return address at
  * %rsp) work unchanged.
  *
- * The rule is conservative: skip at most a few instructions, each of
- * which must not branch and must write nothing but the flags.
+ * Allocators of their own (tcmalloc, jemalloc) start with loads into
+ * scratch registers before their first branch, so an instruction may also
+ * be skipped when it writes only registers the probe programs do not
+ * read: they read the function's first nargs argument registers and the
+ * stack pointer at entry, and nothing else (the return program reads the
+ * registers at return).
+ *
+ * The rule stays conservative: skip at most MAX_SKIP instructions, none
+ * of which may branch, write memory, the stack pointer or one of those
+ * argument registers, or be something capstone cannot describe.
  */
 #include <capstone/capstone.h>
 #include <errno.h>
@@ -22,7 +30,7 @@
 
 #include "probesite.h"
 
-#define MAX_SKIP 4
+#define MAX_SKIP 12
 
 /* Mirrors branch_setup_xol_ops()/push_setup_xol_ops() in arch/x86/kernel/uprobes.c */
 static bool kernel_emulates(const uint8_t *b, size_t len)
@@ -42,11 +50,49 @@ static bool kernel_emulates(const uint8_t *b, size_t len)
 	return false;
 }
 
-static bool only_writes_flags(csh h, const cs_insn *in)
+/* The 64-bit register that reg is part of (eax -> rax), or reg. */
+static x86_reg full_reg(x86_reg reg)
+{
+	static const x86_reg fam[][5] = {
+		{ X86_REG_RDI, X86_REG_EDI, X86_REG_DI, X86_REG_DIL },
+		{ X86_REG_RSI, X86_REG_ESI, X86_REG_SI, X86_REG_SIL },
+		{ X86_REG_RDX, X86_REG_EDX, X86_REG_DX, X86_REG_DL, X86_REG_DH },
+		{ X86_REG_RSP, X86_REG_ESP, X86_REG_SP, X86_REG_SPL },
+		{ X86_REG_RIP, X86_REG_EIP, X86_REG_IP },
+	};
+	size_t i, j;
+
+	for (i = 0; i < sizeof(fam) / sizeof(fam[0]); i++)
+		for (j = 0; j < 5; j++)
+			if (fam[i][j] && fam[i][j] == reg)
+				return fam[i][0];
+	return reg;
+}
+
+/* May the probe programs see a different value of reg than at entry? */
+static bool reg_free(x86_reg reg, int nargs)
+{
+	static const x86_reg args[] = { X86_REG_RDI, X86_REG_RSI, X86_REG_RDX };
+	x86_reg r = full_reg(reg);
+	int i;
+
+	if (r == X86_REG_RSP || r == X86_REG_RIP)
+		return false;
+	for (i = 0; i < nargs && i < 3; i++)
+		if (r == args[i])
+			return false;
+	return true;
+}
+
+static bool skippable(const cs_insn *in, int nargs)
 {
 	const cs_detail *d = in->detail;
 	int i;
 
+	if (in->id == X86_INS_INVALID || in->id == X86_INS_SYSCALL ||
+	    in->id == X86_INS_SYSENTER || in->id == X86_INS_HLT ||
+	    in->id == X86_INS_UD2)
+		return false;
 	for (i = 0; i < d->groups_count; i++) {
 		switch (d->groups[i]) {
 		case CS_GRP_JUMP:
@@ -54,20 +100,27 @@ static bool only_writes_flags(csh h, const cs_insn *in)
 		case CS_GRP_RET:
 		case CS_GRP_INT:
 		case CS_GRP_IRET:
+		case CS_GRP_PRIVILEGE:
 			return false;
 		}
 	}
 	for (i = 0; i < d->regs_write_count; i++)
-		if (d->regs_write[i] != X86_REG_EFLAGS)
+		if (d->regs_write[i] != X86_REG_EFLAGS &&
+		    !reg_free(d->regs_write[i], nargs))
 			return false;
-	for (i = 0; i < d->x86.op_count; i++)
-		if (d->x86.operands[i].access & CS_AC_WRITE)
+	for (i = 0; i < d->x86.op_count; i++) {
+		const cs_x86_op *op = &d->x86.operands[i];
+
+		if (!(op->access & CS_AC_WRITE))
+			continue;
+		if (op->type != X86_OP_REG || !reg_free(op->reg, nargs))
 			return false;
-	/* whatever capstone cannot describe is not skipped */
-	return in->id != X86_INS_INVALID;
+	}
+	return true;
 }
 
-int probesite__choose(const uint8_t *code, size_t len, struct probesite *out)
+int probesite__choose(const uint8_t *code, size_t len, int nargs,
+		      struct probesite *out)
 {
 	size_t off = 0, n, i;
 	cs_insn *insn = NULL;
@@ -89,11 +142,11 @@ int probesite__choose(const uint8_t *code, size_t len, struct probesite *out)
 		if (kernel_emulates(in->bytes, in->size)) {
 			out->skip = off;
 			snprintf(out->why, sizeof(out->why), "%s %s%s", in->mnemonic,
-				 in->op_str, off ? " (after flag-only prologue)" : "");
+				 in->op_str, off ? " (after a prologue it may skip)" : "");
 			ret = off ? 1 : 0;
 			goto out;
 		}
-		if (!only_writes_flags(h, in))
+		if (!skippable(in, nargs))
 			break;
 		off += in->size;
 	}

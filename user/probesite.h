@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROBESITE_WINDOW 32	/* bytes of code examined */
+#define PROBESITE_WINDOW 64	/* bytes of code examined */
 
 struct probesite {
 	uint32_t skip;		/* bytes from the entry to the chosen site */
@@ -16,10 +16,11 @@ struct probesite {
 /*
  * Given the first bytes of a function (code[0] is the entry), choose the
  * first instruction the kernel emulates that every call reaches with the
- * entry's argument registers and stack pointer.  Returns 1 with a site
+ * entry's first nargs argument registers and stack pointer.  Returns 1 with a site
  * past the entry, 0 if the entry itself is the site (emulated or no safe
  * alternative), negative errno on decoder failure.
  */
-int probesite__choose(const uint8_t *code, size_t len, struct probesite *out);
+int probesite__choose(const uint8_t *code, size_t len, int nargs,
+		      struct probesite *out);
 
 #endif /* MT_PROBESITE_H */

@@ -137,28 +137,63 @@ static void test_probesite(void)
 					   0x41, 0x54, 0x49, 0x89, 0xd4 };
 	/* malloc: push %r12 at entry */
 	static const uint8_t malloc_code[] = { 0x41, 0x54, 0x55, 0x53 };
-	/* mov %rsi,%rax writes a register: no skipping past it */
+	/*
+	 * mov %rsi,%rax; mul %rdx (writes rdx:rax); push %rbp: skippable for
+	 * a one-argument function, not for one whose third argument is rdx
+	 */
 	static const uint8_t mov_code[] = { 0x48, 0x89, 0xf0, 0x48, 0xf7, 0xe2,
 					    0x55 };
 	/* endbr64; push %rbp */
 	static const uint8_t cet_code[] = { 0xf3, 0x0f, 0x1e, 0xfa, 0x55 };
 	/* sub $8,%rsp moves the stack pointer: entry it is */
 	static const uint8_t sub_code[] = { 0x48, 0x83, 0xec, 0x08, 0x55 };
+	/* tcmalloc's malloc: mov x(%rip),%rax; test %rax,%rax; jne */
+	static const uint8_t tc_code[] = { 0x48, 0x8b, 0x05, 0x59, 0xab, 0, 0,
+					   0x48, 0x85, 0xc0, 0x75, 0x75 };
+	/* jemalloc's free: ten scratch-register instructions, then jne */
+	static const uint8_t je_code[] = {
+		0x48, 0x89, 0xf8,			/* mov %rdi,%rax */
+		0x48, 0x8b, 0x15, 0x0e, 0x53, 0x0a, 0,	/* mov x(%rip),%rdx */
+		0x48, 0x89, 0xf9,			/* mov %rdi,%rcx */
+		0x48, 0xc1, 0xe8, 0x1a,			/* shr $0x1a,%rax */
+		0x48, 0x81, 0xe1, 0, 0, 0, 0xc0,	/* and $..,%rcx */
+		0x25, 0xf0, 0, 0, 0,			/* and $0xf0,%eax */
+		0x64, 0x48, 0x03, 0x04, 0x25, 0, 0, 0, 0, /* add %fs:0,%rax */
+		0x48, 0x01, 0xd0,			/* add %rdx,%rax */
+		0x48, 0x3b, 0x88, 0xb0, 1, 0, 0,	/* cmp 0x1b0(%rax),%rcx */
+		0x0f, 0x85, 0x8a, 0, 0, 0,		/* jne */
+	};
+	/* mov %rax,(%rdi) writes memory; mov %rax,%rdi an argument */
+	static const uint8_t store_code[] = { 0x48, 0x89, 0x07, 0x55 };
+	static const uint8_t arg_code[] = { 0x48, 0x89, 0xc7, 0x55 };
 	struct probesite ps;
 
-	ASSERT_EQ(probesite__choose(free_code, sizeof(free_code), &ps), 1);
+	ASSERT_EQ(probesite__choose(free_code, sizeof(free_code), 1, &ps), 1);
 	ASSERT_EQ(ps.skip, 3);
-	ASSERT_EQ(probesite__choose(pm_code, sizeof(pm_code), &ps), 1);
+	ASSERT_EQ(probesite__choose(pm_code, sizeof(pm_code), 3, &ps), 1);
 	ASSERT_EQ(ps.skip, 7);
-	ASSERT_EQ(probesite__choose(malloc_code, sizeof(malloc_code), &ps), 0);
+	ASSERT_EQ(probesite__choose(malloc_code, sizeof(malloc_code), 1, &ps), 0);
 	ASSERT_EQ(ps.skip, 0);
-	ASSERT_EQ(probesite__choose(mov_code, sizeof(mov_code), &ps), 0);
+	ASSERT_EQ(probesite__choose(mov_code, sizeof(mov_code), 3, &ps), 0);
 	ASSERT_EQ(ps.skip, 0);
 	ASSERT_TRUE(strstr(ps.why, "single-stepped") != NULL);
-	ASSERT_EQ(probesite__choose(cet_code, sizeof(cet_code), &ps), 1);
+	ASSERT_EQ(probesite__choose(mov_code, sizeof(mov_code), 1, &ps), 1);
+	ASSERT_EQ(ps.skip, 6);
+	ASSERT_EQ(probesite__choose(cet_code, sizeof(cet_code), 1, &ps), 1);
 	ASSERT_EQ(ps.skip, 4);
-	ASSERT_EQ(probesite__choose(sub_code, sizeof(sub_code), &ps), 0);
+	ASSERT_EQ(probesite__choose(sub_code, sizeof(sub_code), 1, &ps), 0);
 	ASSERT_EQ(ps.skip, 0);
+	ASSERT_EQ(probesite__choose(tc_code, sizeof(tc_code), 1, &ps), 1);
+	ASSERT_EQ(ps.skip, 10);
+	ASSERT_EQ(probesite__choose(je_code, sizeof(je_code), 1, &ps), 1);
+	ASSERT_EQ(ps.skip, sizeof(je_code) - 6);
+	/* the same code where the second argument (rsi) matters: still fine */
+	ASSERT_EQ(probesite__choose(je_code, sizeof(je_code), 2, &ps), 1);
+	/* ... but not where the third (rdx, loaded above) does */
+	ASSERT_EQ(probesite__choose(je_code, sizeof(je_code), 3, &ps), 0);
+	ASSERT_EQ(probesite__choose(store_code, sizeof(store_code), 1, &ps), 0);
+	ASSERT_EQ(probesite__choose(arg_code, sizeof(arg_code), 1, &ps), 0);
+	ASSERT_EQ(probesite__choose(arg_code, sizeof(arg_code), 0, &ps), 1);
 }
 
 int main(void)
