@@ -390,15 +390,18 @@ static __always_inline u32 slot_find(const struct mt_bucket *bk, u32 tgid,
 }
 
 /*
- * A block is freed: take it out of its table and account the free to its
- * site.  from_free: by free() or realloc(), where a block never seen is
- * counted as an unmatched free; otherwise a live entry found again at
- * the same address is retired (its free was missed: the tables were
- * full then, or it belongs to an image before exec), so live counts
- * cannot drift upwards.
+ * Why a block is freed: by free() or realloc(), where a block never seen
+ * is counted as an unmatched free, unless the call repeats the thread's
+ * last free (see free_enter); or retired, a live entry found again at the
+ * same address at malloc (its free was missed: the tables were full then,
+ * or it belongs to an image before exec), so live counts cannot drift
+ * upwards.
  */
+enum { MT_FREE_CALL, MT_FREE_REPEAT, MT_FREE_RETIRE };
+
+/* A block is freed: take it out of its table, account it to its site. */
 static __always_inline void block_free(struct mt_kproc *p, u32 tgid, u64 addr,
-				       bool from_free)
+				       int why)
 {
 	struct mt_block_key k = { .tgid = tgid, .addr = addr };
 	struct mt_site_key sk = { .tgid = tgid };
@@ -433,7 +436,7 @@ static __always_inline void block_free(struct mt_kproc *p, u32 tgid, u64 addr,
 		 * Never seen, or freed already (a double free).  Sampling
 		 * leaves most blocks unseen on purpose: not counted then.
 		 */
-		if (from_free && !sample_bytes)
+		if (why == MT_FREE_CALL && !sample_bytes)
 			__sync_fetch_and_add(&p->unmatched_frees, 1);
 		return;
 	}
@@ -474,7 +477,7 @@ static __always_inline long block_insert(struct mt_kproc *p, u32 tgid, u64 addr,
 	/* only a bucket that overflowed has blocks in the big table */
 	if (slot_find(bk, tgid, addr) < MT_BUCKET_SLOTS ||
 	    (bk->spills && bpf_map_lookup_elem(&blocks, &k)))
-		block_free(p, tgid, addr, false);
+		block_free(p, tgid, addr, MT_FREE_RETIRE);
 	for (i = 0; i < MT_BUCKET_SLOTS; i++) {
 		if (bk->addr[i] ||
 		    __sync_val_compare_and_swap(&bk->addr[i], 0, addr))
@@ -781,7 +784,7 @@ static __always_inline int alloc_return(struct pt_regs *ctx, u64 ret)
 		 * failure (NULL for a non-zero size) the old block stays.
 		 */
 		if (in->arg && (ret || in->size == 0))
-			block_free(p, tgid, in->arg, true);
+			block_free(p, tgid, in->arg, MT_FREE_CALL);
 		if (ret)
 			block_alloc(ctx, p, in, id, ret, in->size, in->weight);
 		break;
@@ -918,6 +921,7 @@ int BPF_KPROBE(free_enter, u64 addr)
 	u32 tgid = id >> 32;
 	struct mt_inflight *in;
 	struct mt_kproc *p;
+	bool repeat = false;
 
 	if (!addr)
 		return 0;
@@ -934,16 +938,17 @@ int BPF_KPROBE(free_enter, u64 addr)
 	if (in && in->depth)
 		return 0;
 	/*
-	 * The same address again with no allocation in between is a free()
-	 * wrapper (a preloaded hook's) passing the call on to the C
-	 * library's, both probed: one free, not a second, unmatched one.
+	 * The thread's last free again, of a block no longer in the tables,
+	 * is a free() wrapper (a preloaded hook's) passing the call on to
+	 * the C library's, both probed: one free, not a second, unmatched
+	 * one.  A block that is live again (another thread was given the
+	 * address since) is freed as usual.
 	 */
 	if (in) {
-		if (in->last_free == addr)
-			return 0;
+		repeat = in->last_free == addr;
 		in->last_free = addr;
 	}
-	block_free(p, tgid, addr, true);
+	block_free(p, tgid, addr, repeat ? MT_FREE_REPEAT : MT_FREE_CALL);
 	return 0;
 }
 

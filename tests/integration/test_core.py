@@ -280,8 +280,9 @@ def test_pid_follows_forked_worker():
 
 
 def test_block_freed_by_one_thread_reused_by_another():
-    """A freed block's entry waits, dead, for its thread's next malloc;
-    another thread getting that address first must still count exactly."""
+    """Addresses move between threads: B frees a block that A's next
+    malloc gets, then frees that new block too (the same address as B's
+    last free, yet a live block): every count exact."""
     truth_path = tmpfile("truth.json")
     p = memtrace_json(["-d", "0.2", "--top-sites", "20", "--",
                        workload("xthread"), "--truth", truth_path],

@@ -3,7 +3,9 @@
  * Frees in one thread, the same addresses allocated again by another:
  * with one arena, blocks thread B frees beyond its tcache go to the
  * arena's fastbins, where thread A's next mallocs find them -- the last
- * one B freed first.  Writes the truth and whether that reuse happened.
+ * one B freed first.  A then hands that block back to B, which frees it
+ * again: the same address as B's last free, but a new, live block, freed
+ * for real.  Writes the truth and whether that reuse happened.
  *
  *   xthread --truth FILE    (then waits for EOF on stdin)
  */
@@ -21,7 +23,7 @@
 #define SIZE	100
 
 static void *blocks[N], *mine[5];
-static void *last_freed;
+static void *last_freed, *handback;
 
 /* the blocks escape: the compiler may not drop an unused malloc */
 #define escape(p) __asm__ volatile("" : : "r"(p) : "memory")
@@ -41,6 +43,7 @@ static void *b_main(void *arg)
 	last_freed = blocks[N - 1];
 	pthread_barrier_wait(&freed);
 	pthread_barrier_wait(&taken);
+	free(handback);
 	return NULL;
 }
 
@@ -63,7 +66,11 @@ int main(int argc, char **argv)
 	pthread_barrier_wait(&freed);
 	for (i = 0; i < N; i++) {
 		blocks[i] = malloc(SIZE);
-		reused |= blocks[i] == last_freed;
+		if (blocks[i] == last_freed) {
+			reused = 1;
+			handback = blocks[i];
+			blocks[i] = NULL;
+		}
 	}
 	escape(blocks);
 	pthread_barrier_wait(&taken);
@@ -71,8 +78,9 @@ int main(int argc, char **argv)
 		return 1;
 	n = snprintf(buf, sizeof(buf), "{\"pid\":%d,\"live_bytes\":%d,"
 		     "\"live_allocs\":%d,\"allocs\":%d,\"frees\":%d,"
-		     "\"reused\":%s}\n", getpid(), (N + 5) * SIZE, N + 5,
-		     2 * N + 5, N, reused ? "true" : "false");
+		     "\"reused\":%s}\n", getpid(), (N + 5 - reused) * SIZE,
+		     N + 5 - reused, 2 * N + 5, N + reused,
+		     reused ? "true" : "false");
 	if (write_truth(argv[2], buf, n))
 		return 1;
 	while (read(0, &c, 1) == 1)
