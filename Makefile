@@ -28,6 +28,13 @@ WORKLOADS := $(patsubst tests/workloads/%.c,$(OUTPUT)/workloads/%,$(WORKLOAD_SRC
 	     $(OUTPUT)/workloads/libmtfwd.so $(OUTPUT)/workloads/cxx_mtalloc \
 	     $(patsubst tests/workloads/%.cpp,$(OUTPUT)/workloads/%,$(wildcard tests/workloads/*.cpp))
 
+# jemalloc's own API, where Debian's libjemalloc2 is installed (make test
+# installs it first, then builds in a sub-make that sees it)
+JEMALLOC := $(wildcard /usr/lib/x86_64-linux-gnu/libjemalloc.so.2)
+ifneq ($(JEMALLOC),)
+WORKLOADS += $(OUTPUT)/workloads/jeapi
+endif
+
 ifeq ($(V),1)
 Q =
 msg =
@@ -110,6 +117,10 @@ $(OUTPUT)/workloads/cxx_mtalloc: tests/workloads/cxx.cpp $(OUTPUT)/workloads/lib
 	$(call msg,CXX,$@)
 	$(Q)g++ -O1 -g -fno-omit-frame-pointer -Wall -o $@ $< \
 		-L$(OUTPUT)/workloads -lmtalloc -Wl,-rpath,'$$ORIGIN'
+
+$(OUTPUT)/workloads/jeapi: tests/workloads/opt/jeapi.c tests/workloads/truth.h | $(OUTPUT)/workloads
+	$(call msg,CC,$@)
+	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -Wall -o $@ $< $(JEMALLOC)
 
 # A preloaded wrapper passing each call on to the C library's.
 $(OUTPUT)/workloads/libmtfwd.so: tests/workloads/lib/mtfwd.c | $(OUTPUT)/workloads

@@ -76,6 +76,17 @@ static const struct probe_fn probe_fns[] = {
 	{ "valloc",	P_VALLOC,	  true,  MT_FN_VALLOC, 1 },
 	{ "pvalloc",	P_VALLOC,	  true,  MT_FN_PVALLOC, 1 },
 	/*
+	 * jemalloc's own API (mallocx(size, flags), rallocx(ptr, size,
+	 * flags), sdallocx(ptr, size, flags), dallocx(ptr, flags)) and C23's
+	 * sized frees: the same semantics as malloc, realloc and free.
+	 */
+	{ "mallocx",	P_MALLOC,	  true,  MT_FN_MALLOC, 1 },
+	{ "rallocx",	P_REALLOC,	  true,  MT_FN_REALLOC, 2 },
+	{ "sdallocx",	P_FREE,		  false, MT_FN_FREE, 1 },
+	{ "dallocx",	P_FREE,		  false, MT_FN_FREE, 1 },
+	{ "free_sized",	P_FREE,		  false, MT_FN_FREE, 1 },
+	{ "free_aligned_sized", P_FREE,	  false, MT_FN_FREE, 1 },
+	/*
 	 * C++ operator new and delete, probed only where malloc is defined
 	 * too: an allocator that brings its own (tcmalloc, jemalloc) serves
 	 * them without going through its malloc and free.  libstdc++'s call

@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 import time
 
-from common import (Skip, finish, load_truth, memtrace_json, next_json,
+from common import (Skip, finish, first_user_func, load_truth, memtrace_json, next_json,
                     readline, row, site_bytes, spawn, wait_row, workload)
 
 SITES = workload("sites")
@@ -330,6 +330,31 @@ def test_real_allocators_preloaded():
             p.stdin.close()
             p.stdin = None
             finish(p)
+
+
+def test_jemalloc_own_api():
+    """jemalloc's mallocx/rallocx/sdallocx/dallocx called directly: probed
+    like malloc/realloc/free, exact at the function that called them."""
+    exe = workload("jeapi")
+    if not os.path.exists(exe):
+        raise Skip("libjemalloc2 not installed")
+    d = tempfile.mkdtemp(prefix="mt-je-")
+    truth_path = os.path.join(d, "truth.json")
+    p = memtrace_json(["--top-sites", "20", "--", exe, "--truth", truth_path])
+    code, docs, err = finish(p)
+    assert code == 0, err
+    want = load_truth(truth_path)["work"]
+    r = [x for x in docs[-1]["processes"] if x["comm"] == "jeapi"][0]
+    got = {}
+    for s in r["sites"]:
+        if first_user_func(s) == "work":
+            for k in ("live_bytes", "live_allocs", "alloc_bytes", "allocs"):
+                got[k] = got.get(k, 0) + s[k]
+    got["frees"] = got["allocs"] - got["live_allocs"]
+    got["free_bytes"] = got["alloc_bytes"] - got["live_bytes"]
+    assert got == want, (got, want)
+    assert r["unmatched_frees"] == 0 and r["frees"] >= want["frees"], r
+    shutil.rmtree(d)
 
 
 TESTS = [(n[len("test_"):], f) for n, f in list(globals().items())
