@@ -87,6 +87,21 @@ struct {
 
 const volatile u32 hot_mask = (1 << 14) - 1;	/* buckets - 1 */
 
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, u32);
+	__type(value, struct mt_alloc_text);
+} alloc_text SEC(".maps");
+
+/* Inodes of the allocator files memtrace probes (filled by the loader). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u64);
+	__type(value, u8);
+} alloc_inodes SEC(".maps");
+
 /* The big maps are not preallocated: memory follows what is tracked. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -390,18 +405,11 @@ static __always_inline u32 slot_find(const struct mt_bucket *bk, u32 tgid,
 }
 
 /*
- * Why a block is freed: by free() or realloc(), where a block never seen
- * is counted as an unmatched free, unless the call repeats the thread's
- * last free (see free_enter); or retired, a live entry found again at the
- * same address at malloc (its free was missed: the tables were full then,
- * or it belongs to an image before exec), so live counts cannot drift
- * upwards.
+ * A block is freed: take it out of its table, account it to its site.
+ * False if it is in neither table: never seen, or freed already; the
+ * caller decides whether that is an unmatched free.
  */
-enum { MT_FREE_CALL, MT_FREE_REPEAT, MT_FREE_RETIRE };
-
-/* A block is freed: take it out of its table, account it to its site. */
-static __always_inline void block_free(struct mt_kproc *p, u32 tgid, u64 addr,
-				       int why)
+static __always_inline bool block_free(struct mt_kproc *p, u32 tgid, u64 addr)
 {
 	struct mt_block_key k = { .tgid = tgid, .addr = addr };
 	struct mt_site_key sk = { .tgid = tgid };
@@ -422,28 +430,22 @@ static __always_inline void block_free(struct mt_kproc *p, u32 tgid, u64 addr,
 		bk->tgid[i] = 0;
 		/* a racing double free: only one of the two accounts it */
 		if (__sync_val_compare_and_swap(&bk->addr[i], addr, 0) != addr)
-			return;
+			return true;
 	} else if (bk && bk->spills && (b = bpf_map_lookup_elem(&blocks, &k))) {
 		gen = b->gen;
 		cnt = obj_weight(b->size, b->weight);
 		stack = b->stack;
 		size = b->weight;
 		if (bpf_map_delete_elem(&blocks, &k))
-			return;
+			return true;
 		spill_count(bk, -1);
 	} else {
-		/*
-		 * Never seen, or freed already (a double free).  Sampling
-		 * leaves most blocks unseen on purpose: not counted then.
-		 */
-		if (why == MT_FREE_CALL && !sample_bytes)
-			__sync_fetch_and_add(&p->unmatched_frees, 1);
-		return;
+		return false;
 	}
 	if (gen != (u32)p->gen) {
 		/* left over from the image before an exec */
 		count(MT_CNT_STALE);
-		return;
+		return true;
 	}
 	sk.stack = stack;
 	sk.gen = gen;
@@ -455,6 +457,18 @@ static __always_inline void block_free(struct mt_kproc *p, u32 tgid, u64 addr,
 		__sync_fetch_and_add(&s->c[i].free_bytes, size);
 		__sync_fetch_and_add(&s->c[i].frees, cnt);
 	}
+	return true;
+}
+
+/*
+ * A free of a block in neither table: an unmatched free (of a block from
+ * before tracing, or a double free), unless sampling left it unseen on
+ * purpose or it is not the program's (see free_enter, mt_alloc_text).
+ */
+static __always_inline void unmatched_free(struct mt_kproc *p)
+{
+	if (!sample_bytes)
+		__sync_fetch_and_add(&p->unmatched_frees, 1);
 }
 
 /*
@@ -477,7 +491,7 @@ static __always_inline long block_insert(struct mt_kproc *p, u32 tgid, u64 addr,
 	/* only a bucket that overflowed has blocks in the big table */
 	if (slot_find(bk, tgid, addr) < MT_BUCKET_SLOTS ||
 	    (bk->spills && bpf_map_lookup_elem(&blocks, &k)))
-		block_free(p, tgid, addr, MT_FREE_RETIRE);
+		block_free(p, tgid, addr);
 	for (i = 0; i < MT_BUCKET_SLOTS; i++) {
 		if (bk->addr[i] ||
 		    __sync_val_compare_and_swap(&bk->addr[i], 0, addr))
@@ -783,8 +797,9 @@ static __always_inline int alloc_return(struct pt_regs *ctx, u64 ret)
 		 * when it is asked for 0 bytes (glibc returns NULL then).  On
 		 * failure (NULL for a non-zero size) the old block stays.
 		 */
-		if (in->arg && (ret || in->size == 0))
-			block_free(p, tgid, in->arg, MT_FREE_CALL);
+		if (in->arg && (ret || in->size == 0) &&
+		    !block_free(p, tgid, in->arg))
+			unmatched_free(p);
 		if (ret)
 			block_alloc(ctx, p, in, id, ret, in->size, in->weight);
 		break;
@@ -914,6 +929,25 @@ int floor_session(struct pt_regs *ctx)
 	return 0;
 }
 
+/*
+ * Was free() called from an allocator's own code (mt_alloc_text)?  Read
+ * only for frees that found nothing: the return address is at the stack
+ * pointer, which the probe site keeps as at entry.
+ */
+static __always_inline bool allocator_caller(struct pt_regs *ctx, u32 tgid)
+{
+	struct mt_alloc_text *t = bpf_map_lookup_elem(&alloc_text, &tgid);
+	u64 ra;
+	int i;
+
+	if (!t || bpf_probe_read_user(&ra, sizeof(ra), (void *)PT_REGS_SP(ctx)))
+		return false;
+	for (i = 0; i < MT_ALLOC_TEXTS; i++)
+		if (ra >= t->lo[i] && ra < t->hi[i])
+			return true;
+	return false;
+}
+
 SEC("uprobe")
 int BPF_KPROBE(free_enter, u64 addr)
 {
@@ -948,7 +982,9 @@ int BPF_KPROBE(free_enter, u64 addr)
 		repeat = in->last_free == addr;
 		in->last_free = addr;
 	}
-	block_free(p, tgid, addr, repeat ? MT_FREE_REPEAT : MT_FREE_CALL);
+	if (!block_free(p, tgid, addr) && !repeat &&
+	    !allocator_caller(ctx, tgid))
+		unmatched_free(p);
 	return 0;
 }
 
@@ -1084,6 +1120,36 @@ static __always_inline void mapfile_event(u32 tgid, struct mt_kproc *p,
 }
 
 /* The file behind descriptor fd of the current process. */
+/*
+ * Code of an allocator library mapped by tgid: note where it is, at once,
+ * for allocator_caller(); a thread may exit (and glibc empty its cache
+ * through free()) before the loader could read /proc/PID/maps.
+ */
+static __always_inline void alloc_text_add(u32 tgid, struct file *f,
+					   u64 start, u64 len)
+{
+	u64 ino = BPF_CORE_READ(f, f_inode, i_ino);
+	struct mt_alloc_text *t, zero = {};
+	int i;
+
+	if (!bpf_map_lookup_elem(&alloc_inodes, &ino))
+		return;
+	t = bpf_map_lookup_elem(&alloc_text, &tgid);
+	if (!t) {
+		bpf_map_update_elem(&alloc_text, &tgid, &zero, BPF_NOEXIST);
+		t = bpf_map_lookup_elem(&alloc_text, &tgid);
+		if (!t)
+			return;
+	}
+	for (i = 0; i < MT_ALLOC_TEXTS; i++) {
+		if (t->hi[i] && t->lo[i] != start)
+			continue;
+		t->lo[i] = start;
+		t->hi[i] = start + len;
+		return;
+	}
+}
+
 static __always_inline struct file *fd_file(int fd)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
@@ -1140,6 +1206,8 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid,
 	if (!p && (!trace_all || tgid == self_tgid))
 		return 0;
 	old_gen = p ? p->gen : 0;
+	/* the old image's allocators are unmapped */
+	bpf_map_delete_elem(&alloc_text, &tgid);
 	/*
 	 * The old image's heap is gone: start a new generation so its
 	 * blocks and sites are recognised as stale.
@@ -1165,6 +1233,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
 	u32 ptgid = BPF_CORE_READ(parent, tgid);
 	u32 ctgid = BPF_CORE_READ(child, tgid);
+	struct mt_alloc_text *t;
 	struct mt_kproc *p;
 	struct mt_event *e;
 
@@ -1180,6 +1249,10 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	 */
 	if (!proc_new(ctgid, BPF_ANY))
 		count(MT_CNT_PROCS_FULL);
+	/* and a copy of its mappings: its allocators are where they were */
+	t = bpf_map_lookup_elem(&alloc_text, &ptgid);
+	if (t)
+		bpf_map_update_elem(&alloc_text, &ctgid, t, BPF_ANY);
 	e = event_new(MT_EV_FORK, ctgid, p,
 		      __builtin_offsetof(struct mt_event, mm));
 	if (!e)
@@ -1202,6 +1275,7 @@ int BPF_PROG(on_exit, struct task_struct *task, bool group_dead)
 	bpf_map_delete_elem(&sample_left, &id);
 	if (!group_dead)
 		return 0;
+	bpf_map_delete_elem(&alloc_text, &tgid);
 	p = bpf_map_lookup_elem(&procs, &tgid);
 	if (!p)
 		return 0;
@@ -1310,9 +1384,13 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	e->mm.err = (ret < 0 && ret > -4096) ? ret : 0;
 	/* code from a file: where it came from, while the fd is still open */
 	if (type == MT_EV_MMAP && !e->mm.err && (e->mm.prot & PROT_EXEC_) &&
-	    !(e->mm.flags & MAP_ANONYMOUS_))
-		mapfile_event(tgid, p, ret, regs->si, regs->r9,
-			      fd_file(regs->r8));
+	    !(e->mm.flags & MAP_ANONYMOUS_)) {
+		struct file *f = fd_file(regs->r8);
+
+		mapfile_event(tgid, p, ret, regs->si, regs->r9, f);
+		if (f)
+			alloc_text_add(tgid, f, ret, regs->si);
+	}
 	/*
 	 * mmap-family records can come by the hundred thousand per second:
 	 * waking the reader for each would cost more than the record.  The

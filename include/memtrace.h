@@ -88,6 +88,19 @@ struct mt_kproc {
 	struct mt_counts c[MT_SLOTS];
 };
 
+/*
+ * Where a process's shared-library allocators have their code (up to
+ * MT_ALLOC_TEXTS ranges, [lo, hi)), filled by the loader.  A free() that
+ * finds nothing, called from there, is the allocator's own housekeeping
+ * (glibc frees every chunk of its per-thread cache through free() when a
+ * thread exits): not an unmatched free of the program's.
+ */
+#define MT_ALLOC_TEXTS	4
+struct mt_alloc_text {
+	u64 lo[MT_ALLOC_TEXTS];
+	u64 hi[MT_ALLOC_TEXTS];
+};
+
 struct mt_block_key {
 	u32 tgid;
 	u32 pad;

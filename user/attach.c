@@ -175,30 +175,37 @@ static bool is_libc_name(const char *base)
 	       !strncmp(base, "ld-musl-", 8) || !strncmp(base, "libc.musl-", 10);
 }
 
+/* One code mapping of a file, from a line of /proc/PID/maps. */
+struct code_map {
+	unsigned long start, end;
+	const char *file;	/* as the process sees it */
+	const char *base;	/* its base name */
+};
+
 /*
  * One line of /proc/PID/maps: if it maps code from a file, that file as
  * a path we can open (through pid's root: containers see their own
- * files; a replaced or deleted file only through map_files) and its base
- * name.  Returns false for anything else.
+ * files; a replaced or deleted file only through map_files) in path.
+ * Returns false for anything else.
  */
 static bool maps_code_file(char *line, int pid, char *path, size_t len,
-			   const char **base)
+			   struct code_map *m)
 {
 	char *file = strchr(line, '/');
-	unsigned long start, end;
 	char perms[8];
 	size_t n;
 
-	if (!file || sscanf(line, "%lx-%lx %7s", &start, &end, perms) != 3 ||
-	    perms[2] != 'x')
+	if (!file || sscanf(line, "%lx-%lx %7s", &m->start, &m->end,
+			    perms) != 3 || perms[2] != 'x')
 		return false;
 	n = strlen(file);
 	if (n && file[n - 1] == '\n')
 		file[--n] = '\0';
-	*base = strrchr(file, '/') + 1;
+	m->file = file;
+	m->base = strrchr(file, '/') + 1;
 	if (n > 10 && !strcmp(file + n - 10, " (deleted)"))
-		snprintf(path, len, "/proc/%d/map_files/%lx-%lx", pid, start,
-			 end);
+		snprintf(path, len, "/proc/%d/map_files/%lx-%lx", pid,
+			 m->start, m->end);
 	else
 		snprintf(path, len, "/proc/%d/root%s", pid, file);
 	return true;
@@ -208,7 +215,7 @@ static bool maps_code_file(char *line, int pid, char *path, size_t len,
 static int find_libc(int pid, char *path, size_t len)
 {
 	char maps[64], line[PATH_MAX + 128];
-	const char *base;
+	struct code_map m;
 	int err = -ENOENT;
 	FILE *f;
 
@@ -217,8 +224,8 @@ static int find_libc(int pid, char *path, size_t len)
 	if (!f)
 		return errno == ENOENT ? -ESRCH : -errno;
 	while (err && fgets(line, sizeof(line), f))
-		if (maps_code_file(line, pid, path, len, &base) &&
-		    is_libc_name(base))
+		if (maps_code_file(line, pid, path, len, &m) &&
+		    is_libc_name(m.base))
 			err = 0;
 	fclose(f);
 	return err;
@@ -476,6 +483,14 @@ static bool is_allocator(struct attach *a, const char *path,
 		a->seen[a->nseen++] = (struct seen_obj){
 			.dev = st->st_dev, .ino = st->st_ino, .alloc = yes,
 		};
+	/* the kernel notes where such a file is mapped (alloc_text_add) */
+	if (yes) {
+		uint64_t ino = st->st_ino;
+		uint8_t one = 1;
+
+		bpf_map_update_elem(bpf_map__fd(a->skel->maps.alloc_inodes),
+				    &ino, &one, BPF_ANY);
+	}
 	return yes;
 }
 
@@ -501,25 +516,45 @@ static int attach_if_allocator(struct attach *a, int target, const char *path)
 static int scan_pid(struct attach *a, int pid, int target)
 {
 	char maps[64], line[PATH_MAX + 128], path[PATH_MAX + 64];
-	int err, found = 0, fail = 0;
-	const char *base;
+	char exe[PATH_MAX + 16] = "";
+	struct mt_alloc_text text = {};
+	int err, found = 0, fail = 0, nt = 0;
+	uint32_t key = pid;
+	struct code_map m;
+	ssize_t n;
 	FILE *f;
 
+	snprintf(maps, sizeof(maps), "/proc/%d/exe", pid);
+	n = readlink(maps, exe, sizeof(exe) - 1);
+	exe[n > 0 ? n : 0] = '\0';
 	snprintf(maps, sizeof(maps), "/proc/%d/maps", pid);
 	f = fopen(maps, "re");
 	if (!f)
 		return errno == ENOENT ? -ESRCH : -errno;
 	while (fgets(line, sizeof(line), f)) {
 		/* code only: every allocator has exactly one such mapping */
-		if (!maps_code_file(line, pid, path, sizeof(path), &base))
+		if (!maps_code_file(line, pid, path, sizeof(path), &m))
 			continue;
 		err = attach_if_allocator(a, target, path);
-		if (err > 0)
-			found++;
-		else if (err < 0)
+		if (err < 0)
 			fail = err;
+		if (err <= 0)
+			continue;
+		found++;
+		/*
+		 * Where its code is, for the kernel to tell the allocator's
+		 * own frees from the program's; not a static executable's,
+		 * which is the program too.
+		 */
+		if (strcmp(m.file, exe) && nt < MT_ALLOC_TEXTS) {
+			text.lo[nt] = m.start;
+			text.hi[nt++] = m.end;
+		}
 	}
 	fclose(f);
+	if (nt)
+		bpf_map_update_elem(bpf_map__fd(a->skel->maps.alloc_text), &key,
+				    &text, BPF_ANY);
 	if (found)
 		return 0;
 	return fail ? fail : -ENOENT;
