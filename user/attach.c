@@ -367,8 +367,12 @@ bool attach__session_supported(void)
 	return true;
 }
 
-/* Attach every allocator function the library has; a missing one is skipped. */
-static int attach_lib(struct attach *a, int pid, const char *path)
+/*
+ * Attach every allocator function the library at path (st: its stat, which
+ * identifies the target) has; a missing one is skipped.
+ */
+static int attach_lib(struct attach *a, int pid, const char *path,
+		      const struct stat *st)
 {
 	uint64_t done[ARRAY_SIZE(probe_fns)], offs[ARRAY_SIZE(probe_fns)];
 	uint64_t cookies[ARRAY_SIZE(probe_fns)];
@@ -376,11 +380,8 @@ static int attach_lib(struct attach *a, int pid, const char *path)
 	int nsess = 0;
 	struct target *t;
 	int err, i, j, ndone = 0, nprobed = 0;
-	struct stat st;
 
-	if (stat(path, &st))
-		return errno == ENOENT ? -ESRCH : -errno;
-	if (target_find(a, pid, st.st_dev, st.st_ino))
+	if (target_find(a, pid, st->st_dev, st->st_ino))
 		return 0;
 	t = realloc(a->targets, (a->nr + 1) * sizeof(*t));
 	if (!t)
@@ -389,8 +390,8 @@ static int attach_lib(struct attach *a, int pid, const char *path)
 	t = &a->targets[a->nr++];
 	memset(t, 0, sizeof(*t));
 	t->pid = pid;
-	t->dev = st.st_dev;
-	t->ino = st.st_ino;
+	t->dev = st->st_dev;
+	t->ino = st->st_ino;
 	t->session_fd = -1;
 
 	err = elfsym__open(path, &es);
@@ -503,7 +504,7 @@ static int attach_if_allocator(struct attach *a, int target, const char *path)
 	if (stat(path, &st) || !S_ISREG(st.st_mode) ||
 	    !is_allocator(a, path, &st))
 		return 0;
-	err = attach_lib(a, target, path);
+	err = attach_lib(a, target, path, &st);
 	return err == -ENOENT ? 0 : err ? err : 1;
 }
 

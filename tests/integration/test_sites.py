@@ -212,11 +212,11 @@ def test_short_lived_process_symbolized():
     shutil.rmtree(d)
 
 
-def run_cxx(name, live_allocs, opts=()):
+def run_cxx(name, live_allocs, opts=(), env=None):
     """memtrace -- the C++ workload name, until its row holds live_allocs
     blocks: (memtrace, pid, that row).  The workload waits on stdin."""
     p = memtrace_json(["-d", "0.2", "--top-sites", "20"] + list(opts) +
-                      ["--", workload(name)], stdin=subprocess.PIPE)
+                      ["--", workload(name)], stdin=subprocess.PIPE, env=env)
     pid = None
     deadline = time.time() + 15
     while pid is None and time.time() < deadline:
@@ -314,16 +314,7 @@ def test_real_allocators_preloaded():
         assert r["live_bytes"] >= truth["live_bytes"] and r["allocs"] >= truth["allocs"]
         shutil.rmtree(d)
         if "tcmalloc" in lib:
-            p = memtrace_json(["-d", "0.2", "--top-sites", "20", "--",
-                               workload("cxx")], stdin=subprocess.PIPE, env=env)
-            pid = None
-            deadline = time.time() + 15
-            while pid is None and time.time() < deadline:
-                for x in next_json(p)["processes"]:
-                    if x["comm"] == "cxx" and x["live_allocs"] >= 1050:
-                        pid = x["pid"]
-            assert pid, "cxx under tcmalloc never showed its allocations"
-            x, _ = wait_row(p, pid)
+            p, pid, x = run_cxx("cxx", 1050, env=env)
             fill = sum(s["live_bytes"] for s in x["sites"] if any(
                 f["func"] == "ns::Cache::fill(int)" for f in s["stack"][:2]))
             assert fill == 200000, [[f["func"] for f in s["stack"][:3]] for s in x["sites"]]
