@@ -7,9 +7,14 @@ set -eu
 PKGS="make gcc g++ clang llvm libbpf-dev bpftool libelf-dev libdw-dev zlib1g-dev
 libcapstone-dev libncurses-dev pkg-config python3 gdb tmux util-linux
 golang-go gnuplot-nox bpftrace heaptrack libc6-dev musl-tools"
-# Only some tests use these (real jemalloc and tcmalloc): without them
+# Only some tests and bench rounds use these (real jemalloc and tcmalloc,
+# a second Go toolchain, real services, a debuginfod server): without them
 # those tests are skipped, visibly, and nothing else fails.
-OPTIONAL="libjemalloc2 libtcmalloc-minimal4"
+OPTIONAL="libjemalloc2 libtcmalloc-minimal4 prometheus debuginfod
+redis-server redis-tools memcached"
+# From bookworm-backports (added below when missing): Go 1.23 has the
+# newer runtime layouts (mProf_Malloc's signature, deeper stacks).
+BACKPORTS="golang-1.23"
 
 absent() {
 	for p in "$@"; do
@@ -22,18 +27,31 @@ absent() {
 missing=$(absent $PKGS)
 # shellcheck disable=SC2086
 optional=$(absent $OPTIONAL)
-[ -z "$missing$optional" ] && exit 0
+# shellcheck disable=SC2086
+backports=$(absent $BACKPORTS)
+[ -z "$missing$optional$backports" ] && exit 0
 
 if [ "$(id -u)" != 0 ]; then
 	if [ -n "$missing" ]; then
 		echo "memtrace: missing packages:$missing (run as root to install)" >&2
 		exit 1
 	fi
-	echo "memtrace: warning: optional packages missing:$optional (their tests are skipped)" >&2
+	echo "memtrace: warning: optional packages missing:$optional$backports (their tests are skipped)" >&2
 	exit 0
 fi
-echo "memtrace: installing:$missing$optional"
+echo "memtrace: installing:$missing$optional$backports"
 export DEBIAN_FRONTEND=noninteractive
+# bookworm-backports is an ordinary Debian suite; add it once.
+if [ -n "$backports" ] &&
+   ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+	cat > /etc/apt/sources.list.d/memtrace-backports.sources <<SRC
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
 if ! apt-get update -qq && [ -n "$missing" ]; then
 	echo "memtrace: apt-get update failed" >&2
 	exit 1
@@ -42,9 +60,16 @@ if [ -n "$missing" ]; then
 	# shellcheck disable=SC2086
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-if [ -n "$optional" ]; then
-	# shellcheck disable=SC2086
-	apt-get install -y -qq --no-install-recommends $optional >/dev/null 2>&1 ||
-		echo "memtrace: warning: could not install$optional (their tests are skipped)" >&2
-fi
+for p in $optional $backports; do
+	# one at a time: one that cannot be had must not keep out the others
+	apt-get install -y -qq --no-install-recommends "$p" >/dev/null 2>&1 ||
+		echo "memtrace: warning: could not install $p (its tests are skipped)" >&2
+done
+# Debian's services start themselves on install; tests start their own
+# instances on loopback, so the packaged ones are stopped.
+for s in prometheus redis-server memcached debuginfod; do
+	if command -v systemctl >/dev/null 2>&1; then
+		systemctl disable --now "$s" >/dev/null 2>&1 || true
+	fi
+done
 exit 0
