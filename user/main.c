@@ -45,6 +45,35 @@ static void on_signal(int sig)
 	exiting = sig;
 }
 
+/*
+ * The signals memtrace handles or ignores for itself, and how they were
+ * when it started: the -- CMD child gets those back before exec, so the
+ * command runs as it would without memtrace (an ignored SIGPIPE would
+ * make `yes | head -1` print "Broken pipe").
+ */
+static const int own_sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGPIPE };
+static struct sigaction orig_sa[ARRAY_SIZE(own_sigs)];
+static sigset_t orig_mask;
+
+static void signals__save(void)
+{
+	size_t i;
+
+	sigprocmask(SIG_SETMASK, NULL, &orig_mask);
+	for (i = 0; i < ARRAY_SIZE(own_sigs); i++)
+		sigaction(own_sigs[i], NULL, &orig_sa[i]);
+}
+
+/* In the child, before exec: async-signal-safe calls only. */
+static void signals__restore(void)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(own_sigs); i++)
+		sigaction(own_sigs[i], &orig_sa[i], NULL);
+	sigprocmask(SIG_SETMASK, &orig_mask, NULL);
+}
+
 static const char usage[] =
 "Usage: memtrace [OPTIONS] [-p PID[,PID...]] [-- CMD [ARGS...]]\n"
 "Show, live and exactly, where processes keep their heap memory.\n"
@@ -739,8 +768,7 @@ static int start_cmd(struct app *app)
 			    dup2(log_fd, STDERR_FILENO) < 0)
 				_exit(127);
 		}
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
+		signals__restore();
 		execvp(app->env.cmd[0], app->env.cmd);
 		fprintf(stderr, "memtrace: %s: %s\n", app->env.cmd[0],
 			strerror(errno));
@@ -873,6 +901,7 @@ int main(int argc, char **argv)
 	if (!app.table || !app.syms)
 		goto cleanup;
 
+	signals__save();
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGHUP, on_signal);

@@ -1,0 +1,31 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Process lifecycle and the correctness of memtrace's own edges: the
+command it runs, pid reuse, the files it writes, its limits (issue 11)."""
+import os
+import subprocess
+import tempfile
+
+from common import MEMTRACE
+
+
+def test_cmd_gets_default_signals():
+    """-- CMD runs as it would without memtrace: SIGPIPE is not left
+    ignored (yes would print "Broken pipe") and the signal mask is the
+    one memtrace was started with."""
+    p = subprocess.run([MEMTRACE, "-b", "-d", "5", "--", "sh", "-c", "yes | head -1"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, (p.returncode, p.stderr)
+    assert "Broken pipe" not in p.stderr, p.stderr
+    # SIGPIPE ignored when memtrace starts stays ignored in the command
+    p = subprocess.run(["sh", "-c", f"trap '' PIPE; exec {MEMTRACE} -b -d 5 -- "
+                        "sh -c 'yes | head -1'"],
+                       capture_output=True, text=True, timeout=60)
+    assert "Broken pipe" in p.stderr, p.stderr
+    # nothing blocked in the command (SigBlk of its /proc status)
+    p = subprocess.run([MEMTRACE, "-b", "-d", "5", "--", "grep", "^SigBlk",
+                        "/proc/self/status"], capture_output=True, text=True, timeout=60)
+    assert "SigBlk:\t0000000000000000" in p.stdout, p.stdout[:500]
+
+
+TESTS = [(n[len("test_"):], f) for n, f in list(globals().items())
+         if n.startswith("test_") and callable(f)]
