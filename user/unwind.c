@@ -154,6 +154,16 @@ static int find_targets(Elf *elf, struct addrs *fns, struct addrs *got)
 	return err;
 }
 
+/*
+ * [off, off + size) lies inside an image of imgsz bytes.  Written so that
+ * nothing can wrap: headers come from files any container maps, and the
+ * root tracer reads them all.
+ */
+static bool in_image(uint64_t off, uint64_t size, size_t imgsz)
+{
+	return off <= imgsz && size <= imgsz - off;
+}
+
 /* PLT entries (jmp *GOT(%rip), maybe after endbr64) for those slots. */
 static int find_plt(Elf *elf, const unsigned char *img, size_t imgsz,
 		    const struct addrs *got, struct addrs *fns)
@@ -174,7 +184,7 @@ static int find_plt(Elf *elf, const unsigned char *img, size_t imgsz,
 			continue;
 		name = elf_strptr(elf, shstrndx, sh.sh_name);
 		if (!name || strncmp(name, ".plt", 4) ||
-		    sh.sh_offset + sh.sh_size > imgsz)
+		    !in_image(sh.sh_offset, sh.sh_size, imgsz))
 			continue;
 		b = img + sh.sh_offset;
 		for (i = 0; !err && i + 6 <= sh.sh_size; i++) {
@@ -307,7 +317,8 @@ int unwind__file_sites(const char *path, struct unwind_site **out, int *n)
 		GElf_Phdr ph;
 
 		if (!gelf_getphdr(elf, i, &ph) || ph.p_type != PT_LOAD ||
-		    !(ph.p_flags & PF_X) || ph.p_offset + ph.p_filesz > imgsz)
+		    !(ph.p_flags & PF_X) ||
+		    !in_image(ph.p_offset, ph.p_filesz, imgsz))
 			continue;
 		b = img + ph.p_offset;
 		for (j = 0; !err && j + 6 <= ph.p_filesz; j++) {
