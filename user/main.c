@@ -314,6 +314,13 @@ static int parse_args(int argc, char **argv, struct env *env)
 		case 'n':
 			if (parse_u64("-n", optarg, &v))
 				return -EINVAL;
+			/* "stop after 0 refreshes" cannot mean "never stop" */
+			if (!v || v > LONG_MAX) {
+				fprintf(stderr, "memtrace: -n: want 1 or more "
+					"refreshes (leave -n out to run until "
+					"interrupted), got '%s'\n", optarg);
+				return -EINVAL;
+			}
 			env->iterations = v;
 			break;
 		case 'o':

@@ -27,5 +27,14 @@ def test_cmd_gets_default_signals():
     assert "SigBlk:\t0000000000000000" in p.stdout, p.stdout[:500]
 
 
+def test_zero_iterations_refused():
+    """--help says -n N stops after N refreshes: -n 0 used to run forever;
+    it is refused, with what to do instead."""
+    p = subprocess.run([MEMTRACE, "-b", "-n", "0", "--", "true"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    assert "memtrace: -n: want 1 or more" in p.stderr, p.stderr
+
+
 TESTS = [(n[len("test_"):], f) for n, f in list(globals().items())
          if n.startswith("test_") and callable(f)]
