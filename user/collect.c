@@ -200,9 +200,13 @@ static void sites_begin(struct mt_row *r)
 {
 	int i;
 
-	/* keep last refresh's live bytes per stack, for growth */
+	/*
+	 * Keep last refresh's live bytes per stack, for growth; after a
+	 * short tail (see table__set_stats) the ones of the refresh before.
+	 */
 	for (i = 0; i < r->nsites; i++) {
-		r->sites[i].prev_live = r->sites[i].live_bytes;
+		if (!r->short_sample)
+			r->sites[i].prev_live = r->sites[i].live_bytes;
 		r->sites[i].live_bytes = r->sites[i].live_allocs = 0;
 		r->sites[i].alloc_bytes = r->sites[i].allocs = 0;
 	}

@@ -206,6 +206,8 @@ int events__handle(void *ctx, void *data, size_t len)
 		r->syms_gen = e->exec.new_gen;
 		r->syms_stale = 0;
 		memcpy(r->comm, e->comm, MT_COMM_LEN);
+		memcpy(r->exe, e->exec.filename, sizeof(r->exe));
+		r->exe[sizeof(r->exe) - 1] = '\0';
 		/* the kernel mapped the new executable: read it while alive */
 		syms__forget_pid(app->syms, e->tgid);
 		syms__load_pid(app->syms, e->tgid);

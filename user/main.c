@@ -795,6 +795,7 @@ static int start_cmd(struct app *app)
 	if (err)
 		goto out;
 	path = resolve_cmd(app->env.cmd[0], exe, sizeof(exe));
+	snprintf(r->exe, sizeof(r->exe), "%s", path);
 	err = attach__cmd(app->attach, path, getpid(), libc, sizeof(libc));
 	/* its first allocations come before its mappings can be read */
 	if (!err && app->unwind)
@@ -868,6 +869,9 @@ static int run_loop(struct app *app, struct ring_buffer *rb)
 			break;
 		if (now_ns() < next)
 			continue;
+		/* the Nth table of -n N is the final one main() prints */
+		if (app->env.iterations && done + 1 >= app->env.iterations)
+			break;
 		next += app->env.delay * 1e9;
 		if (next < now_ns())
 			next = now_ns() + app->env.delay * 1e9;
@@ -875,8 +879,7 @@ static int run_loop(struct app *app, struct ring_buffer *rb)
 		if (err)
 			break;
 		app__expire_rows(app);
-		if (app->env.iterations && ++done >= app->env.iterations)
-			break;
+		done++;
 	}
 	return err;
 }
@@ -907,6 +910,7 @@ int main(int argc, char **argv)
 	app.start_wall = now_wall();
 	if (!app.table || !app.syms)
 		goto cleanup;
+	table__set_interval(app.table, app.env.delay * 1e9);
 
 	signals__save();
 	signal(SIGINT, on_signal);

@@ -23,7 +23,7 @@ uint64_t output__lost(const struct app *app)
 void output__batch(struct app *app, bool final)
 {
 	FILE *f = app->out;
-	char tbuf[32], b[8][16];
+	char tbuf[32], b[8][16], peak[16];
 	time_t now = time(NULL);
 	int i, n = table__nr(app->table);
 	uint64_t lost = output__lost(app);
@@ -32,8 +32,8 @@ void output__batch(struct app *app, bool final)
 	fprintf(f, "memtrace - %s%s  procs: %d  events/s: %.0f  lost: %llu%s\n",
 		tbuf, final ? " (final)" : "", n, app->events_ps,
 		(unsigned long long)lost, lost ? " (numbers may be low)" : "");
-	fprintf(f, "%7s %-16s %8s %8s %8s %8s %8s %8s %8s %7s %5s %5s %6s %-16s %s\n",
-		"PID", "COMM", "LIVE", "OBJS", "GROW/s", "ALLOC/s", "FREE/s",
+	fprintf(f, "%7s %-16s %8s %8s %8s %8s %8s %8s %8s %8s %7s %5s %5s %6s %-16s %s\n",
+		"PID", "COMM", "LIVE", "PEAK", "OBJS", "GROW/s", "ALLOC/s", "FREE/s",
 		"MMAP", "RSS", "PF/s", "LOST", "LIM%", "TO-LIM", "CGROUP",
 		"TOP SITE");
 	for (i = 0; i < n; i++) {
@@ -43,6 +43,7 @@ void output__batch(struct app *app, bool final)
 		sanitize(r->comm, sizeof(r->comm), comm, sizeof(comm));
 		sanitize(r->top_site, sizeof(r->top_site), site, sizeof(site));
 		human_bytes(b[0], sizeof(b[0]), r->live_bytes);
+		human_bytes(peak, sizeof(peak), r->peak_bytes);
 		human_bytes(b[1], sizeof(b[1]), r->growth_bps);
 		human_bytes(b[2], sizeof(b[2]), r->alloc_bps);
 		human_bytes(b[3], sizeof(b[3]), r->free_bps);
@@ -56,8 +57,8 @@ void output__batch(struct app *app, bool final)
 			lim[0] = '\0';
 		human_secs(eta, sizeof(eta), r->cg_limit ? r->cg_eta_s : -1);
 		/* not cut to width: a cut could split an escape sequence */
-		fprintf(f, "%7d %-16s %8s %8lld %8s %8s %8s %8s %8s %7.0f %5llu%s%5s %6s %-16s %s%s\n",
-			r->pid, comm, b[0], (long long)r->live_allocs, b[1],
+		fprintf(f, "%7d %-16s %8s %8s %8lld %8s %8s %8s %8s %8s %7.0f %5llu%s%5s %6s %-16s %s%s\n",
+			r->pid, comm, b[0], peak, (long long)r->live_allocs, b[1],
 			b[2], b[3], b[4], b[5], r->pf_ps,
 			(unsigned long long)r->lost_events,
 			r->loss ? "!" : " ", lim, eta, cg[0] ? cg : "-", site,
@@ -97,6 +98,7 @@ static void json_row(struct app *app, struct mt_row *r)
 	json_str(f, r->comm, sizeof(r->comm));
 	json_i64(f, "live_bytes", r->live_bytes);
 	json_i64(f, "live_allocs", r->live_allocs);
+	json_i64(f, "peak_bytes", r->peak_bytes);
 	json_u64(f, "alloc_bytes", r->cur.alloc_bytes);
 	json_u64(f, "allocs", r->cur.allocs);
 	json_u64(f, "free_bytes", r->cur.free_bytes);

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -314,7 +315,12 @@ struct pp_sample {
 struct pprof {
 	struct syms *syms;
 	int64_t period;
-	uint64_t start_real_ns, start_mono_ns;
+	uint64_t start_real_ns, start_mono_ns, duration_ns;
+	struct pp_exe {
+		int pid;
+		char *path;
+	} *exes;
+	size_t nr_exes, cap_exes;
 
 	char **strs;
 	size_t nr_strs, cap_strs;
@@ -422,6 +428,67 @@ static void read_comm(int pid, char *buf, size_t len)
 	fclose(f);
 }
 
+/* The file at path, as seen from pid's root when it is still there. */
+static int stat_in(int pid, const char *path, struct stat *st)
+{
+	char buf[4200];
+
+	snprintf(buf, sizeof(buf), "/proc/%d/root%s", pid, path);
+	if (path[0] == '/' && !stat(buf, st))
+		return 0;
+	return stat(path, st);
+}
+
+/* Name pid's executable mapping by the path it was invoked as. */
+static void exe_rename(struct pprof *p, int pid, struct syms_mapping *maps,
+		       int n)
+{
+	struct stat want, st;
+	const char *path = NULL;
+	size_t i;
+	int j;
+
+	for (i = 0; i < p->nr_exes && !path; i++)
+		if (p->exes[i].pid == pid)
+			path = p->exes[i].path;
+	if (!path || stat_in(pid, path, &want))
+		return;
+	for (j = 0; j < n; j++) {
+		if (maps[j].path[0] != '/' || !strcmp(maps[j].path, path) ||
+		    stat_in(pid, maps[j].path, &st) || st.st_dev != want.st_dev ||
+		    st.st_ino != want.st_ino)
+			continue;
+		snprintf(maps[j].path, sizeof(maps[j].path), "%s", path);
+	}
+}
+
+int pprof__set_exe(struct pprof *p, int pid, const char *path)
+{
+	char *dup;
+
+	if (!p || !path || !path[0])
+		return -EINVAL;
+	dup = strdup(path);
+	if (!dup || grow((void **)&p->exes, &p->cap_exes, p->nr_exes,
+			 sizeof(*p->exes))) {
+		free(dup);
+		return -ENOMEM;
+	}
+	p->exes[p->nr_exes].pid = pid;
+	p->exes[p->nr_exes].path = dup;
+	p->nr_exes++;
+	return 0;
+}
+
+void pprof__set_times(struct pprof *p, uint64_t start_real_ns,
+		      uint64_t duration_ns)
+{
+	if (!p)
+		return;
+	p->start_real_ns = start_real_ns;
+	p->duration_ns = duration_ns;
+}
+
 /*
  * First sample of a pid: take a snapshot of its executable mappings
  * (what the symbolizer knows, so it also works after the process left).
@@ -449,6 +516,7 @@ static int proc_get(struct pprof *p, int pid, struct pp_proc **out)
 		goto err;
 	if (n < 0)
 		n = 0;		/* gone: its addresses stay unmapped */
+	exe_rename(p, pid, maps, n);
 	small = realloc(maps, (n ? n : 1) * sizeof(*maps));
 	if (small)
 		maps = small;
@@ -674,6 +742,9 @@ void pprof__free(struct pprof *p)
 	}
 	free(p->procs);
 	index_free(&p->proc_ix);
+	for (i = 0; i < p->nr_exes; i++)
+		free(p->exes[i].path);
+	free(p->exes);
 	for (i = 0; i < p->nr_samples; i++)
 		free(p->samples[i].locs);
 	free(p->samples);
@@ -882,7 +953,7 @@ static void encode(struct pprof *p, struct pb *out)
 		pb_bytes(out, PROFILE_STRING_TABLE, p->strs[i],
 			 strlen(p->strs[i]));
 	pb_uint(out, PROFILE_TIME_NANOS, p->start_real_ns);
-	pb_uint(out, PROFILE_DURATION_NANOS,
+	pb_uint(out, PROFILE_DURATION_NANOS, p->duration_ns ? p->duration_ns :
 		now_ns(CLOCK_MONOTONIC) - p->start_mono_ns);
 	encode_value_type(out, PROFILE_PERIOD_TYPE, &sub, p->s_space,
 			  p->s_bytes);

@@ -47,6 +47,22 @@ int pprof__set_comm(struct pprof *p, int pid, const char *comm);
 /* Sampling period in bytes (profile.period); 1 when every call is seen. */
 void pprof__set_period(struct pprof *p, int64_t period);
 
+/*
+ * When the profile starts (wall clock, ns since the epoch) and how long
+ * it covers (ns): the tracing run, not the time taken to write it.
+ * Without it, the time pprof__new() was called and the time since.
+ */
+void pprof__set_times(struct pprof *p, uint64_t start_real_ns,
+		      uint64_t duration_ns);
+
+/*
+ * The executable of pid as it was invoked (a symlink, say
+ * /usr/bin/redis-server -> redis-check-rdb): its mapping is named by
+ * that path rather than the one the kernel resolved, so pprof's "File:"
+ * reads as the command people ran.  Call before pid's first sample.
+ */
+int pprof__set_exe(struct pprof *p, int pid, const char *path);
+
 /* Write gzipped profile.proto to path (via path.tmp + rename). */
 int pprof__write(struct pprof *p, const char *path);
 

@@ -150,9 +150,13 @@ static int write_pprof(struct app *app, const char *path)
 
 	if (!p)
 		return -ENOMEM;
+	/* the whole run, not the time it took to write this */
+	pprof__set_times(p, app->start_wall * 1e9, now_ns() - app->start_ns);
 	for (i = 0; i < table__nr(app->table); i++) {
 		struct mt_row *r = table__row(app->table, i);
 
+		if (r->exe[0])
+			pprof__set_exe(p, r->pid, r->exe);
 		for (j = 0; j < r->nsites; j++) {
 			const struct mt_site_row *s = &r->sites[j];
 

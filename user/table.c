@@ -11,6 +11,7 @@
 struct table {
 	struct mt_row **rows;
 	int nr, cap;
+	uint64_t interval_ns;
 };
 
 static uint64_t page_size(void)
@@ -98,6 +99,11 @@ struct mt_row *table__row(struct table *t, int i)
 	return i >= 0 && i < t->nr ? t->rows[i] : NULL;
 }
 
+void table__set_interval(struct table *t, uint64_t ns)
+{
+	t->interval_ns = ns;
+}
+
 static double rate(uint64_t now, uint64_t before, double secs)
 {
 	return secs > 0 && now >= before ? (now - before) / secs : 0;
@@ -113,12 +119,24 @@ void table__set_stats(struct table *t, struct mt_row *r,
 		if (r->gen && st->gen != r->syms_gen)
 			r->syms_stale = 1;
 		r->gen = st->gen;
-		r->cur_ts = 0;
+		r->cur_ts = r->prev_ts = 0;
+		r->peak_bytes = 0;
 		r->alloc_bps = r->free_bps = r->growth_bps = 0;
 		r->allocs_ps = r->frees_ps = r->pf_ps = 0;
 	}
-	r->have_prev = r->cur_ts != 0;
-	if (r->have_prev) {
+	/*
+	 * A tail much shorter than the refresh interval (the final table a
+	 * few ms after the last one, a process's exit) would turn a few
+	 * bytes into a huge rate: measure from the sample before instead,
+	 * over the last full interval plus that tail; with no such sample
+	 * the rates are 0.
+	 */
+	r->short_sample = r->cur_ts && ts >= r->cur_ts &&
+			  ts - r->cur_ts < t->interval_ns / 2;
+	if (r->short_sample) {
+		r->have_prev = r->prev_ts != 0;
+	} else {
+		r->have_prev = r->cur_ts != 0;
 		r->prev = r->cur;
 		r->prev_ts = r->cur_ts;
 	}
@@ -126,10 +144,15 @@ void table__set_stats(struct table *t, struct mt_row *r,
 	r->cur_ts = ts;
 	r->live_bytes = (int64_t)(st->alloc_bytes - st->free_bytes);
 	r->live_allocs = (int64_t)(st->allocs - st->frees);
+	if (r->live_bytes > r->peak_bytes)
+		r->peak_bytes = r->live_bytes;
 	r->lost_events = st->lost + st->lost_events;
 	r->loss = r->lost_events != 0;
-	if (!r->have_prev)
+	if (!r->have_prev) {
+		r->alloc_bps = r->free_bps = r->growth_bps = 0;
+		r->allocs_ps = r->frees_ps = r->pf_ps = 0;
 		return;
+	}
 	secs = (r->cur_ts - r->prev_ts) / 1e9;
 	r->alloc_bps = rate(st->alloc_bytes, r->prev.alloc_bytes, secs);
 	r->free_bps = rate(st->free_bytes, r->prev.free_bytes, secs);
@@ -284,11 +307,11 @@ void row__reset(struct mt_row *r)
 	r->mmap_bytes = 0;
 	r->nsites = 0;
 	r->have_prev = false;
-	r->cur_ts = 0;
+	r->cur_ts = r->prev_ts = 0;
 	r->start_brk = r->cur_brk = r->brk_bytes = 0;
 	r->probed = false;
 	r->attach_tries = 0;
 	r->warned = false;
 	memset(&r->cur, 0, sizeof(r->cur));
-	r->live_bytes = r->live_allocs = 0;
+	r->live_bytes = r->live_allocs = r->peak_bytes = 0;
 }

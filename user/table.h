@@ -30,6 +30,7 @@ struct mt_row {
 	int pid;
 	int ppid;
 	char comm[MT_COMM_LEN + 1];	/* raw bytes: untrusted */
+	char exe[MT_PATH_LEN];		/* as exec'd ("" unknown), for pprof */
 	uint64_t gen;
 	/*
 	 * The image the symbolizer has the mappings of (from the EXEC
@@ -46,6 +47,14 @@ struct mt_row {
 
 	/* derived at each refresh */
 	int64_t live_bytes, live_allocs;
+	/*
+	 * Highest live_bytes seen, sampled at each refresh and at exit (not
+	 * in the kernel: a per-process maximum there would need one shared
+	 * counter per allocation, the line the per-CPU slots avoid).
+	 */
+	int64_t peak_bytes;
+	/* rates were measured over a short tail (final refresh, exit) */
+	bool short_sample;
 	double growth_bps, alloc_bps, free_bps, allocs_ps, frees_ps, pf_ps;
 	uint64_t rss_bytes;
 	uint64_t mmap_bytes;		/* anonymous mappings made while traced */
@@ -100,6 +109,12 @@ void table__remove(struct table *t, int pid);
 int table__nr(const struct table *t);
 struct mt_row *table__row(struct table *t, int i);
 
+/*
+ * Refresh interval (ns): a sample taken less than half of one after the
+ * previous (the final table, a process's exit) keeps the rates of the
+ * last full interval instead of measuring over those few milliseconds.
+ */
+void table__set_interval(struct table *t, uint64_t ns);
 /* Fresh counters for pid at time ts (ns); rates use the previous ones. */
 void table__set_stats(struct table *t, struct mt_row *r,
 		      const struct mt_proc *st, uint64_t ts);

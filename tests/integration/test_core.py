@@ -762,5 +762,53 @@ def test_sampled_frees_match_exactly():
     assert r["unmatched_frees"] == 0, r
 
 
+def test_iterations_count_and_final_rates():
+    """-n 3 prints three tables, the last one final; a process that exits
+    a few ms after a refresh gets no rate measured over those ms (10 KB
+    over 5 ms would read as 2 MB/s)."""
+    w = spawn([ALLOCS, "--wait", "--threads", "0"], stdin=subprocess.PIPE)
+    assert readline(w.stdout, 10).strip() == "ready"
+    p = memtrace_json(["-p", str(w.pid), "-d", "0.3", "-n", "3"])
+    code, docs, err = finish(p)
+    assert code == 0, err
+    assert [d["type"] for d in docs] == ["refresh", "refresh", "final"], docs
+    w.stdin.close()
+    w.wait(timeout=10)
+    # a command that allocates and exits well inside one 2 s interval
+    code, truth, r, err = run_cmd(["-d", "2"])
+    assert code == 0, err
+    assert r["growth_bps"] == 0 and r["alloc_bps"] == 0, r
+    assert r["peak_bytes"] >= r["live_bytes"] and r["peak_bytes"] > 0, r
+
+
+def test_pprof_duration_and_file_as_invoked():
+    """pprof's Duration is the traced run (not the time to write the file),
+    and File: names the executable as invoked, through a symlink."""
+    if not shutil.which("go"):
+        raise Skip("go (golang-go) not installed: no pprof reader")
+    d = tempfile.mkdtemp(prefix="mt-pprof-dur-")
+    link = os.path.join(d, "invoked-name")
+    os.symlink(ALLOCS, link)
+    prof = os.path.join(d, "heap.pb.gz")
+    p = memtrace_json(["-d", "0.5", "--pprof", prof, "--", link, "--wait", "--threads", "0"],
+                      stdin=subprocess.PIPE)
+    time.sleep(1.6)
+    p.stdin.write(b"go\n")
+    p.stdin.close()
+    p.stdin = None
+    code, docs, err = finish(p)
+    assert code == 0, err
+    out = subprocess.run(["go", "tool", "pprof", "-top", prof], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "File: invoked-name" in out.stdout, out.stdout[:500]
+    m = [l for l in out.stdout.splitlines() if "Duration:" in l]
+    assert m, out.stdout[:500]
+    dur = m[0].split("Duration:")[1].split(",")[0].strip()
+    secs = float(dur[:-2]) / 1000 if dur.endswith("ms") else float(dur[:-1])
+    assert 1.5 <= secs < 30, m[0]
+    shutil.rmtree(d)
+
+
 TESTS = [(n[len("test_"):], f) for n, f in list(globals().items())
          if n.startswith("test_") and callable(f)]

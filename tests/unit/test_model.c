@@ -127,6 +127,43 @@ static void test_rates_and_sort(void)
 	table__free(t);
 }
 
+/*
+ * The final table comes a few ms after the last refresh: its rates must
+ * cover the last full interval, not 10 KB over 1 ms (10 MB/s).  Peak
+ * live bytes are the highest seen.
+ */
+static void test_short_tail_rates_and_peak(void)
+{
+	struct table *t = table__new();
+	struct mt_proc st = { .gen = 3, .alloc_bytes = 10000, .allocs = 1 };
+	struct mt_row *a = table__add(t, 10), *b = table__add(t, 11);
+
+	table__set_interval(t, 1000000000ull);
+	table__set_stats(t, a, &st, 1000000000ull);
+	st.alloc_bytes = 20000;
+	table__set_stats(t, a, &st, 2000000000ull);
+	ASSERT_EQ((long long)a->growth_bps, 10000);
+	ASSERT_EQ(a->peak_bytes, 20000);
+	st.alloc_bytes = 30000;			/* 1 ms later */
+	table__set_stats(t, a, &st, 2001000000ull);
+	ASSERT_TRUE(a->short_sample);
+	ASSERT_EQ((long long)a->growth_bps, 19980);	/* 20000 B / 1.001 s */
+	ASSERT_EQ(a->live_bytes, 30000);
+	st.free_bytes = 25000;
+	table__set_stats(t, a, &st, 3001000000ull);
+	ASSERT_EQ(a->live_bytes, 5000);
+	ASSERT_EQ(a->peak_bytes, 30000);
+	ASSERT_EQ((long long)a->growth_bps, -25000);
+	/* a tail after a single sample: no rate at all */
+	st.free_bytes = 0;
+	table__set_stats(t, b, &st, 1000000000ull);
+	st.alloc_bytes = 40000;
+	table__set_stats(t, b, &st, 1002000000ull);
+	ASSERT_EQ((long long)b->growth_bps, 0);
+	ASSERT_EQ((long long)b->alloc_bps, 0);
+	table__free(t);
+}
+
 static void test_probesite(void)
 {
 	/* glibc free: test %rdi,%rdi; je; push %rbp -> the je (emulated) */
@@ -203,6 +240,7 @@ int main(void)
 	RUN_TEST(test_human);
 	RUN_TEST(test_ranges);
 	RUN_TEST(test_rates_and_sort);
+	RUN_TEST(test_short_tail_rates_and_peak);
 	RUN_TEST(test_probesite);
 	return test__finish();
 }

@@ -118,7 +118,7 @@ struct decoded {
 	struct dfunc funcs[MAXN];
 	int nmaps;
 	struct dmap maps[MAXN];
-	uint64_t pt_type, pt_unit, dflt, time_ns, period;
+	uint64_t pt_type, pt_unit, dflt, time_ns, period, duration_ns;
 };
 
 static void decode_value_type(struct pbr *m, uint64_t *type, uint64_t *unit)
@@ -277,6 +277,9 @@ static bool decode(struct decoded *d, const unsigned char *buf, size_t len)
 			break;
 		case 9:
 			d->time_ns = v;
+			break;
+		case 10:
+			d->duration_ns = v;
 			break;
 		case 11:
 			decode_value_type(&sub, &d->pt_type, &d->pt_unit);
@@ -566,6 +569,51 @@ static void test_write_and_decode(void)
 	free(d);
 }
 
+/*
+ * The profile covers the run it was given (not the time taken to write
+ * it), and the executable's mapping is named as it was invoked: a
+ * symlink stays the symlink (pprof's "File:").
+ */
+static void test_times_and_exe(void)
+{
+	char link[160], tmp[200];
+	struct decoded *d;
+	unsigned char *buf;
+	struct pprof *p;
+	struct syms *s;
+	size_t len;
+	int i, found = 0;
+
+	snprintf(link, sizeof(link), "%s/invoked-as", fixture_dir);
+	snprintf(tmp, sizeof(tmp), "%s/mtfix", fixture_dir);
+	if (!ASSERT_EQ(symlink(tmp, link), 0))
+		return;
+	s = syms__new();
+	p = pprof__new(s);
+	if (!ASSERT_TRUE(p))
+		return;
+	pprof__set_times(p, 1700000000ULL * 1000000000ULL,
+			 47ULL * 1000000000ULL);
+	ASSERT_EQ(pprof__set_exe(p, fp.pid, link), 0);
+	ASSERT_EQ(pprof__add(p, fp.pid, fp.exe_ra, 2, 1, 10, 1, 10), 0);
+	ASSERT_EQ(pprof__write(p, profile), 0);
+	pprof__free(p);
+	syms__free(s);
+	unlink(link);
+	buf = gunzip_file(profile, &len);
+	d = calloc(1, sizeof(*d));
+	if (!ASSERT_TRUE(buf && d && decode(d, buf, len)))
+		return;
+	free(buf);
+	ASSERT_EQ(d->time_ns, 1700000000ULL * 1000000000ULL);
+	ASSERT_EQ(d->duration_ns, 47ULL * 1000000000ULL);
+	for (i = 0; i < d->nmaps; i++)
+		found += !strcmp(str(d, d->maps[i].file), link);
+	ASSERT_EQ(found, 1);
+	decoded_free(d);
+	free(d);
+}
+
 /* pprof's own view: function names with exact byte values. */
 static bool pprof_top_has(const char *index, const char *value,
 			  const char *name)
@@ -678,6 +726,7 @@ int main(void)
 	}
 	RUN_TEST(test_write_and_decode);
 	RUN_TEST(test_go_pprof);
+	RUN_TEST(test_times_and_exe);
 	RUN_TEST(test_folded);
 	RUN_TEST(test_write_error);
 	fixture__kill(&fp);
