@@ -795,7 +795,7 @@ static int start_cmd(struct app *app)
 	if (err)
 		goto out;
 	path = resolve_cmd(app->env.cmd[0], exe, sizeof(exe));
-	snprintf(r->exe, sizeof(r->exe), "%s", path);
+	snprintf(r->exe, sizeof(r->exe), "%.*s", (int)sizeof(r->exe) - 1, path);
 	err = attach__cmd(app->attach, path, getpid(), libc, sizeof(libc));
 	/* its first allocations come before its mappings can be read */
 	if (!err && app->unwind)
