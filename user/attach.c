@@ -377,6 +377,7 @@ static int attach_lib(struct attach *a, int pid, const char *path,
 	uint64_t done[ARRAY_SIZE(probe_fns)], offs[ARRAY_SIZE(probe_fns)];
 	uint64_t cookies[ARRAY_SIZE(probe_fns)];
 	struct elfsym *es = NULL;
+	char shown[PATH_MAX];	/* path, from the target's maps: escaped */
 	int nsess = 0;
 	struct target *t;
 	int err, i, j, ndone = 0, nprobed = 0;
@@ -394,6 +395,7 @@ static int attach_lib(struct attach *a, int pid, const char *path,
 	t->ino = st->st_ino;
 	t->session_fd = -1;
 
+	sanitize(path, strlen(path), shown, sizeof(shown));
 	err = elfsym__open(path, &es);
 	if (err)
 		goto out;
@@ -422,7 +424,7 @@ static int attach_lib(struct attach *a, int pid, const char *path,
 				 a->flags & ATTACH_ENTRY ? " (--entry-probes)" : "");
 		}
 		if (a->flags & ATTACH_VERBOSE)
-			fprintf(stderr, "memtrace: %s: %s+%u: %s%s\n", path,
+			fprintf(stderr, "memtrace: %s: %s+%u: %s%s\n", shown,
 				pf->name, ps.skip, ps.why,
 				(a->flags & ATTACH_SESSION) && pf->ret ?
 				" [session]" : "");
@@ -435,7 +437,7 @@ static int attach_lib(struct attach *a, int pid, const char *path,
 		err = attach_one(a, t, path, pf, fn.file_off + ps.skip);
 		if (err) {
 			fprintf(stderr, "memtrace: %s: cannot probe %s: %s\n",
-				path, pf->name, strerror(-err));
+				shown, pf->name, strerror(-err));
 			goto out;
 		}
 		nprobed++;
@@ -444,7 +446,7 @@ static int attach_lib(struct attach *a, int pid, const char *path,
 		err = session_attach(a, t, path, offs, cookies, nsess);
 		if (err) {
 			fprintf(stderr, "memtrace: %s: cannot attach session "
-				"uprobes: %s\n", path, strerror(-err));
+				"uprobes: %s\n", shown, strerror(-err));
 			goto out;
 		}
 	}

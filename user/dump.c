@@ -59,7 +59,8 @@
 struct cgent {
 	struct cg_limits lim;
 	char path[512];		/* as in /proc/PID/cgroup */
-	char name[128];		/* short container name */
+	char name[128];		/* short container name, raw: rows, JSON */
+	char shown[512];	/* name escaped: every text output */
 	uint64_t read_seq;	/* refresh that last read it */
 	uint64_t used_seq;	/* refresh that last saw a row in it */
 	uint64_t prev_usage, prev_ns;
@@ -106,6 +107,7 @@ struct capture {
 struct dump {
 	struct app *app;
 	char dir[PATH_MAX];
+	char shown_dir[PATH_MAX];	/* escaped, for messages */
 	int dirfd;		/* -1 until first needed */
 	bool armed;		/* --dump-at given */
 	bool write_oom;		/* post-mortems on OOM kills */
@@ -118,6 +120,7 @@ struct dump {
 	int nps, capps;
 	struct capture caps[DUMP_MAX_CAPS];
 	bool gcore_warned;
+	bool full_warned;	/* said: all DUMP_MAX_CAPS slots busy */
 	char last_name[256];	/* artifact of the last capture_start() */
 };
 
@@ -146,11 +149,6 @@ static void file_safe(const char *in, size_t inlen, char *out, size_t outlen)
 	out[o] = '\0';
 	if (!o)
 		snprintf(out, outlen, "_");
-}
-
-static void printable(const char *in, size_t inlen, char *out, size_t outlen)
-{
-	sanitize(in, inlen, out, outlen);
 }
 
 /* 'R', 'S', 'T', ... of /proc/PID/stat; 0 if the process is gone. */
@@ -318,28 +316,28 @@ static int open_dir(struct dump *d)
 
 	if (d->dirfd >= 0)
 		return 0;
-	if (lstat(d->dir, &st) && errno == ENOENT &&
-	    mkdir(d->dir, 0700) && errno != EEXIST) {
+	if (lstat(d->shown_dir, &st) && errno == ENOENT &&
+	    mkdir(d->shown_dir, 0700) && errno != EEXIST) {
 		err = -errno;
 		fprintf(stderr, "memtrace: dump dir %s: cannot create: %s\n",
-			d->dir, strerror(errno));
+			d->shown_dir, strerror(errno));
 		return err;
 	}
-	if (lstat(d->dir, &st)) {
+	if (lstat(d->shown_dir, &st)) {
 		err = -errno;
-		fprintf(stderr, "memtrace: dump dir %s: %s\n", d->dir,
+		fprintf(stderr, "memtrace: dump dir %s: %s\n", d->shown_dir,
 			strerror(errno));
 		return err;
 	}
 	if (S_ISLNK(st.st_mode)) {
 		fprintf(stderr, "memtrace: dump dir %s is a symlink; refusing "
-			"(give the real directory)\n", d->dir);
+			"(give the real directory)\n", d->shown_dir);
 		return -ELOOP;
 	}
-	fd = open(d->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = open(d->shown_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		err = -errno;
-		fprintf(stderr, "memtrace: dump dir %s: %s\n", d->dir,
+		fprintf(stderr, "memtrace: dump dir %s: %s\n", d->shown_dir,
 			strerror(errno));
 		return err;
 	}
@@ -350,7 +348,7 @@ static int open_dir(struct dump *d)
 	if (st.st_uid != 0 || (st.st_mode & 022)) {
 		fprintf(stderr, "memtrace: dump dir %s is %s; refusing (cores "
 			"hold secrets: use a root-owned directory, mode 0700)\n",
-			d->dir, st.st_uid ? "not owned by root"
+			d->shown_dir, st.st_uid ? "not owned by root"
 					  : "writable by group or others");
 		err = -EPERM;
 		goto fail;
@@ -480,6 +478,10 @@ static struct cgent *cgent_get(struct dump *d, const struct cg_limits *lim)
 	c->lim = *lim;
 	snprintf(c->path, sizeof(c->path), "%s", lim->path);
 	snprintf(c->name, sizeof(c->name), "%s", lim->name);
+	/* a cgroup's name is whoever created it's choice of bytes */
+	sanitize(c->name, sizeof(c->name), c->shown, sizeof(c->shown));
+	if (!c->shown[0])
+		snprintf(c->shown, sizeof(c->shown), "/");
 	c->read_seq = d->seq;	/* cg__limits() just read it */
 	c->prev_usage = lim->usage;
 	c->prev_ns = now_ns();
@@ -555,7 +557,7 @@ static void cgent_arm(struct dump *d, struct cgent *c)
 		c->nolimit_warned = true;
 		fprintf(stderr, "memtrace: cgroup %s has no memory limit: "
 			"--dump-at %.0f%% cannot trigger for its processes "
-			"(use --dump-at BYTES)\n", c->name[0] ? c->name : "/",
+			"(use --dump-at BYTES)\n", c->shown,
 			d->app->env.dump_at_pct);
 	}
 	if (thr == c->threshold)
@@ -573,7 +575,7 @@ static void cgent_arm(struct dump *d, struct cgent *c)
 		c->watch_warned = true;
 		fprintf(stderr, "memtrace: cgroup %s: no threshold "
 			"notification (%s); checking at each refresh\n",
-			c->name, strerror(-err));
+			c->shown, strerror(-err));
 	}
 }
 
@@ -708,7 +710,7 @@ static int make_artifact_dir(struct dump *d, struct capture *c,
 
 static void report_sites(struct app *app, struct mt_row *r, FILE *f)
 {
-	char b[4][16], frame[600];
+	char b[4][16], raw[600], frame[2400];
 	int i, j, k, n;
 
 	if (!r || !r->nsites) {
@@ -726,14 +728,15 @@ static void report_sites(struct app *app, struct mt_row *r, FILE *f)
 		"the last refresh):\n", n, r->nsites);
 	for (i = 0; i < n; i++) {
 		const struct mt_site_row *s = &r->sites[i];
-		char name[160];
+		char name[160], shown[640];
 
 		sites__first_user_frame(app, r, s, name, sizeof(name));
+		sanitize(name, sizeof(name), shown, sizeof(shown));
 		human_bytes(b[0], sizeof(b[0]), s->live_bytes);
 		human_bytes(b[1], sizeof(b[1]), s->growth_bps);
 		human_bytes(b[2], sizeof(b[2]), s->alloc_bytes);
 		fprintf(f, "\n#%d %s: %s live (%lld bytes) in %lld objects, "
-			"%s%s/s, %s allocated in %llu calls\n", i + 1, name,
+			"%s%s/s, %s allocated in %llu calls\n", i + 1, shown,
 			b[0], (long long)s->live_bytes,
 			(long long)s->live_allocs, s->growth_bps >= 0 ? "+" : "",
 			b[1], b[2], (unsigned long long)s->allocs);
@@ -743,7 +746,9 @@ static void report_sites(struct app *app, struct mt_row *r, FILE *f)
 			k = syms__resolve_ret(app->syms, r->pid, s->stack[j],
 					      fr, 8);
 			while (k-- > 0) {
-				syms__format(&fr[k], frame, sizeof(frame));
+				syms__format(&fr[k], raw, sizeof(raw));
+				sanitize(raw, sizeof(raw), frame,
+					 sizeof(frame));
 				fprintf(f, "    %#018llx %s\n",
 					(unsigned long long)s->stack[j], frame);
 			}
@@ -756,7 +761,7 @@ static void write_report(struct dump *d, struct capture *c,
 			 const char *reason, bool oom)
 {
 	struct app *app = d->app;
-	char b[8][16], ts[64], s[160];
+	char b[8][16], ts[64], s[2048];
 	time_t now = time(NULL);
 	struct afile a;
 	struct tm tm;
@@ -772,8 +777,8 @@ static void write_report(struct dump *d, struct capture *c,
 	if (cg) {
 		const struct cg_limits *l = &cg->lim;
 
-		printable(cg->path, sizeof(cg->path), s, sizeof(s));
-		fprintf(a.f, "Container: %s (cgroup v%d %s)\n", cg->name,
+		sanitize(cg->path, sizeof(cg->path), s, sizeof(s));
+		fprintf(a.f, "Container: %s (cgroup v%d %s)\n", cg->shown,
 			l->version, s);
 		human_bytes(b[0], sizeof(b[0]), l->usage);
 		human_bytes(b[1], sizeof(b[1]), l->effective);
@@ -783,9 +788,11 @@ static void write_report(struct dump *d, struct capture *c,
 			"growing %s/s\n", b[0],
 			l->effective == CG_UNLIMITED ? "none" : b[1],
 			cg->threshold ? b[2] : "none", b[3]);
+	} else if (r && r->cgroup[0]) {
+		sanitize(r->cgroup, sizeof(r->cgroup), s, sizeof(s));
+		fprintf(a.f, "Container: %s\n", s);
 	} else {
-		fprintf(a.f, "Container: %s\n", r && r->cgroup[0] ?
-			r->cgroup : "(no memory cgroup found)");
+		fprintf(a.f, "Container: (no memory cgroup found)\n");
 	}
 	if (r) {
 		human_bytes(b[0], sizeof(b[0]), r->live_bytes);
@@ -920,10 +927,13 @@ static void write_trigger(struct dump *d, struct capture *c,
 			  const struct cgent *cg, const char *reason,
 			  const char *filter)
 {
+	char dir[2048];
 	struct afile a;
 
 	if (af_open(&a, c->artfd, "trigger.txt"))
 		return;
+	if (cg)
+		sanitize(cg->lim.dir, sizeof(cg->lim.dir), dir, sizeof(dir));
 	fprintf(a.f, "reason: %s\npid: %d\ncomm: %s\nwall_time: %.3f\n"
 		"monotonic_ns: %llu\n", reason, c->pid, c->comm, now_wall(),
 		(unsigned long long)c->t_trigger);
@@ -935,7 +945,7 @@ static void write_trigger(struct dump *d, struct capture *c,
 	if (cg)
 		fprintf(a.f, "cgroup: %s\ncgroup_version: %d\nusage: %llu\n"
 			"limit: %llu\nthreshold: %llu\ngrowth_bps: %.0f\n",
-			cg->lim.dir, cg->lim.version,
+			dir, cg->lim.version,
 			(unsigned long long)cg->lim.usage,
 			(unsigned long long)(cg->lim.effective == CG_UNLIMITED ?
 					     0 : cg->lim.effective),
@@ -1059,6 +1069,7 @@ static void capture_end(struct dump *d, struct capture *c)
 		close(c->pidfd);
 	c->gcore_pidfd = c->logfd = c->artfd = c->pidfd = -1;
 	c->active = false;
+	d->full_warned = false;
 	timer_arm(d);
 }
 
@@ -1076,7 +1087,7 @@ static void core_fail(struct dump *d, struct capture *c, int err,
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "memtrace: pid %d: %s; small artifact in %s/%s\n",
-		c->pid, msg, d->dir, c->name);
+		c->pid, msg, d->shown_dir, c->name);
 	core_note(c, "core: %s", msg);
 	c->result = err;
 	capture_end(d, c);
@@ -1160,7 +1171,7 @@ static void gcore_done(struct dump *d, struct capture *c)
 		  c->t_stop ? (now_ns() - c->t_stop) / 1e9 : 0.0,
 		  (now_ns() - c->t_trigger) / 1e9);
 	fprintf(stderr, "memtrace: pid %d: core dump %s/%s/%s (%s, %.1f s)\n",
-		c->pid, d->dir, c->name, final, sz, secs);
+		c->pid, d->shown_dir, c->name, final, sz, secs);
 	c->result = 0;
 	capture_end(d, c);
 }
@@ -1179,7 +1190,7 @@ static int gcore_start(struct dump *d, struct capture *c, uint64_t need)
 			human_bytes(need_s, sizeof(need_s), need);
 			human_bytes(free_s, sizeof(free_s), avail);
 			core_fail(d, c, -ENOSPC, "core skipped: needs ~%s, %s "
-				  "free on %s", need_s, free_s, d->dir);
+				  "free on %s", need_s, free_s, d->shown_dir);
 			return -ENOSPC;
 		}
 	}
@@ -1254,7 +1265,7 @@ static void check_own_cgroup(struct dump *d, const struct cgent *cg)
 	d->gcore_warned = true;
 	fprintf(stderr, "memtrace: warning: memtrace runs inside %s, the "
 		"target's memory cgroup: gdb's memory counts against its "
-		"limit; run memtrace outside it\n", cg->name);
+		"limit; run memtrace outside it\n", cg->shown);
 }
 
 /*
@@ -1295,8 +1306,12 @@ static int capture_start(struct dump *d, int pid, const char *reason,
 			c = &d->caps[i];
 	}
 	if (!c) {
-		fprintf(stderr, "memtrace: pid %d: %d captures already running; "
-			"skipped\n", pid, DUMP_MAX_CAPS);
+		/* once per busy spell, not at every refresh that retries */
+		if (!d->full_warned)
+			fprintf(stderr, "memtrace: pid %d: %d captures already "
+				"running; skipped (said once until one ends)\n",
+				pid, DUMP_MAX_CAPS);
+		d->full_warned = true;
 		return -EBUSY;
 	}
 	memset(c, 0, sizeof(*c));
@@ -1304,7 +1319,7 @@ static int capture_start(struct dump *d, int pid, const char *reason,
 	c->pid = pid;
 	c->t_trigger = t_trigger;
 	if (r)
-		printable(r->comm, sizeof(r->comm), c->comm, sizeof(c->comm));
+		sanitize(r->comm, sizeof(r->comm), c->comm, sizeof(c->comm));
 	c->pidfd = pidfd_open(pid, 0);
 	if (c->pidfd < 0 && !oom) {
 		err = -errno;
@@ -1316,7 +1331,7 @@ static int capture_start(struct dump *d, int pid, const char *reason,
 	if (!c->comm[0]) {
 		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
 		if (read_file(path, tmp, sizeof(tmp)) > 0)
-			printable(tmp, strcspn(tmp, "\n"), c->comm,
+			sanitize(tmp, strcspn(tmp, "\n"), c->comm,
 				  sizeof(c->comm));
 	}
 	st = proc_state(pid);
@@ -1344,7 +1359,7 @@ static int capture_start(struct dump *d, int pid, const char *reason,
 				r->cgroup : "none", oom, tmp, sizeof(tmp));
 	if (err) {
 		fprintf(stderr, "memtrace: pid %d: cannot create the capture "
-			"directory in %s: %s\n", pid, d->dir, strerror(-err));
+			"directory in %s: %s\n", pid, d->shown_dir, strerror(-err));
 		c->result = err;
 		capture_end(d, c);
 		return err;
@@ -1367,7 +1382,7 @@ static int capture_start(struct dump *d, int pid, const char *reason,
 	write_trigger(d, c, cg, reason, filter);
 	if (renameat(d->dirfd, tmp, d->dirfd, c->name)) {
 		err = -errno;
-		fprintf(stderr, "memtrace: pid %d: %s/%s: %s\n", pid, d->dir,
+		fprintf(stderr, "memtrace: pid %d: %s/%s: %s\n", pid, d->shown_dir,
 			tmp, strerror(errno));
 		c->result = err;
 		capture_end(d, c);
@@ -1385,7 +1400,7 @@ static int capture_start(struct dump *d, int pid, const char *reason,
 		return 0;
 	}
 	fprintf(stderr, "memtrace: pid %d (%s) in %s: %s; capture in %s/%s%s\n",
-		pid, c->comm, cg ? cg->name : "-", reason, d->dir, c->name,
+		pid, c->comm, cg ? cg->shown : "-", reason, d->shown_dir, c->name,
 		core ? ", core dump following" : "");
 	if (!core) {
 		capture_end(d, c);
@@ -1463,6 +1478,7 @@ int dump__new(struct app *app, struct dump **out)
 	n = strlen(d->dir);
 	while (n > 1 && d->dir[n - 1] == '/')
 		d->dir[--n] = '\0';
+	sanitize(d->dir, n, d->shown_dir, sizeof(d->shown_dir));
 	d->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK |
 				    TFD_CLOEXEC);
 	if (d->timerfd < 0) {
@@ -1728,18 +1744,18 @@ void dump__oom(struct dump *d, const struct mt_event *e)
 	struct pstate *p;
 	const struct mt_site_row *top = NULL;
 	char comm[64], site[160] = "", rate[16], where[PATH_MAX + 300] = "";
-	const char *cont = "-";
+	char cont[512] = "-", shown[640];
 	int i, err;
 
 	if (!d)
 		return;
 	r = table__get(d->app->table, e->tgid);
 	p = pstate_get(d, e->tgid, false);
-	printable(e->comm, sizeof(e->comm), comm, sizeof(comm));
+	sanitize(e->comm, sizeof(e->comm), comm, sizeof(comm));
 	if (p && p->cg)
-		cont = p->cg->name;
+		snprintf(cont, sizeof(cont), "%s", p->cg->shown);
 	else if (r && r->cgroup[0])
-		cont = r->cgroup;
+		sanitize(r->cgroup, sizeof(r->cgroup), cont, sizeof(cont));
 	if (r) {
 		for (i = 0; i < r->nsites; i++)
 			if (r->sites[i].growth_bps > 0 &&
@@ -1748,12 +1764,13 @@ void dump__oom(struct dump *d, const struct mt_event *e)
 		if (top)
 			sites__first_user_frame(d->app, r, top, site,
 						sizeof(site));
+		sanitize(site, sizeof(site), shown, sizeof(shown));
 	}
 	if (d->write_oom) {
 		err = capture_start(d, e->tgid, "OOM kill", now_ns(), true);
 		if (!err)
 			snprintf(where, sizeof(where), "; post-mortem in %s/%s",
-				 d->dir, d->last_name);
+				 d->shown_dir, d->last_name);
 		else
 			snprintf(where, sizeof(where), "; no post-mortem: %s",
 				 strerror(-err));
@@ -1762,7 +1779,7 @@ void dump__oom(struct dump *d, const struct mt_event *e)
 		human_bytes(rate, sizeof(rate), top->growth_bps);
 		fprintf(stderr, "memtrace: OOM kill of pid %u (%s) in %s; top "
 			"growing site: %s (+%s/s)%s\n", e->tgid, comm, cont,
-			site, rate, where);
+			shown, rate, where);
 	} else {
 		fprintf(stderr, "memtrace: OOM kill of pid %u (%s) in %s; no "
 			"growing allocation site seen%s\n", e->tgid, comm, cont,

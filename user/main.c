@@ -23,6 +23,7 @@
 #include <dirent.h>
 #include <poll.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "app.h"
@@ -169,101 +170,105 @@ static const struct option long_opts[] = {
 	{},
 };
 
-static int parse_u64(const char *opt, const char *s, uint64_t *out)
+/*
+ * Every option value is parsed here, by range: a number that wraps,
+ * overflows or is not finite is refused with its range in the message,
+ * never clamped into something else (a huge --max-blocks that wrapped
+ * looped forever; --dump-at inf never fired).
+ */
+static int opt_uint(const char *opt, const char *s, uint64_t lo,
+		    uint64_t hi, uint64_t *out)
 {
-	char *end;
+	int err = parse_uint(s, lo, hi, out);
 
-	errno = 0;
-	*out = strtoull(s, &end, 10);
-	if (errno || end == s || *end || *s == '-') {
+	if (err == -ERANGE)
+		fprintf(stderr, "memtrace: %s: want %llu..%llu, got '%s'\n",
+			opt, (unsigned long long)lo, (unsigned long long)hi, s);
+	else if (err)
 		fprintf(stderr, "memtrace: %s: not a number: '%s'\n", opt, s);
-		return -EINVAL;
-	}
-	return 0;
+	return err;
 }
 
-static int parse_secs(const char *opt, const char *s, double *out)
+static int opt_int(const char *opt, const char *s, int lo, int hi, int *out)
 {
-	char *end;
+	uint64_t v;
+	int err = opt_uint(opt, s, lo, hi, &v);
 
-	*out = strtod(s, &end);
-	if (*end || end == s || !(*out >= 0) || *out > 86400 * 7) {
-		fprintf(stderr, "memtrace: %s: want seconds, got '%s'\n", opt, s);
-		return -EINVAL;
-	}
-	return 0;
+	if (!err)
+		*out = v;
+	return err;
 }
 
-/* "80%" or "512M" / "2G" / "1048576" */
+static int opt_secs(const char *opt, const char *s, double lo, double hi,
+		    double *out)
+{
+	int err = parse_real(s, lo, hi, out);
+
+	if (err)
+		fprintf(stderr, "memtrace: %s: want seconds from %g to %g, "
+			"got '%s'\n", opt, lo, hi, s);
+	return err;
+}
+
+/*
+ * "80%" or "512M" / "2G" / "1048576".  A percentage below 1 or a size
+ * below a page could never be told from "no threshold"; above 100% or
+ * 2^60 bytes it could never be reached.
+ */
 static int parse_dump_at(struct env *env, const char *s)
 {
-	uint64_t mult = 1;
-	char *end;
-	double v;
+	size_t n = strlen(s);
+	char pct[64];
 
-	v = strtod(s, &end);
-	if (end == s || !(v > 0))
-		goto bad;
-	if (*end == '%' && !end[1]) {
-		if (v > 100)
+	if (n && n < sizeof(pct) && s[n - 1] == '%') {
+		memcpy(pct, s, n - 1);
+		pct[n - 1] = '\0';
+		if (parse_real(pct, 1, 100, &env->dump_at_pct))
 			goto bad;
-		env->dump_at_pct = v;
 		return 0;
 	}
-	switch (*end) {
-	case 'k': case 'K': mult = 1ull << 10; end++; break;
-	case 'm': case 'M': mult = 1ull << 20; end++; break;
-	case 'g': case 'G': mult = 1ull << 30; end++; break;
-	case 't': case 'T': mult = 1ull << 40; end++; break;
-	}
-	if (*end == 'i' || *end == 'B')
-		end += (*end == 'i' && end[1] == 'B') ? 2 : 1;
-	if (*end)
+	if (parse_size(s, 4096, 1ull << 60, &env->dump_at_bytes))
 		goto bad;
-	env->dump_at_bytes = v * mult;
 	return 0;
 bad:
-	fprintf(stderr, "memtrace: --dump-at: want PCT%% (1-100) or bytes "
-		"with an optional K/M/G suffix, got '%s'\n", s);
+	fprintf(stderr, "memtrace: --dump-at: want PCT%% (1-100) or a size "
+		"of at least 4096 bytes (whole bytes, optional K/M/G/T "
+		"suffix, at most 1024P), got '%s'\n", s);
 	return -EINVAL;
 }
 
 static int parse_pids(struct env *env, const char *arg)
 {
-	char *dup = strdup(arg), *tok, *save = NULL;
-	int err = 0;
+	const char *p = arg, *e;
+	char tok[32];
+	uint64_t v;
 
-	if (!dup)
-		return -ENOMEM;
-	for (tok = strtok_r(dup, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		uint64_t v;
-
-		err = parse_u64("-p", tok, &v);
-		if (err)
-			break;
-		if (!v || v > INT_MAX) {
-			fprintf(stderr, "memtrace: -p: invalid pid '%s'\n", tok);
-			err = -EINVAL;
-			break;
+	do {
+		e = strchrnul(p, ',');
+		if (e == p || e - p >= (long)sizeof(tok)) {
+			fprintf(stderr, "memtrace: -p: want PID[,PID...], got "
+				"'%s'\n", arg);
+			return -EINVAL;
 		}
+		memcpy(tok, p, e - p);
+		tok[e - p] = '\0';
+		if (opt_uint("-p", tok, 1, INT_MAX, &v))
+			return -EINVAL;
 		if (env->npids == MT_MAX_PIDS) {
 			fprintf(stderr, "memtrace: -p: at most %d pids\n",
 				MT_MAX_PIDS);
-			err = -E2BIG;
-			break;
+			return -E2BIG;
 		}
 		env->pids[env->npids++] = v;
-	}
-	free(dup);
-	return err;
+		p = *e ? e + 1 : e;
+	} while (*e);
+	return 0;
 }
 
 static int parse_args(int argc, char **argv, struct env *env)
 {
 	bool view_chosen = false;
 	uint64_t v;
-	char *end;
 	int c;
 
 	env->delay = 1.0;
@@ -302,34 +307,28 @@ static int parse_args(int argc, char **argv, struct env *env)
 			view_chosen = true;
 			break;
 		case 'd':
-			env->delay = strtod(optarg, &end);
-			if (*end || end == optarg || !(env->delay >= 0.05) ||
-			    env->delay > 86400) {
-				fprintf(stderr, "memtrace: -d: want seconds "
-					"between 0.05 and 86400, got '%s'\n",
-					optarg);
+			if (opt_secs("-d", optarg, 0.05, 86400, &env->delay))
 				return -EINVAL;
-			}
 			break;
 		case 'n':
-			if (parse_u64("-n", optarg, &v))
-				return -EINVAL;
 			/* "stop after 0 refreshes" cannot mean "never stop" */
-			if (!v || v > LONG_MAX) {
+			if (!parse_uint(optarg, 0, 0, &v)) {
 				fprintf(stderr, "memtrace: -n: want 1 or more "
 					"refreshes (leave -n out to run until "
 					"interrupted), got '%s'\n", optarg);
 				return -EINVAL;
 			}
+			if (opt_uint("-n", optarg, 1, LONG_MAX, &v))
+				return -EINVAL;
 			env->iterations = v;
 			break;
 		case 'o':
 			env->output_path = optarg;
 			break;
 		case OPT_TOP_SITES:
-			if (parse_u64("--top-sites", optarg, &v))
+			if (opt_int("--top-sites", optarg, 0, 1000,
+				    &env->top_sites))
 				return -EINVAL;
-			env->top_sites = v > 1000 ? 1000 : v;
 			break;
 		case OPT_PPROF:
 			env->pprof_path = optarg;
@@ -341,30 +340,24 @@ static int parse_args(int argc, char **argv, struct env *env)
 			env->stacks = false;
 			break;
 		case OPT_SAMPLE:
-			if (parse_u64("--sample-bytes", optarg,
-				      &env->sample_bytes))
+			if (opt_uint("--sample-bytes", optarg, 0, 1ull << 40,
+				     &env->sample_bytes))
 				return -EINVAL;
 			break;
 		case OPT_MAX_BLOCKS:
-			if (parse_u64("--max-blocks", optarg, &env->max_blocks))
+			/* a BPF map's size is 32 bits; 2^28 blocks is ~20G */
+			if (opt_uint("--max-blocks", optarg, 1024, 1u << 28,
+				     &env->max_blocks))
 				return -EINVAL;
-			if (env->max_blocks < 1024)
-				env->max_blocks = 1024;
 			break;
 		case OPT_HOT_BLOCKS:
-			if (parse_u64("--hot-blocks", optarg, &env->hot_blocks))
+			if (opt_uint("--hot-blocks", optarg, 1, 1u << 28,
+				     &env->hot_blocks))
 				return -EINVAL;
-			if (!env->hot_blocks)
-				env->hot_blocks = 1;
 			break;
 		case OPT_RINGBUF:
-			if (parse_u64("--ringbuf-mb", optarg, &v))
+			if (opt_uint("--ringbuf-mb", optarg, 1, 1024, &v))
 				return -EINVAL;
-			if (!v || v > 1024) {
-				fprintf(stderr, "memtrace: --ringbuf-mb: want "
-					"1..1024\n");
-				return -EINVAL;
-			}
 			/* a ring buffer must be a power of two pages */
 			env->ringbuf_bytes = 1 << 20;
 			while (env->ringbuf_bytes < (v << 20))
@@ -381,18 +374,18 @@ static int parse_args(int argc, char **argv, struct env *env)
 			env->dump_core = false;
 			break;
 		case OPT_DUMP_MAX:
-			if (parse_u64("--dump-max", optarg, &v))
+			if (opt_int("--dump-max", optarg, 0, 1000,
+				    &env->dump_max))
 				return -EINVAL;
-			env->dump_max = v > 1000 ? 1000 : v;
 			break;
 		case OPT_DUMP_COOLDOWN:
-			if (parse_secs("--dump-cooldown", optarg,
-				       &env->dump_cooldown))
+			if (opt_secs("--dump-cooldown", optarg, 0, 86400 * 7,
+				     &env->dump_cooldown))
 				return -EINVAL;
 			break;
 		case OPT_GCORE_TIMEOUT:
-			if (parse_secs("--gcore-timeout", optarg,
-				       &env->gcore_timeout))
+			if (opt_secs("--gcore-timeout", optarg, 0.1, 86400,
+				     &env->gcore_timeout))
 				return -EINVAL;
 			break;
 		case OPT_SLOW_DOWN:
@@ -551,7 +544,9 @@ static int open_and_load(struct app *app)
 	err = memtrace_bpf__load(skel);
 	if (err) {
 		fprintf(stderr, "memtrace: cannot load BPF programs: %s%s\n",
-			strerror(-err), err == -EPERM ? " (are you root?)" : "");
+			strerror(-err), err == -EPERM ? " (are you root?)" :
+			err == -ENOMEM || err == -E2BIG ? " (--max-blocks or "
+			"--ringbuf-mb too large for this machine?)" : "");
 		return err;
 	}
 	if (env->sample_bytes) {
@@ -570,6 +565,8 @@ static int open_and_load(struct app *app)
 
 static int check_env(void)
 {
+	struct btf *btf;
+
 	if (geteuid() != 0) {
 		fprintf(stderr, "memtrace: must run as root (loads BPF "
 			"programs and uprobes)\n");
@@ -581,6 +578,21 @@ static int check_env(void)
 			"built with CONFIG_DEBUG_INFO_BTF=y\n");
 		return -ENOTSUP;
 	}
+	/*
+	 * Parse it once here: libbpf's own failure on a damaged BTF is an
+	 * errno from deep inside CO-RE relocation ("No such process").
+	 */
+	btf = btf__parse_raw("/sys/kernel/btf/vmlinux");
+	if (!btf) {
+		char why[128];
+
+		libbpf_strerror(-errno, why, sizeof(why));
+		fprintf(stderr, "memtrace: kernel BTF /sys/kernel/btf/vmlinux "
+			"cannot be parsed (%s): it is damaged or not BTF; "
+			"CO-RE relocation needs it\n", why);
+		return -EINVAL;
+	}
+	btf__free(btf);
 	return 0;
 }
 
@@ -892,9 +904,9 @@ int main(int argc, char **argv)
 
 	if (parse_args(argc, argv, &app.env))
 		return 2;
+	libbpf_set_print(libbpf_print);
 	if (check_env())
 		return 1;
-	libbpf_set_print(libbpf_print);
 	app.out = stdout;
 	if (app.env.output_path) {
 		app.out = fopen(app.env.output_path, "we");

@@ -28,6 +28,7 @@
 
 #include "pprof.h"
 #include "syms.h"
+#include "util.h"
 
 #define MAX_INLINE	16		/* frames per address */
 #define MAX_MAPPINGS	4096		/* executable mappings per process */
@@ -489,6 +490,15 @@ void pprof__set_times(struct pprof *p, uint64_t start_real_ns,
 	p->duration_ns = duration_ns;
 }
 
+/* A process name is anyone's bytes: the label gets the escaped form. */
+static int64_t intern_comm(struct pprof *p, const char *comm)
+{
+	char clean[256];
+
+	sanitize(comm, strlen(comm), clean, sizeof(clean));
+	return str_intern(p, clean);
+}
+
 /*
  * First sample of a pid: take a snapshot of its executable mappings
  * (what the symbolizer knows, so it also works after the process left).
@@ -525,7 +535,7 @@ static int proc_get(struct pprof *p, int pid, struct pp_proc **out)
 		goto err;
 	read_comm(pid, comm, sizeof(comm));
 	if (comm[0]) {
-		comm_idx = str_intern(p, comm);
+		comm_idx = intern_comm(p, comm);
 		if (comm_idx < 0)
 			goto err;
 	}
@@ -670,7 +680,7 @@ static bool sample_eq(const struct pprof *p, uint32_t item, const void *key)
 	       !memcmp(a->locs, b->locs, b->nr_locs * sizeof(*b->locs));
 }
 
-static uint64_t now_ns(clockid_t clk)
+static uint64_t clock_ns(clockid_t clk)
 {
 	struct timespec ts;
 
@@ -696,8 +706,8 @@ struct pprof *pprof__new(struct syms *syms)
 		return NULL;
 	p->syms = syms;
 	p->period = 1;
-	p->start_real_ns = now_ns(CLOCK_REALTIME);
-	p->start_mono_ns = now_ns(CLOCK_MONOTONIC);
+	p->start_real_ns = clock_ns(CLOCK_REALTIME);
+	p->start_mono_ns = clock_ns(CLOCK_MONOTONIC);
 	/* string_table[0] must be "". */
 	if (str_intern(p, "") != 0)
 		goto err;
@@ -763,7 +773,7 @@ int pprof__set_comm(struct pprof *p, int pid, const char *comm)
 	err = proc_get(p, pid, &pr);
 	if (err)
 		return err;
-	s = str_intern(p, comm);
+	s = intern_comm(p, comm);
 	if (s < 0)
 		return (int)s;
 	pr->comm = s;
@@ -954,7 +964,7 @@ static void encode(struct pprof *p, struct pb *out)
 			 strlen(p->strs[i]));
 	pb_uint(out, PROFILE_TIME_NANOS, p->start_real_ns);
 	pb_uint(out, PROFILE_DURATION_NANOS, p->duration_ns ? p->duration_ns :
-		now_ns(CLOCK_MONOTONIC) - p->start_mono_ns);
+		clock_ns(CLOCK_MONOTONIC) - p->start_mono_ns);
 	encode_value_type(out, PROFILE_PERIOD_TYPE, &sub, p->s_space,
 			  p->s_bytes);
 	pb_uint(out, PROFILE_PERIOD, (uint64_t)p->period);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
@@ -181,6 +182,78 @@ int read_file(const char *path, char *buf, size_t len)
 	if (tot >= 0)
 		buf[tot] = '\0';
 	return tot;
+}
+
+int parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	/* strtoull takes "-1" as 2^64-1 and skips leading blanks */
+	if (!s || *s < '0' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (*end)
+		return -EINVAL;
+	if (errno == ERANGE || v < lo || v > hi)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int parse_real(const char *s, double lo, double hi, double *out)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s || (*s != '.' && *s != '-' && *s != '+' &&
+			  (*s < '0' || *s > '9')))
+		return -EINVAL;	/* "inf", "nan", blanks */
+	errno = 0;
+	v = strtod(s, &end);
+	if (*end || end == s)
+		return -EINVAL;
+	if (!isfinite(v) || v < lo || v > hi)
+		return -ERANGE;
+	*out = v;
+	return 0;
+}
+
+int parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+	char num[64];
+	double v, mult = 1;
+	size_t n;
+	int err;
+
+	if (!s || (n = strlen(s)) >= sizeof(num))
+		return -EINVAL;
+	memcpy(num, s, n + 1);
+	/* peel "B", "iB", then the unit letter off the end */
+	if (n && (num[n - 1] == 'B' || num[n - 1] == 'b'))
+		num[--n] = '\0';
+	if (n && num[n - 1] == 'i')
+		num[--n] = '\0';
+	switch (n ? num[n - 1] : 0) {
+	case 'k': case 'K': mult = 0x1p10; break;
+	case 'm': case 'M': mult = 0x1p20; break;
+	case 'g': case 'G': mult = 0x1p30; break;
+	case 't': case 'T': mult = 0x1p40; break;
+	}
+	if (mult > 1)
+		num[--n] = '\0';
+	err = parse_real(num, 0, 1e30, &v);
+	if (err)
+		return err;
+	v *= mult;
+	/* 2^64 is exact in a double: compare before converting */
+	if (v >= 0x1p64 || v < lo || v > hi)
+		return -ERANGE;
+	if (v != floor(v))
+		return -EINVAL;
+	*out = v;
+	return 0;
 }
 
 int array_grow(void *arrp, int *cap, int nr, size_t size)

@@ -31,6 +31,19 @@ void human_secs(char *buf, size_t len, double v);
 int read_file(const char *path, char *buf, size_t len);
 
 /*
+ * Option values, checked whole: a decimal integer in [lo, hi] (no sign,
+ * no trailing text, no wrap past 2^64), or a finite number in [lo, hi].
+ * Return 0, -EINVAL (not a number) or -ERANGE (outside the range).
+ */
+int parse_uint(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+int parse_real(const char *s, double lo, double hi, double *out);
+/*
+ * A size with an optional K/M/G/T suffix (powers of 1024, optional "B"
+ * or "iB"): "512M", "1.5G", "1048576".  In [lo, hi] bytes, whole bytes.
+ */
+int parse_size(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+
+/*
  * Make room for one more element in a growable array: *arrp holds nr
  * elements of size bytes and room for *cap.  Doubles the room when full.
  * Returns 0, or -ENOMEM with the array untouched.

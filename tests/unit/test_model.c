@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* User-space logic without root: escaping, units, the table model,
  * anonymous-mapping ranges, probe-site choice. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +44,41 @@ static void test_json_str(void)
 	fclose(f);
 	ASSERT_STREQ(buf, "\"q\\\"b\\\\\\n\\u0001\\u001b\xc3\xa9\\u00ff\"");
 	free(buf);
+}
+
+/* Option values: ranges checked, nothing wraps, nothing infinite. */
+static void test_parse_numbers(void)
+{
+	uint64_t u = 7;
+	double r = 7;
+
+	ASSERT_EQ(parse_uint("42", 0, 100, &u), 0);
+	ASSERT_EQ(u, 42);
+	ASSERT_EQ(parse_uint("18446744073709551616", 0, UINT64_MAX, &u),
+		  -ERANGE);
+	ASSERT_EQ(parse_uint("9223372036854775808", 0, INT64_MAX, &u),
+		  -ERANGE);
+	ASSERT_EQ(parse_uint("-1", 0, UINT64_MAX, &u), -EINVAL);
+	ASSERT_EQ(parse_uint(" 1", 0, 10, &u), -EINVAL);
+	ASSERT_EQ(parse_uint("1x", 0, 10, &u), -EINVAL);
+	ASSERT_EQ(parse_uint("", 0, 10, &u), -EINVAL);
+	ASSERT_EQ(parse_uint("0", 1, 10, &u), -ERANGE);
+	ASSERT_EQ(u, 42);
+	ASSERT_EQ(parse_real("0.25", 0, 1, &r), 0);
+	ASSERT_TRUE(r == 0.25);
+	ASSERT_EQ(parse_real("inf", 0, 1e300, &r), -EINVAL);
+	ASSERT_EQ(parse_real("nan", 0, 1, &r), -EINVAL);
+	ASSERT_EQ(parse_real("1e999", 0, 1e300, &r), -ERANGE);
+	ASSERT_EQ(parse_real("-1", 0, 1, &r), -ERANGE);
+	ASSERT_EQ(parse_size("512M", 4096, 1ull << 60, &u), 0);
+	ASSERT_EQ(u, 512ull << 20);
+	ASSERT_EQ(parse_size("1.5GiB", 4096, 1ull << 60, &u), 0);
+	ASSERT_EQ(u, 3ull << 29);
+	ASSERT_EQ(parse_size("1e99", 4096, 1ull << 60, &u), -ERANGE);
+	ASSERT_EQ(parse_size("0.5", 0, 1ull << 60, &u), -EINVAL);
+	ASSERT_EQ(parse_size("inf", 0, 1ull << 60, &u), -EINVAL);
+	ASSERT_EQ(parse_size("16E", 0, UINT64_MAX, &u), -EINVAL);
+	ASSERT_EQ(parse_size("K", 0, 1ull << 60, &u), -EINVAL);
 }
 
 static void test_human(void)
@@ -238,6 +274,7 @@ int main(void)
 	RUN_TEST(test_sanitize);
 	RUN_TEST(test_json_str);
 	RUN_TEST(test_human);
+	RUN_TEST(test_parse_numbers);
 	RUN_TEST(test_ranges);
 	RUN_TEST(test_rates_and_sort);
 	RUN_TEST(test_short_tail_rates_and_peak);
