@@ -66,6 +66,11 @@ uint64_t gobin__func(const struct gobin *g, const char *name, uint64_t *size);
 
 /* The runtime's variables; -ENOENT when mbuckets cannot be found. */
 int gobin__runtime(const struct gobin *g, struct gobin_runtime *out);
+/*
+ * The same found in the code only, ignoring .symtab (what a stripped
+ * build gets; tests compare both on one file).  memstats stays 0.
+ */
+int gobin__runtime_code(const struct gobin *g, struct gobin_runtime *out);
 
 /* Number of functions in the table (tests, stats). */
 int gobin__nr_funcs(const struct gobin *g);
