@@ -1234,7 +1234,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	u32 ptgid = BPF_CORE_READ(parent, tgid);
 	u32 ctgid = BPF_CORE_READ(child, tgid);
 	struct mt_alloc_text *t;
-	struct mt_kproc *p;
+	struct mt_kproc *p, *c;
 	struct mt_event *e;
 
 	if (ptgid == ctgid)
@@ -1247,18 +1247,20 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	 * allocation: it inherits the probes' breakpoints with its copy of
 	 * the parent's memory, and its counters start empty.
 	 */
-	if (!proc_new(ctgid, BPF_ANY))
+	c = proc_new(ctgid, BPF_ANY);
+	if (!c)
 		count(MT_CNT_PROCS_FULL);
 	/* and a copy of its mappings: its allocators are where they were */
 	t = bpf_map_lookup_elem(&alloc_text, &ptgid);
 	if (t)
 		bpf_map_update_elem(&alloc_text, &ctgid, t, BPF_ANY);
-	e = event_new(MT_EV_FORK, ctgid, p,
-		      __builtin_offsetof(struct mt_event, mm));
+	e = event_new(MT_EV_FORK, ctgid, p, MT_EV_SIZE(fork));
 	if (!e)
 		return 0;
 	e->pid = ctgid;
 	e->ppid = ptgid;
+	/* which process this is: the pid alone may be a reused one */
+	e->fork.gen = c ? c->gen : 0;
 	bpf_ringbuf_submit(e, 0);
 	return 0;
 }

@@ -283,6 +283,9 @@ struct mt_event {
 			u32 uid;
 			u64 total_vm_pages;
 		} oom;
+		struct {	/* FORK: the child's generation */
+			u64 gen;
+		} fork;
 		struct {	/* MAPFILE */
 			u64 start;
 			u64 len;

@@ -29,6 +29,35 @@ void app__reap_child(struct app *app)
 	}
 }
 
+/*
+ * Row r's process is gone for good: every module forgets it, by pid and
+ * generation.  The pid may already be a new process's.
+ */
+void app__forget_row(struct app *app, struct mt_row *r)
+{
+	collect__forget(app->collect, r->pid, r->gen);
+	syms__forget_pid(app->syms, r->pid);
+	table__remove(app->table, r->pid);
+}
+
+/*
+ * The row of a process that starts now as (pid, gen): a row left by an
+ * earlier process with that pid (exited, or of another generation when
+ * its exit record was lost) is forgotten first; a reused pid is a new
+ * process, never the old one resurrected.
+ */
+struct mt_row *app__row_new(struct app *app, int pid, uint64_t gen)
+{
+	struct mt_row *r = table__get(app->table, pid);
+
+	if (r && (r->exited || (gen && r->gen && r->gen != gen)))
+		app__forget_row(app, r);
+	r = table__add(app->table, pid);
+	if (r && gen && !r->gen)
+		r->gen = r->syms_gen = gen;
+	return r;
+}
+
 /* Exited rows stay visible for a few refreshes, then go. */
 void app__expire_rows(struct app *app)
 {
@@ -44,13 +73,11 @@ void app__expire_rows(struct app *app)
 			r->syms_gen = r->gen;
 			r->syms_stale = 0;
 		}
-		if (!r->exited || ++r->gone_refreshes <= 3)
+		if (!r->exited || (++r->gone_refreshes <= 3 && !r->reused))
 			continue;
 		if (app->env.mode == MODE_CMD && r->pid == app->child)
 			continue;
-		collect__forget(app->collect, r->pid, r->gen);
-		syms__forget_pid(app->syms, r->pid);
-		table__remove(app->table, r->pid);
+		app__forget_row(app, r);
 		i--;
 	}
 	collect__sweep(app->collect);

@@ -93,6 +93,9 @@ struct app {
 void app__refresh_model(struct app *app);	/* read maps, rates, sites */
 void app__expire_rows(struct app *app);		/* drop long-exited rows */
 void app__reap_child(struct app *app);		/* MODE_CMD: did it exit? */
+/* The process registry's two transitions (pid, generation): */
+struct mt_row *app__row_new(struct app *app, int pid, uint64_t gen);
+void app__forget_row(struct app *app, struct mt_row *r);
 struct ring_buffer;
 /* Wait for and handle ring-buffer records and cgroup notifications. */
 int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms);

@@ -137,8 +137,12 @@ int collect__procs(struct collect *c, struct table *t, uint64_t ts)
 			if (n > 0 && r->comm[n - 1] == '\n')
 				r->comm[n - 1] = '\0';
 		}
-		if (r->exited)
-			continue;	/* pid reused: the old row goes first */
+		if (r->exited) {
+			/* pid reused: the old row goes first, at once */
+			if (kst.gen != r->gen)
+				r->reused = true;
+			continue;
+		}
 		table__set_stats(t, r, &st, ts);
 		read_proc_extras(r);
 	}
@@ -293,12 +297,20 @@ void collect__forget_gen(struct collect *c, int pid, uint32_t gen)
 	c->ndead++;
 }
 
-/* pid exited: its entry goes now, its data at the next sweep. */
-void collect__forget(struct collect *c, int pid, uint32_t gen)
+/*
+ * Process (pid, gen) is gone: its data goes at the next sweep, and its
+ * kernel entry if one is left (the kernel drops it at exit; one made by
+ * collect__track for a process that had already exited stays).  Only
+ * that generation's entry: the pid may be a new process's by now, and
+ * deleting its entry would silently stop tracing it.
+ */
+void collect__forget(struct collect *c, int pid, uint64_t gen)
 {
+	struct mt_kproc kst;
 	uint32_t key = pid;
 
-	bpf_map_delete_elem(c->procs_fd, &key);
+	if (!bpf_map_lookup_elem(c->procs_fd, &key, &kst) && kst.gen == gen)
+		bpf_map_delete_elem(c->procs_fd, &key);
 	collect__forget_gen(c, pid, gen);
 }
 

@@ -21,8 +21,8 @@ int collect__procs(struct collect *c, struct table *t, uint64_t ts);
 /* Allocation sites of every live row, sorted by live bytes (largest first). */
 int collect__sites(struct collect *c, struct table *t);
 int collect__counters(struct collect *c, uint64_t out[MT_CNT_MAX]);
-/* Forget the kernel state of an exited pid (its blocks and sites). */
-void collect__forget(struct collect *c, int pid, uint32_t gen);
+/* Forget the kernel state of process (pid, gen) (its blocks and sites). */
+void collect__forget(struct collect *c, int pid, uint64_t gen);
 void collect__forget_gen(struct collect *c, int pid, uint32_t gen);
 int collect__sweep(struct collect *c);
 

@@ -145,7 +145,7 @@ static size_t record_size(uint32_t type)
 	case MT_EV_OOM:
 		return EV_SIZE(oom);
 	case MT_EV_FORK:
-		return offsetof(struct mt_event, mm);
+		return EV_SIZE(fork);
 	case MT_EV_MAPFILE:
 		return EV_SIZE(mapfile);
 	default:
@@ -183,18 +183,16 @@ int events__handle(void *ctx, void *data, size_t len)
 		on_exit_event(app, e);
 		return 0;
 	}
-	r = table__add(app->table, e->tgid);
+	if (e->type == MT_EV_FORK)
+		r = app__row_new(app, e->tgid, e->fork.gen);
+	else if (e->type == MT_EV_EXEC)
+		r = app__row_new(app, e->tgid, 0);
+	else
+		r = table__add(app->table, e->tgid);
 	if (!r)
 		return -ENOMEM;
 	switch (e->type) {
 	case MT_EV_EXEC:
-		if (r->exited) {
-			/* the pid was reused since its last exit */
-			table__remove(app->table, e->tgid);
-			r = table__add(app->table, e->tgid);
-			if (!r)
-				return -ENOMEM;
-		}
 		/*
 		 * The old image's sites and stacks are dead now; its blocks
 		 * too (the kernel also drops those it meets again).

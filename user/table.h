@@ -70,6 +70,7 @@ struct mt_row {
 	bool probed;			/* allocator probes on its libc */
 	bool warned;
 	int attach_tries;
+	bool reused;			/* exited, and its pid is another's now */
 
 	struct mt_range *ranges;	/* live anonymous mmaps */
 	int nranges, cap_ranges;
