@@ -20,12 +20,13 @@ USER_SRCS := $(filter-out user/main.c,$(wildcard user/*.c))
 USER_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(USER_SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(UNIT_SRCS))
-WORKLOAD_SRCS := $(filter-out tests/workloads/sites.c tests/workloads/wrap.c,$(wildcard tests/workloads/*.c))
+WORKLOAD_SRCS := $(filter-out tests/workloads/sites.c tests/workloads/wrap.c tests/workloads/realloc_race.c,$(wildcard tests/workloads/*.c))
 WORKLOADS := $(patsubst tests/workloads/%.c,$(OUTPUT)/workloads/%,$(WORKLOAD_SRCS)) \
 	     $(OUTPUT)/workloads/sites $(OUTPUT)/workloads/libmtsite.so \
 	     $(OUTPUT)/workloads/wrap $(OUTPUT)/workloads/libmtwrap.so \
 	     $(OUTPUT)/workloads/allocs_mtalloc $(OUTPUT)/workloads/libmtalloc.so \
 	     $(OUTPUT)/workloads/libmtfwd.so $(OUTPUT)/workloads/cxx_mtalloc \
+	     $(OUTPUT)/workloads/realloc_race \
 	     $(patsubst tests/workloads/%.cpp,$(OUTPUT)/workloads/%,$(wildcard tests/workloads/*.cpp))
 
 # jemalloc's own API, where Debian's libjemalloc2 is installed (make test
@@ -128,6 +129,13 @@ $(OUTPUT)/workloads/libmtfwd.so: tests/workloads/lib/mtfwd.c | $(OUTPUT)/workloa
 	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -fPIC -shared -o $@ $<
 
 $(OUTPUT)/workloads/allocs_mtalloc: tests/workloads/allocs.c tests/workloads/truth.h $(OUTPUT)/workloads/libmtalloc.so
+	$(call msg,CC,$@)
+	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -fno-inline-functions-called-once \
+		-Wall -Wno-unused-result -o $@ $< -lpthread \
+		-L$(OUTPUT)/workloads -lmtalloc -Wl,-rpath,'$$ORIGIN'
+
+# realloc's old address handed to another thread (the allocator's hook)
+$(OUTPUT)/workloads/realloc_race: tests/workloads/realloc_race.c tests/workloads/truth.h $(OUTPUT)/workloads/libmtalloc.so
 	$(call msg,CC,$@)
 	$(Q)$(CC) -O1 -g -fno-omit-frame-pointer -fno-inline-functions-called-once \
 		-Wall -Wno-unused-result -o $@ $< -lpthread \

@@ -305,6 +305,9 @@ static __always_inline u64 sample_weight(u64 id, u64 size)
 	return scaled_weight(size);
 }
 
+static __always_inline void realloc_take(struct mt_inflight *in, u32 tgid,
+					 u64 addr);
+
 /*
  * Entry of an allocating function.  A nested call (calloc -> malloc in
  * some libcs, reallocarray -> realloc, realloc(NULL) -> malloc) only
@@ -366,6 +369,9 @@ static __always_inline int alloc_enter(struct pt_regs *ctx, u32 fn, u64 size,
 	in->sp = PT_REGS_SP(ctx);
 	in->fn = fn;
 	in->depth = 1;
+	in->old_state = MT_OLD_NONE;
+	if (fn == MT_FN_REALLOC && arg)
+		realloc_take(in, tgid, arg);
 	return 0;
 }
 
@@ -404,51 +410,79 @@ static __always_inline u32 slot_find(const struct mt_bucket *bk, u32 tgid,
 	return i;
 }
 
+/* A block as taken out of its table. */
+struct taken {
+	u64 weight;		/* bytes it stands for */
+	u64 stack;
+	u32 gen;
+	u32 cnt;		/* objects; 0: nothing to account */
+};
+
 /*
- * A block is freed: take it out of its table, account it to its site.
- * False if it is in neither table: never seen, or freed already; the
- * caller decides whether that is an unmatched free.
+ * Take block (tgid, addr) out of its table into t.  False if it is in
+ * neither table: never seen, or freed already.  A racing double free
+ * finds it too, but only one of the two gets a count to account.
  */
-static __always_inline bool block_free(struct mt_kproc *p, u32 tgid, u64 addr)
+static __always_inline bool block_take(u32 tgid, u64 addr, struct taken *t)
 {
 	struct mt_block_key k = { .tgid = tgid, .addr = addr };
-	struct mt_site_key sk = { .tgid = tgid };
 	struct mt_bucket *bk = bucket_of(tgid, addr);
-	u64 size, cnt, stack;
 	struct mt_block *b;
-	struct mt_ksite *s;
-	u32 i = MT_BUCKET_SLOTS, gen;
+	u32 i = MT_BUCKET_SLOTS;
 
 	if (bk)
 		i = slot_find(bk, tgid, addr);
 	if (bk && i < MT_BUCKET_SLOTS) {
 		/* read it all before the slot can be taken again */
-		gen = bk->gen[i];
-		cnt = bk->cnt[i];
-		stack = bk->stack[i];
-		size = bk->weight[i];
+		t->gen = bk->gen[i];
+		t->cnt = bk->cnt[i];
+		t->stack = bk->stack[i];
+		t->weight = bk->weight[i];
 		bk->tgid[i] = 0;
-		/* a racing double free: only one of the two accounts it */
 		if (__sync_val_compare_and_swap(&bk->addr[i], addr, 0) != addr)
-			return true;
-	} else if (bk && bk->spills && (b = bpf_map_lookup_elem(&blocks, &k))) {
-		gen = b->gen;
-		cnt = obj_weight(b->size, b->weight);
-		stack = b->stack;
-		size = b->weight;
-		if (bpf_map_delete_elem(&blocks, &k))
-			return true;
-		spill_count(bk, -1);
-	} else {
-		return false;
-	}
-	if (gen != (u32)p->gen) {
-		/* left over from the image before an exec */
-		count(MT_CNT_STALE);
+			t->cnt = 0;
 		return true;
 	}
-	sk.stack = stack;
-	sk.gen = gen;
+	if (bk && bk->spills && (b = bpf_map_lookup_elem(&blocks, &k))) {
+		t->gen = b->gen;
+		t->cnt = obj_weight(b->size, b->weight);
+		t->stack = b->stack;
+		t->weight = b->weight;
+		if (bpf_map_delete_elem(&blocks, &k))
+			t->cnt = 0;
+		else
+			spill_count(bk, -1);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Account the free of a taken block to its process and site; undo (a
+ * realloc that failed after its block was taken) takes it back.  False
+ * if there was nothing to account (a stale or doubly freed block).
+ */
+static __always_inline bool block_account(struct mt_kproc *p, u32 tgid,
+					  const struct taken *t, bool undo)
+{
+	struct mt_site_key sk = { .tgid = tgid, .gen = t->gen,
+				  .stack = t->stack };
+	u64 size = t->weight, cnt = t->cnt;
+	struct mt_ksite *s;
+	u32 i;
+
+	if (!cnt)
+		return false;
+	if (t->gen != (u32)p->gen) {
+		/* left over from the image before an exec */
+		if (!undo)
+			count(MT_CNT_STALE);
+		return false;
+	}
+	if (undo) {
+		size = -size;
+		cnt = -cnt;
+	}
 	i = slot();
 	__sync_fetch_and_add(&p->c[i].free_bytes, size);
 	__sync_fetch_and_add(&p->c[i].frees, cnt);
@@ -457,6 +491,21 @@ static __always_inline bool block_free(struct mt_kproc *p, u32 tgid, u64 addr)
 		__sync_fetch_and_add(&s->c[i].free_bytes, size);
 		__sync_fetch_and_add(&s->c[i].frees, cnt);
 	}
+	return true;
+}
+
+/*
+ * A block is freed: take it out of its table, account it to its site.
+ * False if it is in neither table: never seen, or freed already; the
+ * caller decides whether that is an unmatched free.
+ */
+static __always_inline bool block_free(struct mt_kproc *p, u32 tgid, u64 addr)
+{
+	struct taken t;
+
+	if (!block_take(tgid, addr, &t))
+		return false;
+	block_account(p, tgid, &t, false);
 	return true;
 }
 
@@ -509,6 +558,56 @@ static __always_inline long block_insert(struct mt_kproc *p, u32 tgid, u64 addr,
 	else if (!err)
 		spill_count(bk, 1);
 	return err;
+}
+
+/*
+ * realloc's old block leaves the tables at realloc's entry, not at its
+ * return: inside realloc the allocator frees it, and another thread may
+ * be handed that address (and enter its new block) before realloc
+ * returns; dropping the old block then would drop the other thread's.
+ * Its free is accounted now and undone if realloc fails.
+ */
+static __always_inline void realloc_take(struct mt_inflight *in, u32 tgid,
+					 u64 addr)
+{
+	struct mt_kproc *p = proc_get(tgid);
+	struct taken t;
+
+	if (!p)
+		return;
+	if (!block_take(tgid, addr, &t)) {
+		in->old_state = MT_OLD_MISSING;
+		return;
+	}
+	if (!block_account(p, tgid, &t, false))
+		return;
+	in->old_weight = t.weight;
+	in->old_stack = t.stack;
+	in->old_gen = t.gen;
+	in->old_cnt = t.cnt;
+	in->old_state = MT_OLD_TAKEN;
+}
+
+/* realloc failed: its old block is live still, as it was. */
+static __always_inline void realloc_restore(struct mt_kproc *p, u32 tgid,
+					    struct mt_inflight *in)
+{
+	struct taken t = {
+		.weight = in->old_weight, .stack = in->old_stack,
+		.gen = in->old_gen, .cnt = in->old_cnt,
+	};
+	struct mt_block b = {
+		.size = t.cnt ? t.weight / t.cnt : t.weight,
+		.weight = t.weight, .stack = t.stack, .gen = t.gen,
+	};
+
+	if (block_insert(p, tgid, in->arg, &b, t.cnt)) {
+		/* no room to put it back: it stays counted as freed */
+		count(MT_CNT_BLOCKS_FULL);
+		__sync_fetch_and_add(&p->lost, 1);
+		return;
+	}
+	block_account(p, tgid, &t, true);
 }
 
 /*
@@ -794,12 +893,17 @@ static __always_inline int alloc_return(struct pt_regs *ctx, u64 ret)
 	case MT_FN_REALLOCARRAY:
 		/*
 		 * realloc frees the old block when it returns a new one, and
-		 * when it is asked for 0 bytes (glibc returns NULL then).  On
-		 * failure (NULL for a non-zero size) the old block stays.
+		 * when it is asked for 0 bytes (glibc returns NULL then): its
+		 * entry took it already.  On failure (NULL for a non-zero
+		 * size) the old block stays: put back.
 		 */
-		if (in->arg && (ret || in->size == 0) &&
-		    !block_free(p, tgid, in->arg))
-			unmatched_free(p);
+		if (ret || in->size == 0) {
+			if (in->old_state == MT_OLD_MISSING)
+				unmatched_free(p);
+		} else if (in->old_state == MT_OLD_TAKEN) {
+			realloc_restore(p, tgid, in);
+		}
+		in->old_state = MT_OLD_NONE;
 		if (ret)
 			block_alloc(ctx, p, in, id, ret, in->size, in->weight);
 		break;
@@ -964,13 +1068,22 @@ int BPF_KPROBE(free_enter, u64 addr)
 		return 0;
 	/*
 	 * A free inside realloc (realloc(p, 0) calls free) is accounted by
-	 * realloc's return, which frees the old block idempotently; here
-	 * it would only be counted twice as unmatched.
+	 * realloc, which took the old block at its entry; here it would
+	 * only be counted twice as unmatched.
 	 */
 	in = bpf_task_storage_get(&inflight, bpf_get_current_task_btf(), NULL,
 				  BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (in && in->depth)
-		return 0;
+	/*
+	 * Only a free deeper on the stack than the call in flight is inside
+	 * it.  One from higher up means that call is over without its
+	 * return probe (the thread left it by longjmp): forget it, or
+	 * every free until the thread's next allocation would be ignored.
+	 */
+	if (in && in->depth) {
+		if (PT_REGS_SP(ctx) <= in->sp)
+			return 0;
+		in->depth = 0;
+	}
 	/*
 	 * The thread's last free again, of a block no longer in the tables,
 	 * is a free() wrapper (a preloaded hook's) passing the call on to

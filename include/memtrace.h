@@ -218,6 +218,23 @@ struct mt_inflight {
 	u32 fix_next;		/* the slot to replace next */
 	u32 pad;
 	u64 last_free;		/* address of its last free, 0 after an allocation */
+	/*
+	 * realloc's old block, taken out of the tables (and its free
+	 * accounted) at entry: the allocator may hand that address to
+	 * another thread before realloc returns.  Put back if it fails.
+	 */
+	u64 old_weight;
+	u64 old_stack;
+	u32 old_gen;
+	u32 old_cnt;
+	u32 old_state;		/* MT_OLD_* */
+	u32 pad2;
+};
+
+enum mt_old_state {
+	MT_OLD_NONE = 0,	/* no old block, or nothing to account */
+	MT_OLD_TAKEN,		/* taken and its free accounted */
+	MT_OLD_MISSING,		/* in neither table: unmatched if freed */
 };
 
 /* Global counters, index into the "counters" array map. */

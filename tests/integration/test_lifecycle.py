@@ -5,8 +5,8 @@ import os
 import subprocess
 import tempfile
 
-from common import (MEMTRACE, Skip, finish, load_truth, memtrace_json, row,
-                    wait_row, workload)
+from common import (MEMTRACE, Skip, finish, first_user_func, load_truth,
+                    memtrace_json, row, wait_row, workload)
 
 
 def tmpfile(name):
@@ -60,6 +60,56 @@ def test_reused_pid_stays_traced():
     p.stdin = None
     code, docs, err = finish(p)
     assert code == 0, err
+
+
+def by_function(r):
+    """Live bytes, allocs and frees per innermost user function."""
+    out = {}
+    for s in r["sites"]:
+        d = out.setdefault(first_user_func(s), {"live_bytes": 0, "allocs": 0, "frees": 0})
+        d["live_bytes"] += s["live_bytes"]
+        d["allocs"] += s["allocs"]
+        d["frees"] += s["allocs"] - s["live_allocs"]
+    return out
+
+
+def realloc_run(opts, args):
+    truth_path = tmpfile("truth.json")
+    p = memtrace_json(["-d", "0.2", "--top-sites", "50"] + opts +
+                      ["--", workload("realloc_race")] + args + ["--truth", truth_path],
+                      stdin=subprocess.PIPE)
+    truth = load_truth(truth_path)
+    want = {k: v for k, v in truth.items() if isinstance(v, dict)}
+    r, _ = wait_row(p, truth["pid"], lambda r: all(
+        by_function(r).get(fn, {}).get("allocs") == v["allocs"] for fn, v in want.items()))
+    got = by_function(r)
+    p.stdin.close()
+    p.stdin = None
+    finish(p)
+    for fn, v in want.items():
+        assert got.get(fn) == v, f"{fn}: memtrace {got.get(fn)} != truth {v}; all: {got}"
+    return truth, r
+
+
+def test_realloc_old_address_reused_by_another_thread():
+    """realloc's old block is dropped at realloc's entry: the allocator
+    gives its address to another thread before realloc returns, and that
+    thread's new block is counted, not dropped in its place.  A failing
+    realloc keeps its block; realloc(p, 0) frees it.  Exact per function,
+    with session probes and with classic return probes."""
+    for opts in ([], ["--no-session"]):
+        truth, r = realloc_run(opts, [])
+        assert truth["reused"], "the allocator did not hand the address over"
+        assert r["unmatched_frees"] == 0, (opts, r)
+
+
+def test_free_after_longjmp_out_of_realloc():
+    """A thread that leaves realloc by longjmp (its return never comes)
+    frees blocks next: those frees are counted, not ignored as if still
+    inside realloc."""
+    for opts in ([], ["--no-session"]):
+        truth, r = realloc_run(opts, ["--stale"])
+        assert r["unmatched_frees"] == 0, (opts, r)
 
 
 TESTS = [(n[len("test_"):], f) for n, f in list(globals().items())

@@ -136,6 +136,13 @@ void *calloc(size_t n, size_t size)
 	return p;
 }
 
+/*
+ * For tests (tests/workloads/realloc_race.c): called inside realloc once
+ * the old block is back on the free list, before realloc returns, as a
+ * real allocator's thread could be preempted there.
+ */
+void (*mtalloc_realloc_hook)(void *old, void *new);
+
 void *realloc(void *old, size_t n)
 {
 	struct hdr *h;
@@ -153,6 +160,8 @@ void *realloc(void *old, size_t n)
 	h = (struct hdr *)((char *)old - HDR);
 	memcpy(p, old, h->size < n ? h->size : n);
 	free(old);
+	if (mtalloc_realloc_hook)
+		mtalloc_realloc_hook(old, p);
 	return p;
 }
 
