@@ -141,6 +141,45 @@ $(OUTPUT)/workloads/realloc_race: tests/workloads/realloc_race.c tests/workloads
 		-Wall -Wno-unused-result -o $@ $< -lpthread \
 		-L$(OUTPUT)/workloads -lmtalloc -Wl,-rpath,'$$ORIGIN'
 
+# Go workloads (tests/integration/test_go.py): Debian's Go 1.19 and, when
+# installed, bookworm-backports' 1.23; plain, stripped (-s -w) and PIE.
+# Built offline: no modules, no toolchain download, a cache of our own.
+GO119	:= $(shell command -v go 2>/dev/null)
+GO123	:= $(wildcard /usr/lib/go-1.23/bin/go)
+GOENV	:= GOCACHE=$(abspath $(OUTPUT))/go-cache GO111MODULE=off GOFLAGS= \
+	   GOTOOLCHAIN=local CGO_ENABLED=0
+GODIR	:= $(OUTPUT)/workloads/go
+GO_VARIANTS := goheap goheap-stripped goheap-pie noprof
+ifneq ($(GO119),)
+WORKLOADS += $(patsubst %,$(GODIR)/%-119,$(GO_VARIANTS))
+endif
+ifneq ($(GO123),)
+WORKLOADS += $(patsubst %,$(GODIR)/%-123,$(GO_VARIANTS))
+endif
+GO_119	= $(GO119)
+GO_123	= $(GO123)
+GOFLAGS_goheap :=
+GOFLAGS_goheap-stripped := -ldflags='-s -w'
+GOFLAGS_goheap-pie := -buildmode=pie
+
+$(GODIR):
+	$(Q)mkdir -p $@
+
+define go_rules
+$(GODIR)/goheap$(1)-$(2): tests/workloads/go/goheap.go | $(GODIR)
+	$$(call msg,GO$(2),$$@)
+	$(Q)$(GOENV) $$(GO_$(2)) build $$(GOFLAGS_goheap$(1)) -o $$@ $$<
+endef
+$(foreach v,119 123,$(eval $(call go_rules,,$(v))))
+$(foreach v,119 123,$(eval $(call go_rules,-stripped,$(v))))
+$(foreach v,119 123,$(eval $(call go_rules,-pie,$(v))))
+
+# A Go program that does not import runtime/pprof: the linker compiles
+# heap profiling out.
+$(GODIR)/noprof-%: tests/workloads/go/noprof/noprof.go | $(GODIR)
+	$(call msg,GO$*,$@)
+	$(Q)$(GOENV) $(GO_$*) build -o $@ $<
+
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h
 

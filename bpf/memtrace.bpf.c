@@ -1533,3 +1533,57 @@ int floor_exit(struct pt_regs *ctx)
 {
 	return 0;
 }
+
+/*
+ * Go GC events, from entry uprobes only: a uretprobe rewrites the return
+ * address and Go's stack walker then kills the process.  The
+ * stop-the-world pair is timed entry to entry; only one stop can be in
+ * progress per process.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, u32);
+	__type(value, struct mt_go_gc);
+} go_gc SEC(".maps");
+
+SEC("uprobe")
+int go_gc_start(struct pt_regs *ctx)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct mt_go_gc *g = bpf_map_lookup_elem(&go_gc, &tgid);
+
+	if (g)
+		__sync_fetch_and_add(&g->gc_starts, 1);
+	return 0;
+}
+
+SEC("uprobe")
+int go_stw_stop(struct pt_regs *ctx)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct mt_go_gc *g = bpf_map_lookup_elem(&go_gc, &tgid);
+
+	if (g)
+		g->stop_ts = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("uprobe")
+int go_stw_start(struct pt_regs *ctx)
+{
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct mt_go_gc *g = bpf_map_lookup_elem(&go_gc, &tgid);
+	u64 d;
+
+	if (!g || !g->stop_ts)
+		return 0;
+	d = bpf_ktime_get_ns() - g->stop_ts;
+	g->stop_ts = 0;
+	g->stw_count++;
+	g->stw_total_ns += d;
+	g->stw_last_ns = d;
+	if (d > g->stw_max_ns)
+		g->stw_max_ns = d;
+	return 0;
+}

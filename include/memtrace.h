@@ -352,4 +352,19 @@ static inline void mt_site_sum(const struct mt_ksite *k, struct mt_site *s)
 }
 #endif
 
+/*
+ * GC events of one Go process (key: tgid), counted by entry uprobes on
+ * runtime.gcStart and the stop/start-the-world pair: a pause is the time
+ * from the stop's entry to the start's entry.  Created by user space for
+ * the processes it watches; the programs never add entries.
+ */
+struct mt_go_gc {
+	u64 gc_starts;
+	u64 stw_count;
+	u64 stw_total_ns;
+	u64 stw_last_ns;
+	u64 stw_max_ns;
+	u64 stop_ts;		/* entry of the stop in progress, 0 = none */
+};
+
 #endif /* MEMTRACE_H */

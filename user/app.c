@@ -11,6 +11,7 @@
 #include "app.h"
 #include "collect.h"
 #include "dump.h"
+#include "gorow.h"
 #include "sites.h"
 #include "syms.h"
 #include "util.h"
@@ -90,6 +91,7 @@ void app__refresh_model(struct app *app)
 
 	app__pending_run(app);
 	collect__procs(app->collect, app->table, now);
+	gorow__refresh(app, now);
 	collect__sites(app->collect, app->table);
 	collect__counters(app->collect, app->counters);
 	if (app->prev_refresh_ns && secs > 0)

@@ -57,6 +57,9 @@ struct env {
 	double dump_cooldown;	/* --dump-cooldown SECS between dumps */
 	double gcore_timeout;	/* --gcore-timeout SECS */
 	bool dump_slow_down;	/* --slow-down: v2 memory.high nudge */
+
+	/* Go programs (gorow.c) */
+	int64_t go_enable_rate;	/* --go-enable-profiling: rate to write, 0 = never */
 };
 
 struct attach;

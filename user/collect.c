@@ -12,6 +12,7 @@
 #include <bpf/bpf.h>
 
 #include "collect.h"
+#include "gorow.h"
 #include "memtrace.skel.h"
 #include "table.h"
 #include "util.h"
@@ -160,25 +161,10 @@ static int cmp_sites(const void *pa, const void *pb)
 	return a->stack_id < b->stack_id ? -1 : a->stack_id > b->stack_id;
 }
 
-static struct mt_site_row *site_slot(struct mt_row *r, uint64_t stack_id)
-{
-	int i;
-
-	for (i = 0; i < r->nsites; i++)
-		if (r->sites[i].stack_id == stack_id)
-			return &r->sites[i];
-	if (array_grow(&r->sites, &r->cap_sites, r->nsites,
-		       sizeof(r->sites[0])))
-		return NULL;
-	memset(&r->sites[r->nsites], 0, sizeof(r->sites[0]));
-	r->sites[r->nsites].stack_id = stack_id;
-	return &r->sites[r->nsites++];
-}
-
 static void site_fill(struct collect *c, struct mt_row *r,
 		      const struct mt_site_key *key, const struct mt_site *val)
 {
-	struct mt_site_row *s = site_slot(r, key->stack);
+	struct mt_site_row *s = row__site(r, key->stack);
 	struct mt_stack_key sk = {
 		.tgid = key->tgid, .gen = key->gen, .hash = key->stack,
 	};
@@ -272,8 +258,12 @@ int collect__sites(struct collect *c, struct table *t)
 		in_batch = out_batch;
 		first = false;
 	}
-	for (i = 0; i < n; i++)
-		sites_end(table__row(t, i));
+	for (i = 0; i < n; i++) {
+		struct mt_row *r = table__row(t, i);
+
+		gorow__sites(r);	/* the Go runtime's own, if any */
+		sites_end(r);
+	}
 	return err;
 }
 

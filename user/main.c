@@ -125,6 +125,11 @@ static const char usage[] =
 "      --entry-probes       probe function entries (no probe-site shifting)\n"
 "      --bench-floor        empty programs at the same probe sites: the\n"
 "                           kernel's own cost, for make bench\n"
+"\n"
+"Go programs (their runtime's own heap profile is read; see memtrace(8)):\n"
+"      --go-enable-profiling[=RATE]  where a Go program keeps no heap\n"
+"                           profile (MemProfileRate 0), WRITE RATE (default\n"
+"                           524288) into its runtime.MemProfileRate\n"
 "  -v, --verbose            say where each probe went and why\n"
 "  -h, --help               this text\n"
 "  -V, --version            version\n"
@@ -136,7 +141,7 @@ enum {
 	OPT_SAMPLE, OPT_MAX_BLOCKS, OPT_RINGBUF, OPT_DUMP_AT, OPT_DUMP_DIR,
 	OPT_NO_CORE, OPT_DUMP_MAX, OPT_DUMP_COOLDOWN, OPT_GCORE_TIMEOUT,
 	OPT_SLOW_DOWN, OPT_FLOOR, OPT_ENTRY_PROBES, OPT_NO_SESSION,
-	OPT_HOT_BLOCKS,
+	OPT_HOT_BLOCKS, OPT_GO_ENABLE,
 };
 
 static const struct option long_opts[] = {
@@ -164,6 +169,7 @@ static const struct option long_opts[] = {
 	{ "bench-floor", no_argument, NULL, OPT_FLOOR },
 	{ "entry-probes", no_argument, NULL, OPT_ENTRY_PROBES },
 	{ "no-session", no_argument, NULL, OPT_NO_SESSION },
+	{ "go-enable-profiling", optional_argument, NULL, OPT_GO_ENABLE },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -399,6 +405,19 @@ static int parse_args(int argc, char **argv, struct env *env)
 			break;
 		case OPT_NO_SESSION:
 			env->no_session = true;
+			break;
+		case OPT_GO_ENABLE:
+			v = 512 * 1024;	/* the runtime's default */
+			if (optarg && parse_u64("--go-enable-profiling",
+						optarg, &v))
+				return -EINVAL;
+			if (!v || v > INT32_MAX) {
+				fprintf(stderr, "memtrace: --go-enable-profiling:"
+					" want a rate of 1..%d bytes\n",
+					INT32_MAX);
+				return -EINVAL;
+			}
+			env->go_enable_rate = v;
 			break;
 		case 'v':
 			env->verbose = true;

@@ -9,6 +9,7 @@
 
 #include "app.h"
 #include "collect.h"
+#include "gorow.h"
 #include "sites.h"
 #include "util.h"
 
@@ -135,6 +136,7 @@ static void json_row(struct app *app, struct mt_row *r)
 	fprintf(f, ",\"cg_version\":%d,\"dumps\":%d", r->cg_version, r->dumps);
 	if (app->env.top_sites > 0)
 		sites__json(app, r, f);
+	gorow__json(app, r, f);
 	fputc('}', f);
 }
 

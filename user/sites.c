@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "gorow.h"
 #include "pprof.h"
 #include "sites.h"
 #include "syms.h"
@@ -28,6 +29,7 @@ static bool is_alloc_frame(const struct syms_frame *f)
 	};
 	static const char *const funcs[] = {
 		"operator new", "_Zn", "__libc_", "__GI_", "strdup", "strndup",
+		"runtime.",	/* Go: the runtime's frames, as pprof hides them */
 	};
 	size_t i;
 
@@ -69,6 +71,17 @@ int sites__first_user_frame(struct app *app, struct mt_row *r,
 	return 0;
 }
 
+/* A Go program that also mallocs (cgo): its two heaps get named. */
+static bool has_c_heap(const struct mt_row *r)
+{
+	int i;
+
+	for (i = 0; i < r->nsites; i++)
+		if (!r->sites[i].go && r->sites[i].live_bytes > 0)
+			return true;
+	return false;
+}
+
 void sites__top_names(struct app *app)
 {
 	int i;
@@ -77,10 +90,17 @@ void sites__top_names(struct app *app)
 		struct mt_row *r = table__row(app->table, i);
 
 		r->top_site[0] = '\0';
-		if (r->nsites && r->sites[0].live_bytes > 0)
+		if (r->nsites && r->sites[0].live_bytes > 0) {
 			sites__first_user_frame(app, r, &r->sites[0],
 						r->top_site,
 						sizeof(r->top_site));
+			/* a cgo program has two heaps: say which one */
+			if (r->go && has_c_heap(r))
+				strncat(r->top_site, r->sites[0].go ?
+					" [go]" : " [c]",
+					sizeof(r->top_site) -
+					strlen(r->top_site) - 1);
+		}
 	}
 }
 
@@ -108,37 +128,48 @@ static void json_frame(FILE *f, const struct syms_frame *fr)
 	fputc('}', f);
 }
 
+void sites__json_stack(struct app *app, struct mt_row *r,
+			const struct mt_site_row *s, FILE *f)
+{
+	bool firstf = true;
+	int j, k;
+
+	fputc('[', f);
+	for (j = 0; j < s->nframes; j++) {
+		struct syms_frame fr[MAX_INLINE];
+		int nf = syms__resolve_ret(app->syms, r->pid, s->stack[j], fr,
+					   MAX_INLINE);
+
+		for (k = 0; k < nf; k++) {
+			if (!firstf)
+				fputc(',', f);
+			firstf = false;
+			json_frame(f, &fr[k]);
+		}
+	}
+	fputc(']', f);
+}
+
 void sites__json(struct app *app, struct mt_row *r, FILE *f)
 {
-	int i, j, k, n = r->nsites < app->env.top_sites ? r->nsites :
+	int i, n = r->nsites < app->env.top_sites ? r->nsites :
 						app->env.top_sites;
 
 	fputs(",\"sites\":[", f);
 	for (i = 0; i < n; i++) {
 		const struct mt_site_row *s = &r->sites[i];
-		bool firstf = true;
 
 		if (i)
 			fputc(',', f);
-		fprintf(f, "{\"live_bytes\":%lld,\"live_allocs\":%lld,"
-			"\"alloc_bytes\":%llu,\"allocs\":%llu,"
-			"\"growth_bps\":%.1f,\"stack\":[",
+		fprintf(f, "{\"heap\":\"%s\",\"live_bytes\":%lld,"
+			"\"live_allocs\":%lld,\"alloc_bytes\":%llu,"
+			"\"allocs\":%llu,\"growth_bps\":%.1f,\"stack\":",
+			s->go ? "go" : "c",
 			(long long)s->live_bytes, (long long)s->live_allocs,
 			(unsigned long long)s->alloc_bytes,
 			(unsigned long long)s->allocs, s->growth_bps);
-		for (j = 0; j < s->nframes; j++) {
-			struct syms_frame fr[MAX_INLINE];
-			int nf = syms__resolve_ret(app->syms, r->pid,
-						   s->stack[j], fr, MAX_INLINE);
-
-			for (k = 0; k < nf; k++) {
-				if (!firstf)
-					fputc(',', f);
-				firstf = false;
-				json_frame(f, &fr[k]);
-			}
-		}
-		fputs("]}", f);
+		sites__json_stack(app, r, s, f);
+		fputc('}', f);
 	}
 	fputc(']', f);
 }
@@ -152,6 +183,9 @@ static int write_pprof(struct app *app, const char *path)
 		return -ENOMEM;
 	/* the whole run, not the time it took to write this */
 	pprof__set_times(p, app->start_wall * 1e9, now_ns() - app->start_ns);
+	/* a Go heap profile's period is the process's MemProfileRate */
+	if (gorow__period(app))
+		pprof__set_period(p, gorow__period(app));
 	for (i = 0; i < table__nr(app->table); i++) {
 		struct mt_row *r = table__row(app->table, i);
 

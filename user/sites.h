@@ -12,6 +12,9 @@ struct mt_site_row;
 
 /* Fill each row's top_site with the top site's first non-allocator frame. */
 void sites__top_names(struct app *app);
+/* One site's stack as a JSON array of frames. */
+void sites__json_stack(struct app *app, struct mt_row *r,
+		       const struct mt_site_row *s, FILE *f);
 /* "sites":[...] member for one process (leading comma included). */
 void sites__json(struct app *app, struct mt_row *r, FILE *f);
 /* The top sites r still holds, with stacks: the leak report at exit. */

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "goheap.h"
 #include "table.h"
 #include "util.h"
 
@@ -32,6 +33,7 @@ static void row_free(struct mt_row *r)
 {
 	free(r->ranges);
 	free(r->sites);
+	goheap__free(r->go);
 	free(r);
 }
 
@@ -314,4 +316,22 @@ void row__reset(struct mt_row *r)
 	r->warned = false;
 	memset(&r->cur, 0, sizeof(r->cur));
 	r->live_bytes = r->live_allocs = r->peak_bytes = 0;
+	goheap__free(r->go);
+	r->go = NULL;
+	r->go_checked = false;
+}
+
+struct mt_site_row *row__site(struct mt_row *r, uint64_t stack_id)
+{
+	int i;
+
+	for (i = 0; i < r->nsites; i++)
+		if (r->sites[i].stack_id == stack_id)
+			return &r->sites[i];
+	if (array_grow(&r->sites, &r->cap_sites, r->nsites,
+		       sizeof(r->sites[0])))
+		return NULL;
+	memset(&r->sites[r->nsites], 0, sizeof(r->sites[0]));
+	r->sites[r->nsites].stack_id = stack_id;
+	return &r->sites[r->nsites++];
 }

@@ -11,6 +11,8 @@
 
 #include "memtrace.h"
 
+struct goheap;
+
 struct mt_range {
 	uint64_t start, end;
 };
@@ -24,6 +26,7 @@ struct mt_site_row {
 	double growth_bps;
 	uint64_t stack[MT_MAX_STACK];
 	int nframes;
+	bool go;			/* from the Go runtime's profile (gorow.c) */
 };
 
 struct mt_row {
@@ -88,6 +91,12 @@ struct mt_row {
 	int cg_version;			/* 1, 2, 0 = not found */
 	int dumps;			/* captures taken of this process */
 	char top_site[128];
+
+	/* a Go program: its runtime's heap and GC, owned by the row */
+	struct goheap *go;
+	bool go_checked;		/* executable looked at since exec */
+	int64_t go_prev_inuse;		/* Go inuse at the previous read */
+	bool go_enabled;		/* --go-enable-profiling was applied */
 };
 
 enum mt_sort {
@@ -130,5 +139,7 @@ void row__mremap(struct mt_row *r, uint64_t old, uint64_t old_len,
 		 uint64_t new_addr, uint64_t new_len);
 /* New image after exec: everything about the old one is gone. */
 void row__reset(struct mt_row *r);
+/* The site of r with this stack id, added (zeroed) if new; NULL: no memory. */
+struct mt_site_row *row__site(struct mt_row *r, uint64_t stack_id);
 
 #endif /* MT_TABLE_H */

@@ -1,0 +1,206 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Go programs: memtrace reads the Go runtime's own heap profile.
+
+Each workload (tests/workloads/go, built by the Makefile with Go 1.19 and
+1.23, plain, stripped and PIE) holds known amounts in named functions.  On
+SIGUSR1 it runs two GCs and writes its own pprof.WriteHeapProfile, then
+stays quiescent (GC off), so memtrace, attached with -p after it started,
+reads the same heap: per function, the four sample types must be equal
+to the byte, and the GC count equal to runtime.NumGC."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+from common import (Skip, finish, memtrace_json, next_json, readline, row, spawn, WORKLOADS)
+
+GODIR = os.path.join(WORKLOADS, "go")
+INDEXES = ("alloc_objects", "alloc_space", "inuse_objects", "inuse_space")
+
+
+def go_exe(name):
+    path = os.path.join(GODIR, name)
+    if not os.path.exists(path):
+        raise Skip(f"{name} not built (Go toolchain missing?)")
+    return path
+
+
+def go_tool():
+    for g in ("go", "/usr/lib/go-1.23/bin/go"):
+        if shutil.which(g):
+            return g
+    raise Skip("no go tool to read pprof files")
+
+
+def expect(p, prefix, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        line = readline(p.stdout, deadline - time.time())
+        if not line:
+            break
+        if line.startswith(prefix):
+            return line.split()
+    raise AssertionError(f"workload did not print '{prefix}'")
+
+
+def raw_by_func(path):
+    """pprof -raw: the four values summed per innermost non-runtime
+    function (leading runtime.* frames are what pprof hides)."""
+    out = subprocess.run([go_tool(), "tool", "pprof", "-raw", path], capture_output=True,
+                         text=True, timeout=120, env=dict(os.environ, GOFLAGS="")).stdout
+    samples, locs, part = [], {}, None
+    for line in out.splitlines():
+        if line.startswith("Samples:"):
+            part = "s"
+        elif line.startswith("Locations"):
+            part = "l"
+        elif line.startswith("Mappings"):
+            part = None
+        elif part == "s":
+            m = re.match(r"^\s+(-?\d+)\s+(-?\d+)\s+(-?\d+)\s+(-?\d+):\s*([\d ]*)$", line)
+            if m:
+                samples.append(([int(m.group(i)) for i in range(1, 5)],
+                                [int(x) for x in m.group(5).split()]))
+        elif part == "l":
+            m = re.match(r"^\s+(\d+): 0x[0-9a-f]+ M=\d+ (\S+)", line)
+            if m:
+                locs[int(m.group(1))] = m.group(2)
+    per = {}
+    for vals, stk in samples:
+        names = [locs.get(i, "?") for i in stk]
+        leaf = next((n for n in names if not n.startswith("runtime.")), names[0] if names else "?")
+        acc = per.setdefault(leaf, [0, 0, 0, 0])
+        for i in range(4):
+            acc[i] += vals[i]
+    return {k: v for k, v in per.items() if any(v)}
+
+
+def top_flat(path, index):
+    """go tool pprof -top: (flat, function) rows with a non-zero flat."""
+    out = subprocess.run([go_tool(), "tool", "pprof", "-top", "-nodefraction=0",
+                          "-nodecount=100000", f"-sample_index={index}", path],
+                         capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, GOFLAGS="")).stdout
+    rows, on = set(), False
+    for line in out.splitlines():
+        if "flat%" in line:
+            on = True
+            continue
+        f = line.split()
+        if on and len(f) >= 6 and f[0] not in ("0", "0B"):
+            rows.add((f[0], f[5]))
+    return rows
+
+
+def start_workload(exe, d, extra=()):
+    own = os.path.join(d, "own.pb.gz")
+    w = spawn([exe, "-out", own] + list(extra), stdin=subprocess.DEVNULL)
+    pid = int(expect(w, "ready")[1])
+    return w, pid, own
+
+
+def snapshot(w):
+    """Ask the workload for its own profile; returns its NumGC."""
+    w.send_signal(signal.SIGUSR1)
+    f = expect(w, "written")
+    return int(f[3]), int(f[5])
+
+
+def compare(exe, extra=()):
+    d = tempfile.mkdtemp(prefix="mt-go-")
+    try:
+        w, pid, own = start_workload(exe, d, extra)
+        numgc, rate = snapshot(w)
+        mine = os.path.join(d, "memtrace.pb.gz")
+        p = memtrace_json(["-p", str(pid), "-n", "1", "-d", "0.2", "--top-sites", "50",
+                           "--pprof", mine])
+        code, docs, err = finish(p, timeout=60)
+        assert code == 0, err
+        r = row(docs[-1], pid)
+        g = r["go"]
+        assert g["profiling"] and g["note"] is None, g
+        assert g["mem_profile_rate"] == rate, g
+        assert g["gc_cycles"] == numgc, f"gc_cycles {g['gc_cycles']} != NumGC {numgc}"
+        want, got = raw_by_func(own), raw_by_func(mine)
+        for fn in ("main.holdSmall", "main.holdLarge", "main.holdMap", "main.churn"):
+            assert fn in want, f"{fn} not in the program's own profile: {want}"
+        assert got == want, f"per function (alloc_objects, alloc_space, inuse_objects, " \
+                            f"inuse_space):\nmemtrace {got}\nprogram  {want}"
+        for index in INDEXES:
+            a, b = top_flat(own, index), top_flat(mine, index)
+            assert a == b, f"pprof -top {index}: program {sorted(a)} memtrace {sorted(b)}"
+        # the JSON's Go sites carry the same inuse bytes as the profile
+        js = {}
+        for s in g["sites"]:
+            leaf = next((f["func"] for f in s["stack"] if not f["func"].startswith("runtime.")),
+                        None)
+            js[leaf] = js.get(leaf, 0) + s["inuse_bytes"]
+        for fn in ("main.holdSmall", "main.holdLarge", "main.holdMap"):
+            assert js.get(fn) == want[fn][3], f"{fn}: JSON {js.get(fn)} != {want[fn][3]}"
+        assert g["inuse_bytes"] == sum(v[3] for v in want.values()), g
+        assert r["live_bytes"] >= g["inuse_bytes"], r
+        return r
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def make_test(name, extra=()):
+    def t():
+        compare(go_exe(name), extra)
+    return t
+
+
+def test_gc_events():
+    """GC starts counted by the entry uprobes equal the GCs the program
+    ran while traced; stop-the-world pauses are timed; it survives."""
+    d = tempfile.mkdtemp(prefix="mt-go-")
+    try:
+        w, pid, _ = start_workload(go_exe("goheap-119"), d)
+        p = memtrace_json(["-p", str(pid), "-d", "0.2", "--top-sites", "0"])
+        first = row(next_json(p), pid)["go"]
+        assert first["gc_probed"], first
+        before = first["gc_cycles"]
+        numgc, _ = snapshot(w)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            g = row(next_json(p), pid)["go"]
+            if g["gc_cycles"] == numgc:
+                break
+        assert g["gc_cycles"] == numgc, g
+        assert g["gc_starts"] == numgc - before, g
+        assert g["stw_pauses"] >= 2 * (numgc - before), g
+        assert 0 < g["stw_max_ns"] < 1e9 and g["stw_last_ns"] > 0, g
+        assert w.poll() is None, "the workload died under the probes"
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_profiling_compiled_out():
+    """A binary without runtime/pprof: the row says so; GC is still read."""
+    exe = go_exe("noprof-119")
+    w = spawn([exe], stdin=subprocess.DEVNULL)
+    pid = int(expect(w, "ready")[1])
+    p = memtrace_json(["-p", str(pid), "-d", "0.3", "-n", "3", "--top-sites", "5"])
+    code, docs, err = finish(p, timeout=30)
+    assert code == 0, err
+    g = row(docs[-1], pid)["go"]
+    assert not g["profiling"] and "compiled out" in g["note"], g
+    assert g["mem_profile_rate"] == 0 and g["buckets"] == 0 and not g["sites"], g
+    assert g["heap_live"] > 8 << 20 and g["total_alloc"] > 0, g
+    assert g["gc_cycles"] > 0, g
+
+
+TESTS = [
+    ("go119_exact", make_test("goheap-119")),
+    ("go119_rate1_exact", make_test("goheap-119", ["-rate", "1"])),
+    ("go119_stripped_exact", make_test("goheap-stripped-119")),
+    ("go119_pie_exact", make_test("goheap-pie-119")),
+    ("go123_exact", make_test("goheap-123")),
+    ("go123_stripped_exact", make_test("goheap-stripped-123")),
+    ("go123_pie_exact", make_test("goheap-pie-123")),
+    ("gc_events", test_gc_events),
+    ("profiling_compiled_out", test_profiling_compiled_out),
+]

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Go rows: a Go program's own heap (the runtime's profile, goheap.c) and
+ * its GC in the process table, next to whatever it mallocs through C.
+ *
+ * A Go row's LIVE is the Go heap in use as of the last GC (as pprof's
+ * inuse_space shows it) plus the C heap the probes see; ALLOC/s adds the
+ * Go runtime's allocation rate; the sites list holds both, Go sites
+ * marked (mt_site_row.go), sorted together by bytes in use.
+ */
+#ifndef MT_GOROW_H
+#define MT_GOROW_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+struct app;
+struct mt_row;
+struct pprof;
+
+/* Find Go programs among the rows, read each one's runtime, fold it in. */
+void gorow__refresh(struct app *app, uint64_t ts);
+/* Put r's Go sites into r->sites (between the C sites' begin and end). */
+void gorow__sites(struct mt_row *r);
+/* ,"go":{...} for a Go row; nothing for others. */
+void gorow__json(struct app *app, struct mt_row *r, FILE *f);
+/* Period for a profile of these rows: the Go rate, if any row has one. */
+int64_t gorow__period(struct app *app);
+
+#endif /* MT_GOROW_H */
