@@ -10,6 +10,7 @@
 #include "attach.h"
 #include "collect.h"
 #include "dump.h"
+#include "gorow.h"
 #include "syms.h"
 #include "unwind.h"
 #include "util.h"
@@ -38,6 +39,15 @@ void app__warn_no_libc(struct app *app, struct mt_row *r)
 		return;
 	r->warned = true;
 	sanitize(r->comm, sizeof(r->comm), comm, sizeof(comm));
+	/* a Go program's heap is its runtime's, read at every refresh */
+	if (gorow__detect(app, r)) {
+		if (app->env.verbose)
+			fprintf(stderr, "memtrace: pid %d (%s): a Go program "
+				"with no C library: its Go heap is read from "
+				"the runtime, no C allocator is probed\n",
+				r->pid, comm);
+		return;
+	}
 	fprintf(stderr, "memtrace: warning: pid %d (%s): no C library mapped "
 		"and no malloc/free symbols (stripped static binary?): heap "
 		"calls are not traced, mmap/brk and page faults are\n",

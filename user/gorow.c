@@ -61,6 +61,13 @@ static void go_enable(struct app *app, struct mt_row *r)
 		err ? strerror(-err) : "");
 }
 
+bool gorow__detect(struct app *app, struct mt_row *r)
+{
+	if (!r->go_checked)
+		go_open(app, r);
+	return r->go != NULL;
+}
+
 void gorow__refresh(struct app *app, uint64_t ts)
 {
 	int i;
@@ -73,11 +80,9 @@ void gorow__refresh(struct app *app, uint64_t ts)
 
 		if (r->exited)
 			continue;
-		if (!r->go_checked)
-			go_open(app, r);
-		g = r->go;
-		if (!g)
+		if (!gorow__detect(app, r))
 			continue;
+		g = r->go;
 		prev = g->ts;
 		if (goheap__read(g, ts))
 			continue;	/* gone: the last read stays */
@@ -88,6 +93,8 @@ void gorow__refresh(struct app *app, uint64_t ts)
 		secs = g->prev_ts && ts > prev ? (ts - prev) / 1e9 : 0;
 		r->live_bytes += g->inuse_bytes;
 		r->live_allocs += g->inuse_objects;
+		if (r->live_bytes > r->peak_bytes)
+			r->peak_bytes = r->live_bytes;
 		r->alloc_bps += g->have_ctl ? g->heap_alloc_bps : g->alloc_bps;
 		if (secs > 0)
 			r->growth_bps += (g->inuse_bytes - r->go_prev_inuse) /
@@ -124,6 +131,81 @@ void gorow__sites(struct mt_row *r)
 		memcpy(s->stack, gs->stk, n * sizeof(s->stack[0]));
 		s->nframes = n;
 	}
+}
+
+bool gorow__two_heaps(const struct mt_row *r)
+{
+	int i;
+
+	if (!r->go)
+		return false;
+	for (i = 0; i < r->nsites; i++)
+		if (!r->sites[i].go && r->sites[i].live_bytes > 0)
+			return true;
+	return false;
+}
+
+static void human_ns(char *buf, size_t len, uint64_t ns)
+{
+	if (ns < 10000)
+		snprintf(buf, len, "%lluns", (unsigned long long)ns);
+	else if (ns < 10000000)
+		snprintf(buf, len, "%lluus", (unsigned long long)ns / 1000);
+	else
+		snprintf(buf, len, "%llums", (unsigned long long)ns / 1000000);
+}
+
+bool gorow__line(const struct mt_row *r, char *buf, size_t len)
+{
+	const struct goheap *g = r->go;
+	char inuse[16], rate[16], goal[16], lim[16], live[16], last[24];
+	char max[24], gogc[16];
+	const char *note;
+	size_t n;
+
+	buf[0] = '\0';
+	if (!g)
+		return false;
+	human_bytes(inuse, sizeof(inuse), g->inuse_bytes);
+	human_bytes(rate, sizeof(rate), g->have_ctl ? g->heap_alloc_bps :
+			g->alloc_bps);
+	human_bytes(live, sizeof(live), g->heap_live);
+	if (g->gogc < 0)
+		snprintf(gogc, sizeof(gogc), "off");
+	else
+		snprintf(gogc, sizeof(gogc), "%d", g->gogc);
+	if (!g->have_ctl || g->heap_goal == UINT64_MAX)
+		snprintf(goal, sizeof(goal), "%s", g->have_ctl ? "none" : "?");
+	else
+		human_bytes(goal, sizeof(goal), g->heap_goal);
+	if (g->memlimit == INT64_MAX || (!g->have_ctl && !g->memlimit))
+		snprintf(lim, sizeof(lim), "%s", g->memlimit ? "none" : "?");
+	else
+		human_bytes(lim, sizeof(lim), g->memlimit);
+	note = goheap__note(g);
+	if (note)
+		n = snprintf(buf, len, "%s: no Go heap profile (%s); heap "
+			     "live %s", g->version[0] ? g->version : "go",
+			     g->prof == GOHEAP_PROF_COMPILED_OUT ?
+			     "compiled out" : "rate 0",
+			     g->have_ctl ? live : "?");
+	else
+		n = snprintf(buf, len, "%s: Go heap %s in use at last GC",
+			     g->version[0] ? g->version : "go", inuse);
+	if (n >= len)
+		return true;
+	n += snprintf(buf + n, len - n, ", alloc %s/s, GC %.1f/s", rate,
+		      g->gc_ps);
+	if (n < len && g->gc_probed && g->gc.stw_count) {
+		human_ns(last, sizeof(last), g->gc.stw_last_ns);
+		human_ns(max, sizeof(max), g->gc.stw_max_ns);
+		n += snprintf(buf + n, len - n, ", STW last %s max %s", last,
+			      max);
+	}
+	if (n < len)
+		snprintf(buf + n, len - n, ", goal %s, GOGC %s, GOMEMLIMIT %s",
+			 goal, gogc, lim);
+	return true;
 }
 
 static void json_ctl(FILE *f, const struct goheap *g)

@@ -11,6 +11,8 @@
 #ifndef MT_GOROW_H
 #define MT_GOROW_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -18,10 +20,20 @@ struct app;
 struct mt_row;
 struct pprof;
 
+/* Is r a Go program?  Looks at its executable once per image. */
+bool gorow__detect(struct app *app, struct mt_row *r);
 /* Find Go programs among the rows, read each one's runtime, fold it in. */
 void gorow__refresh(struct app *app, uint64_t ts);
 /* Put r's Go sites into r->sites (between the C sites' begin and end). */
 void gorow__sites(struct mt_row *r);
+/*
+ * One line on a Go row's runtime for the batch and live views: heap in
+ * use at the last GC, allocation and GC rates, pauses, goal, GOGC,
+ * GOMEMLIMIT.  Returns false (buf empty) for a row that is not Go.
+ */
+bool gorow__line(const struct mt_row *r, char *buf, size_t len);
+/* A Go program that also mallocs (cgo): its sites say which heap. */
+bool gorow__two_heaps(const struct mt_row *r);
 /* ,"go":{...} for a Go row; nothing for others. */
 void gorow__json(struct app *app, struct mt_row *r, FILE *f);
 /* Period for a profile of these rows: the Go rate, if any row has one. */

@@ -408,15 +408,9 @@ static int parse_args(int argc, char **argv, struct env *env)
 			break;
 		case OPT_GO_ENABLE:
 			v = 512 * 1024;	/* the runtime's default */
-			if (optarg && parse_u64("--go-enable-profiling",
-						optarg, &v))
+			if (optarg && opt_uint("--go-enable-profiling", optarg,
+					       1, INT32_MAX, &v))
 				return -EINVAL;
-			if (!v || v > INT32_MAX) {
-				fprintf(stderr, "memtrace: --go-enable-profiling:"
-					" want a rate of 1..%d bytes\n",
-					INT32_MAX);
-				return -EINVAL;
-			}
 			env->go_enable_rate = v;
 			break;
 		case 'v':

@@ -24,7 +24,7 @@ uint64_t output__lost(const struct app *app)
 void output__batch(struct app *app, bool final)
 {
 	FILE *f = app->out;
-	char tbuf[32], b[8][16], peak[16];
+	char tbuf[32], b[8][16], peak[16], gline[256];
 	time_t now = time(NULL);
 	int i, n = table__nr(app->table);
 	uint64_t lost = output__lost(app);
@@ -64,6 +64,8 @@ void output__batch(struct app *app, bool final)
 			(unsigned long long)r->lost_events,
 			r->loss ? "!" : " ", lim, eta, cg[0] ? cg : "-", site,
 			r->exited ? " <exited>" : "");
+		if (gorow__line(r, gline, sizeof(gline)))
+			fprintf(f, "%7s %s\n", "", gline);
 	}
 	fputc('\n', f);
 	/* -- CMD: what the command still held when it exited, and where */

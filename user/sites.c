@@ -71,17 +71,6 @@ int sites__first_user_frame(struct app *app, struct mt_row *r,
 	return 0;
 }
 
-/* A Go program that also mallocs (cgo): its two heaps get named. */
-static bool has_c_heap(const struct mt_row *r)
-{
-	int i;
-
-	for (i = 0; i < r->nsites; i++)
-		if (!r->sites[i].go && r->sites[i].live_bytes > 0)
-			return true;
-	return false;
-}
-
 void sites__top_names(struct app *app)
 {
 	int i;
@@ -95,7 +84,7 @@ void sites__top_names(struct app *app)
 						r->top_site,
 						sizeof(r->top_site));
 			/* a cgo program has two heaps: say which one */
-			if (r->go && has_c_heap(r))
+			if (gorow__two_heaps(r))
 				strncat(r->top_site, r->sites[0].go ?
 					" [go]" : " [c]",
 					sizeof(r->top_site) -

@@ -32,6 +32,7 @@
 
 #include "app.h"
 #include "dump.h"
+#include "gorow.h"
 #include "sites.h"
 #include "syms.h"
 #include "table.h"
@@ -720,13 +721,15 @@ static void draw_table(struct tui *t)
 
 static void site_title(struct tui *t, struct mt_row *r, int y)
 {
-	char comm[80], live[16], buf[256];
+	char comm[80], live[16], buf[512], go[256];
 
 	sanitize(r->comm, sizeof(r->comm), comm, sizeof(comm));
 	human_bytes(live, sizeof(live), r->live_bytes);
-	snprintf(buf, sizeof(buf), "PID %d  %s  live %s in %lld objects%s",
+	/* a Go row: its runtime's heap and GC on the same line */
+	gorow__line(r, go, sizeof(go));
+	snprintf(buf, sizeof(buf), "PID %d  %s  live %s in %lld objects%s%s%s",
 		 r->pid, comm, live, (long long)r->live_allocs,
-		 r->exited ? "  (exited)" : "");
+		 r->exited ? "  (exited)" : "", go[0] ? "  | " : "", go);
 	attron(A_BOLD);
 	put(t, y, 0, COLS, buf, 0);
 	attroff(A_BOLD);
@@ -757,6 +760,8 @@ static void draw_sites(struct tui *t)
 		const struct mt_site_row *s = &r->sites[i];
 
 		sites__first_user_frame(t->app, r, s, name, sizeof(name));
+		if (s->go && gorow__two_heaps(r))
+			strncat(name, " [go]", sizeof(name) - strlen(name) - 1);
 		sanitize(name, sizeof(name), clean, sizeof(clean));
 		human_bytes(b[0], sizeof(b[0]), s->live_bytes);
 		fmt_count(b[1], sizeof(b[1]), s->live_allocs);

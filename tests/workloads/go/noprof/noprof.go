@@ -37,7 +37,7 @@ func main() {
 	signal.Notify(usr1, syscall.SIGUSR1)
 	go func() {
 		for {
-			churn(100)
+			churn(4)
 			time.Sleep(time.Millisecond)
 		}
 	}()
