@@ -3,6 +3,7 @@
 #ifndef MT_APP_H
 #define MT_APP_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -90,6 +91,7 @@ struct app {
 	int child_status;
 	int *pending;		/* pids to probe once their libc is mapped */
 	int npending, cappending;
+	volatile sig_atomic_t *exiting;	/* the signal that ends the run */
 };
 
 /* main.c: the steps of one refresh, shared by every view's loop */

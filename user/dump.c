@@ -4,21 +4,24 @@
  * the capture itself (small artifact first, then a gcore core dump).
  *
  * A capture runs alongside the main loop rather than blocking it: the
- * target is SIGSTOPped, the small artifact is written at once (a few
- * milliseconds), then gcore runs as a child whose exit, the target's
- * exit and a deadline timer are all file descriptors in the main poll
- * set.  The target must never be left stopped, so before the SIGSTOP a
- * watchdog child is forked that blocks on a pipe; if memtrace dies in
- * any way (SIGKILL included) the pipe closes and the watchdog kills
- * gcore and sends SIGCONT.
+ * target is held still (hold.c: ptrace, then a watchdog in its own
+ * session for gcore), the small artifact is written at once (a few
+ * milliseconds), then gcore runs under the watchdog, whose report is a
+ * file descriptor in the main poll set.  Whatever kills memtrace, the
+ * target runs on: hold.h says how.
  *
  * Everything goes under one root-owned, root-only directory opened once;
  * files are created with openat() on directory fds, O_NOFOLLOW|O_EXCL,
- * mode 0600, under ".tmp-" names that are renamed when complete.
+ * mode 0600, under ".tmp-MEMTRACEPID-" names, written with checked
+ * writes, fsynced and renamed when complete.  A file that could not be
+ * written is named in the message and fails the capture; ".tmp-" names
+ * of a memtrace that died are removed when the directory is next opened.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
+#include <elf.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -40,6 +43,7 @@
 #include "app.h"
 #include "cgroup.h"
 #include "dump.h"
+#include "hold.h"
 #include "pprof.h"
 #include "sites.h"
 #include "syms.h"
@@ -53,7 +57,7 @@
 #define DUMP_CG_KEEP		30	/* refreshes an unused cgroup is kept */
 #define DUMP_STAT_MAX		(64 << 10)
 #define DUMP_HOT_POLL_NS	20000000ULL	/* v2: poll usage near it */
-#define DUMP_RESUME_WAIT_NS	3000000000ULL
+#define DUMP_SMALL_ROOM		(1 << 20)	/* free space a capture needs */
 
 /* One memory cgroup that holds at least one row. */
 struct cgent {
@@ -91,14 +95,14 @@ struct capture {
 	int artfd;		/* the artifact directory */
 	char name[256];		/* its final name */
 	char comm[64];
-	bool stopped;		/* we stopped it: we owe it a SIGCONT */
-	pid_t gcore;		/* 0 = not running */
-	int gcore_pidfd;
+	struct hold *hold;	/* the target held still; NULL: not held */
+	bool gcore;		/* gcore runs under the hold's watchdog */
 	int logfd;
-	int wd_fd;		/* write end of the watchdog's pipe */
-	pid_t wd_pid;
-	uint64_t t_trigger, t_stop, t_gcore, deadline;
+	uint64_t t_trigger, t_stop, t_gcore;
 	int result;		/* 0 or -errno for dump__now() */
+	char lost[256];		/* files of the capture that were not written */
+	int lost_err;
+	int written;		/* files of the small artifact that were */
 	char high_file[1100];	/* --slow-down: memory.high to restore */
 	char high_saved[32];
 	uint64_t high_set;	/* what we wrote there */
@@ -120,6 +124,7 @@ struct dump {
 	int nps, capps;
 	struct capture caps[DUMP_MAX_CAPS];
 	bool gcore_warned;
+	int result;		/* first failure of any capture: the exit code */
 	bool full_warned;	/* said: all DUMP_MAX_CAPS slots busy */
 	char last_name[256];	/* artifact of the last capture_start() */
 };
@@ -151,21 +156,6 @@ static void file_safe(const char *in, size_t inlen, char *out, size_t outlen)
 		snprintf(out, outlen, "_");
 }
 
-/* 'R', 'S', 'T', ... of /proc/PID/stat; 0 if the process is gone. */
-static char proc_state(int pid)
-{
-	char path[64], buf[512], *p;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (read_file(path, buf, sizeof(buf)) <= 0)
-		return 0;
-	/* comm may hold ')' and spaces: the state follows the last ')' */
-	p = strrchr(buf, ')');
-	if (!p || p[1] != ' ')
-		return 0;
-	return p[2] == 'Z' || p[2] == 'X' ? 0 : p[2];
-}
-
 static uint64_t smaps_field(const char *text, const char *key)
 {
 	const char *p = strstr(text, key);
@@ -173,136 +163,88 @@ static uint64_t smaps_field(const char *text, const char *key)
 	return p ? strtoull(p + strlen(key), NULL, 10) << 10 : 0;
 }
 
-/*
- * SIGCONT until the process no longer shows as stopped.  A tracer that
- * is being killed (gdb after a timeout) keeps it in a trace stop ('t')
- * until the kernel detaches it; a SIGSTOP that gdb's attach queued can
- * surface right after that, so keep checking for a moment.
- */
-static void resume_target(int pidfd, int pid)
-{
-	uint64_t deadline = now_ns() + DUMP_RESUME_WAIT_NS;
-	int calm = 0;
-	char st;
+/* ---- the dump directory --------------------------------------------- */
 
-	while (calm < 3 && now_ns() < deadline) {
-		if (pidfd_send_signal(pidfd, SIGCONT, NULL, 0) &&
-		    errno == ESRCH)
-			return;
-		st = proc_state(pid);
-		if (!st)
-			return;
-		calm = st == 'T' || st == 't' ? 0 : calm + 1;
-		usleep(calm ? 1000 : 5000);
+/* A file or a directory of files (one level: artifacts have no more). */
+static void remove_tree(int dirfd, const char *name)
+{
+	struct dirent *de;
+	DIR *dir;
+	int fd;
+
+	if (!unlinkat(dirfd, name, 0) || errno != EISDIR)
+		return;
+	fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		    O_CLOEXEC);
+	dir = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		return;
 	}
+	while ((de = readdir(dir)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			unlinkat(fd, de->d_name, 0);
+	closedir(dir);
+	unlinkat(dirfd, name, AT_REMOVEDIR);
 }
 
-/* ---- watchdog ------------------------------------------------------- */
-
-struct wd_msg {
-	char op;		/* 'g': gcore runs in pgid; 'd': done */
-	int32_t pgid;
-};
-
-static void close_except(int a, int b)
+/* ".tmp-PID-..." of a memtrace that is gone (SIGKILLed mid-capture). */
+static bool stale_tmp(const char *name)
 {
-	int lo = a < b ? a : b, hi = a < b ? b : a;
+	char *end;
+	long pid;
 
-	if (lo > 3)
-		close_range(3, lo - 1, 0);
-	if (hi > lo + 1)
-		close_range(lo + 1, hi - 1, 0);
-	close_range(hi + 1, ~0U, 0);
+	if (strncmp(name, ".tmp-", 5))
+		return false;
+	pid = strtol(name + 5, &end, 10);
+	if (end == name + 5 || *end != '-' || pid <= 0 || pid > INT_MAX)
+		return false;
+	return kill(pid, 0) && errno == ESRCH;
 }
 
-/*
- * The watchdog outlives memtrace only to undo the stop.  It ignores the
- * terminal's signals (a ^C aimed at memtrace must not take it along)
- * and holds nothing but the pipe and the target's pidfd: BPF links or
- * the ring buffer kept open here would outlive memtrace.
- */
-static void __attribute__((noreturn)) watchdog_main(int rfd, int pidfd,
-						     int pid)
+/* Partial captures and cores of dead memtraces, in the dir and one down. */
+static void clean_stale(struct dump *d)
 {
-	struct wd_msg m;
-	int32_t pgid = 0;
-	ssize_t n;
+	struct dirent *de, *de2;
+	DIR *dir, *sub;
+	int fd, n = 0;
 
-	close_except(rfd, pidfd);
-	signal(SIGINT, SIG_IGN);
-	signal(SIGTERM, SIG_IGN);
-	signal(SIGHUP, SIG_IGN);
-	signal(SIGQUIT, SIG_IGN);
-	signal(SIGTSTP, SIG_IGN);
-	signal(SIGPIPE, SIG_IGN);
-	prctl(PR_SET_NAME, "memtrace-wd");
-	for (;;) {
-		n = read(rfd, &m, sizeof(m));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == sizeof(m) && m.op == 'g') {
-			pgid = m.pgid;
+	fd = openat(d->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dir = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!dir) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(dir))) {
+		if (stale_tmp(de->d_name)) {
+			remove_tree(d->dirfd, de->d_name);
+			n++;
 			continue;
 		}
-		if (n == sizeof(m) && m.op == 'd')
-			_exit(0);
-		break;		/* EOF: memtrace is gone */
+		if (de->d_name[0] == '.' || de->d_type != DT_DIR)
+			continue;
+		fd = openat(d->dirfd, de->d_name, O_RDONLY | O_DIRECTORY |
+			    O_NOFOLLOW | O_CLOEXEC);
+		sub = fd >= 0 ? fdopendir(fd) : NULL;
+		if (!sub) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		while ((de2 = readdir(sub)))
+			if (stale_tmp(de2->d_name) &&
+			    !unlinkat(fd, de2->d_name, 0))
+				n++;
+		closedir(sub);
 	}
-	if (pgid > 0)
-		kill(-pgid, SIGKILL);
-	resume_target(pidfd, pid);
-	fprintf(stderr, "memtrace-wd: memtrace died during the dump of pid "
-		"%d; resumed it\n", pid);
-	_exit(0);
+	closedir(dir);
+	if (n)
+		fprintf(stderr, "memtrace: %s: removed %d partial file%s of "
+			"captures whose memtrace died\n", d->shown_dir, n,
+			n == 1 ? "" : "s");
 }
-
-static int watchdog_start(struct capture *c)
-{
-	int p[2];
-	pid_t pid;
-
-	if (pipe2(p, O_CLOEXEC))
-		return -errno;
-	pid = fork();
-	if (pid < 0) {
-		close(p[0]);
-		close(p[1]);
-		return -errno;
-	}
-	if (!pid) {
-		close(p[1]);
-		watchdog_main(p[0], c->pidfd, c->pid);
-	}
-	close(p[0]);
-	c->wd_fd = p[1];
-	c->wd_pid = pid;
-	return 0;
-}
-
-static void watchdog_tell(struct capture *c, char op, int32_t pgid)
-{
-	struct wd_msg m = { .op = op, .pgid = pgid };
-	ssize_t n;
-
-	if (c->wd_fd < 0)
-		return;
-	/* a dead watchdog cannot be helped: we resume the target ourselves */
-	n = write(c->wd_fd, &m, sizeof(m));
-	(void)n;
-}
-
-static void watchdog_stop(struct capture *c)
-{
-	if (c->wd_fd < 0)
-		return;
-	watchdog_tell(c, 'd', 0);
-	close(c->wd_fd);
-	c->wd_fd = -1;
-	waitpid(c->wd_pid, NULL, 0);
-	c->wd_pid = 0;
-}
-
-/* ---- the dump directory --------------------------------------------- */
 
 /*
  * Cores hold secrets (keys, tokens, user data), and root writes here:
@@ -316,14 +258,14 @@ static int open_dir(struct dump *d)
 
 	if (d->dirfd >= 0)
 		return 0;
-	if (lstat(d->shown_dir, &st) && errno == ENOENT &&
-	    mkdir(d->shown_dir, 0700) && errno != EEXIST) {
+	if (lstat(d->dir, &st) && errno == ENOENT &&
+	    mkdir(d->dir, 0700) && errno != EEXIST) {
 		err = -errno;
 		fprintf(stderr, "memtrace: dump dir %s: cannot create: %s\n",
 			d->shown_dir, strerror(errno));
 		return err;
 	}
-	if (lstat(d->shown_dir, &st)) {
+	if (lstat(d->dir, &st)) {
 		err = -errno;
 		fprintf(stderr, "memtrace: dump dir %s: %s\n", d->shown_dir,
 			strerror(errno));
@@ -334,7 +276,7 @@ static int open_dir(struct dump *d)
 			"(give the real directory)\n", d->shown_dir);
 		return -ELOOP;
 	}
-	fd = open(d->shown_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = open(d->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		err = -errno;
 		fprintf(stderr, "memtrace: dump dir %s: %s\n", d->shown_dir,
@@ -354,76 +296,110 @@ static int open_dir(struct dump *d)
 		goto fail;
 	}
 	d->dirfd = fd;
+	clean_stale(d);
 	return 0;
 fail:
 	close(fd);
 	return err;
 }
 
+/* Prefix of everything not yet complete: whose it is, for the cleanup. */
+static void tmp_name(char *buf, size_t len, const char *name)
+{
+	snprintf(buf, len, ".tmp-%d-%s", (int)getpid(), name);
+}
+
+/* A file of the capture could not be written: say which, fail it. */
+static void note_lost(struct capture *c, const char *name, int err)
+{
+	size_t n = strlen(c->lost);
+
+	snprintf(c->lost + n, sizeof(c->lost) - n, "%s%s", n ? ", " : "",
+		 name);
+	if (!c->lost_err)
+		c->lost_err = err;
+}
+
 /* A file being written in the artifact directory. */
 struct afile {
 	FILE *f;
-	int dirfd;
+	struct capture *c;
 	char tmp[300], name[256];
 };
 
-static int af_open(struct afile *a, int dirfd, const char *name)
+static int af_open(struct afile *a, struct capture *c, const char *name)
 {
-	int fd;
+	int fd, err;
 
-	a->dirfd = dirfd;
+	a->c = c;
+	a->f = NULL;
 	snprintf(a->name, sizeof(a->name), "%s", name);
-	snprintf(a->tmp, sizeof(a->tmp), ".tmp-%s", name);
-	fd = openat(dirfd, a->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
+	tmp_name(a->tmp, sizeof(a->tmp), name);
+	fd = openat(c->artfd, a->tmp, O_WRONLY | O_CREAT | O_EXCL |
+		    O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		err = -errno;
+		note_lost(c, name, err);
+		return err;
+	}
 	a->f = fdopen(fd, "w");
 	if (!a->f) {
 		close(fd);
-		unlinkat(dirfd, a->tmp, 0);
+		unlinkat(c->artfd, a->tmp, 0);
+		note_lost(c, name, -ENOMEM);
 		return -ENOMEM;
 	}
 	return 0;
 }
 
+/* Written whole, on disk, then under its name: or gone and accounted. */
 static int af_commit(struct afile *a)
 {
-	int err = 0;
+	int err = 0, dirfd = a->c->artfd;
 
+	errno = 0;
 	if (fflush(a->f) || ferror(a->f))
 		err = errno ? -errno : -EIO;
+	if (!err && fsync(fileno(a->f)))
+		err = -errno;
 	if (fclose(a->f) && !err)
 		err = -errno;
 	a->f = NULL;
-	if (!err && renameat(a->dirfd, a->tmp, a->dirfd, a->name))
+	if (!err && renameat(dirfd, a->tmp, dirfd, a->name))
 		err = -errno;
-	if (err)
-		unlinkat(a->dirfd, a->tmp, 0);
+	if (err) {
+		unlinkat(dirfd, a->tmp, 0);
+		note_lost(a->c, a->name, err);
+	} else {
+		a->c->written++;
+	}
 	return err;
 }
 
-static int write_buf(int dirfd, const char *name, const char *buf,
+static int write_buf(struct capture *c, const char *name, const char *buf,
 		     size_t len)
 {
 	struct afile a;
-	int err = af_open(&a, dirfd, name);
+	int err = af_open(&a, c, name);
 
 	if (err)
 		return err;
-	fwrite(buf, 1, len, a.f);
+	fwrite(buf, 1, len, a.f);	/* a short write sets ferror() */
 	return af_commit(&a);
 }
 
-static int copy_file(int dirfd, const char *src, const char *name)
+/* 1 if src cannot be read (not a loss: v1 has no memory.pressure). */
+static int copy_file(struct capture *c, const char *src, const char *name)
 {
 	char *buf = malloc(DUMP_STAT_MAX);
 	int n, err;
 
-	if (!buf)
+	if (!buf) {
+		note_lost(c, name, -ENOMEM);
 		return -ENOMEM;
+	}
 	n = read_file(src, buf, DUMP_STAT_MAX);
-	err = n < 0 ? n : write_buf(dirfd, name, buf, n);
+	err = n < 0 ? 1 : write_buf(c, name, buf, n);
 	free(buf);
 	return err;
 }
@@ -637,9 +613,6 @@ static void timer_arm(struct dump *d)
 
 	if (d->timerfd < 0)
 		return;
-	for (i = 0; i < DUMP_MAX_CAPS; i++)
-		if (d->caps[i].active && d->caps[i].gcore)
-			next = min_u64(next, d->caps[i].deadline);
 	for (i = 0; i < d->ncgs; i++)
 		if (d->cgs[i]->hot)
 			next = min_u64(next, now_ns() + DUMP_HOT_POLL_NS);
@@ -693,7 +666,7 @@ static int make_artifact_dir(struct dump *d, struct capture *c,
 			snprintf(c->name, sizeof(c->name), "%s.%d", base, i);
 		else
 			snprintf(c->name, sizeof(c->name), "%s", base);
-		snprintf(tmp, tmplen, ".tmp-%s", c->name);
+		tmp_name(tmp, tmplen, c->name);
 		if (!fstatat(d->dirfd, c->name, &st, AT_SYMLINK_NOFOLLOW))
 			continue;
 		if (mkdirat(d->dirfd, tmp, 0700)) {
@@ -766,7 +739,7 @@ static void write_report(struct dump *d, struct capture *c,
 	struct afile a;
 	struct tm tm;
 
-	if (af_open(&a, c->artfd, "report.txt"))
+	if (af_open(&a, c, "report.txt"))
 		return;
 	gmtime_r(&now, &tm);
 	strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S UTC", &tm);
@@ -824,7 +797,7 @@ static void write_row_json(struct dump *d, struct capture *c,
 {
 	struct afile a;
 
-	if (!r || af_open(&a, c->artfd, "row.json"))
+	if (!r || af_open(&a, c, "row.json"))
 		return;
 	fprintf(a.f, "{\"pid\":%d,\"comm\":", r->pid);
 	json_str(a.f, r->comm, sizeof(r->comm));
@@ -887,8 +860,19 @@ static int write_pprof(struct dump *d, struct capture *c, struct mt_row *r)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d/heap.pb.gz", c->artfd);
 	if (!err)
 		err = pprof__write(p, path);
-	if (!err)
-		fchmodat(c->artfd, "heap.pb.gz", 0600, 0);
+	if (!err) {
+		int fd = openat(c->artfd, "heap.pb.gz", O_RDONLY | O_NOFOLLOW |
+				O_CLOEXEC);
+
+		if (fd < 0 || fchmod(fd, 0600) || fsync(fd))
+			err = -errno;
+		if (fd >= 0)
+			close(fd);
+	}
+	if (err)
+		note_lost(c, "heap.pb.gz", err);
+	else
+		c->written++;
 	pprof__free(p);
 	return err;
 }
@@ -911,15 +895,15 @@ static void write_cgroup_files(struct capture *c, const struct cgent *cg)
 
 	snprintf(src, sizeof(src), "%s/memory.stat", cg->lim.dir);
 	/* the cgroup may be gone (OOM): fall back to the cached copies */
-	if (copy_file(c->artfd, src, "memory.stat") && cg->stat_last)
-		write_buf(c->artfd, "memory.stat", cg->stat_last,
+	if (copy_file(c, src, "memory.stat") == 1 && cg->stat_last)
+		write_buf(c, "memory.stat", cg->stat_last,
 			  strlen(cg->stat_last));
 	if (cg->stat_armed)
-		write_buf(c->artfd, "memory.stat.armed", cg->stat_armed,
+		write_buf(c, "memory.stat.armed", cg->stat_armed,
 			  strlen(cg->stat_armed));
 	for (i = 0; i < n; i++) {
 		snprintf(src, sizeof(src), "%s/%s", cg->lim.dir, names[i]);
-		copy_file(c->artfd, src, names[i]);
+		copy_file(c, src, names[i]);
 	}
 }
 
@@ -930,7 +914,7 @@ static void write_trigger(struct dump *d, struct capture *c,
 	char dir[2048];
 	struct afile a;
 
-	if (af_open(&a, c->artfd, "trigger.txt"))
+	if (af_open(&a, c, "trigger.txt"))
 		return;
 	if (cg)
 		sanitize(cg->lim.dir, sizeof(cg->lim.dir), dir, sizeof(dir));
@@ -968,7 +952,7 @@ static void core_note(struct capture *c, const char *fmt, ...)
 	struct afile a;
 	va_list ap;
 
-	if (af_open(&a, c->artfd, "core.txt"))
+	if (af_open(&a, c, "core.txt"))
 		return;
 	va_start(ap, fmt);
 	vfprintf(a.f, fmt, ap);
@@ -1042,32 +1026,41 @@ static void slow_down_undo(struct capture *c)
 /* The end of every capture, whatever happened: the target runs again. */
 static void capture_end(struct dump *d, struct capture *c)
 {
-	if (c->gcore) {
-		kill(-c->gcore, SIGKILL);
-		waitpid(c->gcore, NULL, 0);
-		c->gcore = 0;
-	}
-	if (c->stopped)
-		resume_target(c->pidfd, c->pid);
-	c->stopped = false;
+	char tmp[300];
+
+	/* first of all: kills gcore and gdb, lets the target go */
+	hold__release(c->hold);
+	c->hold = NULL;
+	c->gcore = false;
 	slow_down_undo(c);
-	watchdog_stop(c);
-	if (c->gcore_pidfd >= 0)
-		close(c->gcore_pidfd);
 	if (c->logfd >= 0) {
+		tmp_name(tmp, sizeof(tmp), "gcore.log");
+		if (fsync(c->logfd) || renameat(c->artfd, tmp, c->artfd,
+						 "gcore.log"))
+			note_lost(c, "gcore.log", -errno);
 		close(c->logfd);
-		renameat(c->artfd, ".tmp-gcore.log", c->artfd, "gcore.log");
 	}
 	if (c->artfd >= 0) {
-		char tmp[64];
+		char core[64];
 
-		snprintf(tmp, sizeof(tmp), ".tmp-core.%d", c->pid);
+		snprintf(core, sizeof(core), "core.%d", c->pid);
+		tmp_name(tmp, sizeof(tmp), core);
 		unlinkat(c->artfd, tmp, 0);
+		fsync(c->artfd);
 		close(c->artfd);
 	}
 	if (c->pidfd >= 0)
 		close(c->pidfd);
-	c->gcore_pidfd = c->logfd = c->artfd = c->pidfd = -1;
+	c->logfd = c->artfd = c->pidfd = -1;
+	if (c->lost[0]) {
+		fprintf(stderr, "memtrace: pid %d: capture %s/%s is incomplete: "
+			"could not write %s (%s)\n", c->pid, d->shown_dir,
+			c->name, c->lost, strerror(-c->lost_err));
+		if (!c->result)
+			c->result = c->lost_err;
+	}
+	if (c->result && !d->result)
+		d->result = c->result;
 	c->active = false;
 	d->full_warned = false;
 	timer_arm(d);
@@ -1086,9 +1079,15 @@ static void core_fail(struct dump *d, struct capture *c, int err,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "memtrace: pid %d: %s; small artifact in %s/%s\n",
-		c->pid, msg, d->shown_dir, c->name);
+	/* the target first: the notes can wait, it should not */
+	hold__release(c->hold);
+	c->hold = NULL;
 	core_note(c, "core: %s", msg);
+	if (c->lost[0])
+		fprintf(stderr, "memtrace: pid %d: %s\n", c->pid, msg);
+	else
+		fprintf(stderr, "memtrace: pid %d: %s; small artifact in "
+			"%s/%s\n", c->pid, msg, d->shown_dir, c->name);
 	c->result = err;
 	capture_end(d, c);
 }
@@ -1122,20 +1121,66 @@ static bool log_has(struct capture *c, const char *what)
 	return strstr(buf, what);
 }
 
-static void gcore_done(struct dump *d, struct capture *c)
+/*
+ * Debian's gcore script checks only that the file exists: a gdb killed
+ * mid-write leaves it exiting 0 with a truncated core.  A whole core is
+ * an ELF core file whose every segment lies inside the file.
+ */
+static bool core_complete(int fd, off_t size)
 {
-	char tmp[64], final[64], tail[200], sz[16];
+	Elf64_Ehdr eh;
+	Elf64_Phdr ph;
+	int i;
+
+	if (pread(fd, &eh, sizeof(eh), 0) != sizeof(eh) ||
+	    memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_type != ET_CORE ||
+	    eh.e_phentsize != sizeof(ph) || !eh.e_phnum)
+		return false;
+	for (i = 0; i < eh.e_phnum; i++) {
+		if (pread(fd, &ph, sizeof(ph), eh.e_phoff + i * sizeof(ph)) !=
+		    sizeof(ph))
+			return false;
+		if (ph.p_offset > (uint64_t)size ||
+		    ph.p_filesz > (uint64_t)size - ph.p_offset)
+			return false;
+	}
+	return true;
+}
+
+static void gcore_done(struct dump *d, struct capture *c, enum hold_end end,
+		       int status)
+{
+	char tmp[300], final[64], tail[200], sz[16];
 	double secs = (now_ns() - c->t_gcore) / 1e9;
 	struct stat st;
-	int status = 0;
+	int fd;
 
-	waitpid(c->gcore, &status, 0);
-	c->gcore = 0;
-	snprintf(tmp, sizeof(tmp), ".tmp-core.%d", c->pid);
 	snprintf(final, sizeof(final), "core.%d", c->pid);
+	tmp_name(tmp, sizeof(tmp), final);
 	log_tail(c, tail, sizeof(tail));
+	switch (end) {
+	case HOLD_TIMEOUT:
+		core_fail(d, c, -ETIMEDOUT, "core failed: gcore timed out after "
+			  "%.0f s and was killed; process resumed",
+			  d->app->env.gcore_timeout);
+		return;
+	case HOLD_WATCHDOG_DIED:
+		core_fail(d, c, -EIO, "core failed: memtrace's watchdog died; "
+			  "gcore killed, process resumed");
+		return;
+	case HOLD_CANCELLED:
+		core_fail(d, c, -EINTR, "core cancelled; process resumed");
+		return;
+	case HOLD_TARGET_EXITED:
+		core_fail(d, c, -ESRCH, "core failed: the process exited "
+			  "during the dump");
+		return;
+	default:
+		break;
+	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
-		if (!proc_state(c->pid))
+		if (!hold__proc_state(c->pid))
 			core_fail(d, c, -ESRCH, "core failed: the process "
 				  "exited during the dump");
 		else if (WIFEXITED(status))
@@ -1158,12 +1203,26 @@ static void gcore_done(struct dump *d, struct capture *c)
 		core_fail(d, c, -ENOSPC, "core failed: incomplete (%s)", tail);
 		return;
 	}
-	fchmodat(c->artfd, tmp, 0600, 0);
-	if (renameat(c->artfd, tmp, c->artfd, final)) {
-		core_fail(d, c, -errno, "core failed: rename: %s",
-			  strerror(errno));
+	fd = openat(c->artfd, tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0 && !core_complete(fd, st.st_size)) {
+		close(fd);
+		core_fail(d, c, -EIO, "core failed: %s is truncated or not an "
+			  "ELF core (gdb died?)%s%s", final, tail[0] ? ": " : "",
+			  tail);
 		return;
 	}
+	/* the watchdog has resumed the target: this may take a while */
+	if (fd < 0 || fchmod(fd, 0600) || fsync(fd) ||
+	    renameat(c->artfd, tmp, c->artfd, final)) {
+		int err = -errno;
+
+		if (fd >= 0)
+			close(fd);
+		core_fail(d, c, err, "core failed: %s: %s", final,
+			  strerror(-err));
+		return;
+	}
+	close(fd);
 	human_bytes(sz, sizeof(sz), st.st_size);
 	core_note(c, "core: %s (%lld bytes), gcore took %.2f s, process "
 		  "held stopped %.2f s\nsince_trigger_s: %.3f", final,
@@ -1172,17 +1231,16 @@ static void gcore_done(struct dump *d, struct capture *c)
 		  (now_ns() - c->t_trigger) / 1e9);
 	fprintf(stderr, "memtrace: pid %d: core dump %s/%s/%s (%s, %.1f s)\n",
 		c->pid, d->shown_dir, c->name, final, sz, secs);
-	c->result = 0;
 	capture_end(d, c);
 }
 
 static int gcore_start(struct dump *d, struct capture *c, uint64_t need)
 {
-	char prefix[128], pidstr[16], need_s[16], free_s[16];
+	char prefix[128], partial[300], core[64], need_s[16], free_s[16];
+	char log[300];
 	struct statvfs sv;
 	uint64_t avail;
-	pid_t pid;
-	int fd;
+	int fd, err;
 
 	if (!fstatvfs(d->dirfd, &sv)) {
 		avail = (uint64_t)sv.f_bavail * sv.f_frsize;
@@ -1199,56 +1257,63 @@ static int gcore_start(struct dump *d, struct capture *c, uint64_t need)
 			  "PATH (install gdb)");
 		return -ENOENT;
 	}
-	fd = openat(c->artfd, ".tmp-gcore.log", O_RDWR | O_CREAT | O_EXCL |
-		    O_NOFOLLOW | O_CLOEXEC, 0600);
+	tmp_name(log, sizeof(log), "gcore.log");
+	fd = openat(c->artfd, log, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
 	if (fd < 0) {
-		core_fail(d, c, -errno, "core skipped: gcore.log: %s",
-			  strerror(errno));
-		return -EIO;
+		err = -errno;
+		note_lost(c, "gcore.log", err);
+		core_fail(d, c, err, "core skipped: gcore.log: %s",
+			  strerror(-err));
+		return err;
 	}
 	c->logfd = fd;
 	/*
 	 * Through the directory fd as well; gdb (root) resolves the magic
 	 * link, so renames of the dump dir's parents cannot redirect it.
+	 * gcore appends ".PID".
 	 */
-	snprintf(prefix, sizeof(prefix), "/proc/%d/fd/%d/.tmp-core",
-		 getpid(), c->artfd);
-	snprintf(pidstr, sizeof(pidstr), "%d", c->pid);
+	snprintf(core, sizeof(core), "core.%d", c->pid);
+	tmp_name(partial, sizeof(partial), core);
+	snprintf(prefix, sizeof(prefix), "/proc/%d/fd/%d/.tmp-%d-core",
+		 getpid(), c->artfd, getpid());
 	c->t_gcore = now_ns();
-	pid = fork();
-	if (pid < 0) {
-		core_fail(d, c, -errno, "core skipped: fork: %s",
-			  strerror(errno));
-		return -EIO;
+	err = hold__gcore(&c->hold, c->pid, c->pidfd, c->artfd, fd, log,
+			  prefix, partial, d->app->env.gcore_timeout);
+	if (err) {
+		core_fail(d, c, err, "core skipped: cannot start gcore: %s",
+			  strerror(-err));
+		return err;
 	}
-	if (!pid) {
-		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-		/* own group: ^C is not for it, and the group dies as one */
-		setpgid(0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		umask(077);
-		if (null >= 0)
-			dup2(null, 0);
-		dup2(fd, 1);
-		dup2(fd, 2);
-		close_range(3, ~0U, 0);
-		signal(SIGPIPE, SIG_DFL);
-		/*
-		 * Default gcore honours /proc/PID/coredump_filter (gdb's
-		 * use-coredump-filter is on); -a would dump everything.
-		 */
-		execlp("gcore", "gcore", "-o", prefix, pidstr, (char *)NULL);
-		fprintf(stderr, "memtrace: exec gcore: %s\n", strerror(errno));
-		_exit(127);
-	}
-	setpgid(pid, pid);
-	c->gcore = pid;
-	c->gcore_pidfd = pidfd_open(pid, 0);
-	c->deadline = c->t_gcore + d->app->env.gcore_timeout * 1e9;
-	watchdog_tell(c, 'g', pid);
-	timer_arm(d);
+	c->gcore = true;
 	return 0;
+}
+
+/*
+ * pid descends from a watchdog of ours (gdb, the gcore script): its
+ * capture would stop the very gdb that holds another target.  A command
+ * memtrace runs (-- CMD) is our child too, and may be captured.
+ */
+static bool own_helper(int pid)
+{
+	char path[64], buf[512], comm[32], *p;
+	int i, ppid;
+
+	for (i = 0; i < 64 && pid > 1; i++) {
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+		if (read_file(path, buf, sizeof(buf)) <= 0)
+			return false;
+		p = strrchr(buf, ')');
+		if (!p || sscanf(p + 2, "%*c %d", &ppid) != 1)
+			return false;
+		if (ppid == getpid()) {
+			snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+			return read_file(path, comm, sizeof(comm)) > 0 &&
+			       !strncmp(comm, "memtrace-wd", 11);
+		}
+		pid = ppid;
+	}
+	return false;
 }
 
 /* Our memory cgroup holds the target's: gdb would be charged to it. */
@@ -1279,9 +1344,10 @@ static int capture_start(struct dump *d, int pid, const char *reason,
 	struct mt_row *r = table__get(app->table, pid);
 	struct pstate *p = pstate_get(d, pid, false);
 	struct cgent *cg = p ? p->cg : NULL;
-	char tmp[300], path[64], smaps[4096], filter[32] = "";
+	char tmp[300], path[64], smaps[4096], filter[32] = "", why[256];
 	struct capture *c = NULL;
 	bool core = app->env.dump_core && !oom;
+	struct statvfs sv;
 	uint64_t need = 0;
 	char st;
 	int i, err;
@@ -1314,8 +1380,15 @@ static int capture_start(struct dump *d, int pid, const char *reason,
 		d->full_warned = true;
 		return -EBUSY;
 	}
+	/* an attempt counts, failed or not: no retry at every refresh */
+	if (p) {
+		p->dumps++;
+		p->last_dump_ns = now_ns();
+	}
+	if (r)
+		r->dumps = p ? p->dumps : r->dumps + 1;
 	memset(c, 0, sizeof(*c));
-	c->pidfd = c->artfd = c->gcore_pidfd = c->logfd = c->wd_fd = -1;
+	c->pidfd = c->artfd = c->logfd = -1;
 	c->pid = pid;
 	c->t_trigger = t_trigger;
 	if (r)
@@ -1334,21 +1407,41 @@ static int capture_start(struct dump *d, int pid, const char *reason,
 			sanitize(tmp, strcspn(tmp, "\n"), c->comm,
 				  sizeof(c->comm));
 	}
-	st = proc_state(pid);
+	if (pid == getpid() || own_helper(pid)) {
+		fprintf(stderr, "memtrace: pid %d: not captured: it is %s\n",
+			pid, pid == getpid() ? "memtrace itself" :
+			"a helper memtrace started (watchdog, gcore or gdb)");
+		c->result = -EPERM;
+		capture_end(d, c);
+		return -EPERM;
+	}
+	/* the small artifact first: without room for it, nothing at all */
+	if (!fstatvfs(d->dirfd, &sv) &&
+	    (uint64_t)sv.f_bavail * sv.f_frsize < DUMP_SMALL_ROOM) {
+		human_bytes(tmp, sizeof(tmp), (double)sv.f_bavail * sv.f_frsize);
+		fprintf(stderr, "memtrace: pid %d: no capture: %s has %s free, "
+			"a capture needs %d MiB besides the core\n", pid,
+			d->shown_dir, tmp, DUMP_SMALL_ROOM >> 20);
+		c->result = -ENOSPC;
+		capture_end(d, c);
+		return -ENOSPC;
+	}
+	st = hold__proc_state(pid);
 	/*
 	 * Hold it still so the core completes before the OOM killer acts:
 	 * a stopped process charges no new memory.  One already stopped
-	 * (^Z, a debugger) is left as found.  The watchdog comes first.
+	 * (^Z, a debugger) is left as found.
 	 */
 	if (core && st && st != 'T' && st != 't') {
-		err = watchdog_start(c);
-		if (err)
-			fprintf(stderr, "memtrace: pid %d: no watchdog (%s): "
-				"not stopping it for the dump\n", pid,
-				strerror(-err));
-		else if (!pidfd_send_signal(c->pidfd, SIGSTOP, NULL, 0))
-			c->stopped = true;
-		c->t_stop = c->stopped ? now_ns() : 0;
+		err = hold__freeze(pid, c->pidfd, &c->hold, why, sizeof(why));
+		if (err) {
+			fprintf(stderr, "memtrace: pid %d (%s): cannot hold it "
+				"still for a capture: %s\n", pid, c->comm, why);
+			c->result = err;
+			capture_end(d, c);
+			return err;
+		}
+		c->t_stop = now_ns();
 	}
 	if (cg && cg->lim.dir[0])
 		check_own_cgroup(d, cg);
@@ -1359,14 +1452,15 @@ static int capture_start(struct dump *d, int pid, const char *reason,
 				r->cgroup : "none", oom, tmp, sizeof(tmp));
 	if (err) {
 		fprintf(stderr, "memtrace: pid %d: cannot create the capture "
-			"directory in %s: %s\n", pid, d->shown_dir, strerror(-err));
+			"directory in %s: %s\n", pid, d->shown_dir,
+			strerror(-err));
 		c->result = err;
 		capture_end(d, c);
 		return err;
 	}
 	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
 	if (read_file(path, smaps, sizeof(smaps)) > 0) {
-		write_buf(c->artfd, "smaps_rollup", smaps, strlen(smaps));
+		write_buf(c, "smaps_rollup", smaps, strlen(smaps));
 		/* what the core will roughly take, with some headroom */
 		need = smaps_field(smaps, "\nRss:") +
 		       smaps_field(smaps, "\nSwap:") + (1 << 20);
@@ -1380,31 +1474,38 @@ static int capture_start(struct dump *d, int pid, const char *reason,
 	if (cg)
 		write_cgroup_files(c, cg);
 	write_trigger(d, c, cg, reason, filter);
-	if (renameat(d->dirfd, tmp, d->dirfd, c->name)) {
+	if (!c->written) {
+		fprintf(stderr, "memtrace: pid %d: no capture: nothing could be "
+			"written in %s (%s)\n", pid, d->shown_dir,
+			strerror(-c->lost_err));
+		c->result = c->lost_err ? c->lost_err : -EIO;
+		c->lost[0] = '\0';	/* said */
+		remove_tree(d->dirfd, tmp);
+		capture_end(d, c);
+		return c->result;
+	}
+	if (fsync(c->artfd) || renameat(d->dirfd, tmp, d->dirfd, c->name)) {
 		err = -errno;
-		fprintf(stderr, "memtrace: pid %d: %s/%s: %s\n", pid, d->shown_dir,
-			tmp, strerror(errno));
+		fprintf(stderr, "memtrace: pid %d: no capture: %s/%s: %s\n", pid,
+			d->shown_dir, c->name, strerror(errno));
 		c->result = err;
+		c->lost[0] = '\0';
+		remove_tree(d->dirfd, tmp);
 		capture_end(d, c);
 		return err;
 	}
-	if (p) {
-		p->dumps++;
-		p->last_dump_ns = now_ns();
-	}
-	if (r)
-		r->dumps = p ? p->dumps : r->dumps + 1;
+	fsync(d->dirfd);
 	snprintf(d->last_name, sizeof(d->last_name), "%s", c->name);
 	if (oom) {
 		capture_end(d, c);
-		return 0;
+		return c->result;
 	}
 	fprintf(stderr, "memtrace: pid %d (%s) in %s: %s; capture in %s/%s%s\n",
-		pid, c->comm, cg ? cg->shown : "-", reason, d->shown_dir, c->name,
-		core ? ", core dump following" : "");
+		pid, c->comm, cg ? cg->shown : "-", reason, d->shown_dir,
+		c->name, core ? ", core dump following" : "");
 	if (!core) {
 		capture_end(d, c);
-		return 0;
+		return c->result;
 	}
 	gcore_start(d, c, need);
 	return 0;
@@ -1503,22 +1604,26 @@ fail:
 	return err;
 }
 
+int dump__stop(struct dump *d)
+{
+	int i;
+
+	if (!d)
+		return 0;
+	for (i = 0; i < DUMP_MAX_CAPS; i++)
+		if (d->caps[i].active)
+			core_fail(d, &d->caps[i], -EINTR, "core abandoned: "
+				  "memtrace is exiting; process resumed");
+	return d->result;
+}
+
 void dump__free(struct dump *d)
 {
 	int i;
 
 	if (!d)
 		return;
-	for (i = 0; i < DUMP_MAX_CAPS; i++) {
-		struct capture *c = &d->caps[i];
-
-		if (!c->active)
-			continue;
-		fprintf(stderr, "memtrace: pid %d: core abandoned: memtrace is "
-			"exiting; resumed it\n", c->pid);
-		core_note(c, "core: abandoned, memtrace exited meanwhile");
-		capture_end(d, c);
-	}
+	dump__stop(d);
 	for (i = 0; i < d->ncgs; i++)
 		cgent_free(d->cgs[i]);
 	free(d->cgs);
@@ -1615,8 +1720,8 @@ int dump__pollfds(struct dump *d, struct pollfd *fds, int max)
 	for (i = 0; i < DUMP_MAX_CAPS; i++) {
 		if (!d->caps[i].active)
 			continue;
-		ADD(d->caps[i].gcore_pidfd, POLLIN);
-		ADD(d->caps[i].pidfd, POLLIN);
+		/* the watchdog watches gcore, the deadline and the target */
+		ADD(hold__fd(d->caps[i].hold), POLLIN);
 	}
 	for (i = 0; i < d->ncgs; i++)
 		if (d->cgs[i]->watch)
@@ -1664,15 +1769,6 @@ void dump__on_ready(struct dump *d, int fd)
 	if (fd == d->timerfd) {
 		if (read(fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 			return;
-		for (i = 0; i < DUMP_MAX_CAPS; i++) {
-			struct capture *c = &d->caps[i];
-
-			if (c->active && c->gcore && now >= c->deadline)
-				core_fail(d, c, -ETIMEDOUT, "core failed: gcore "
-					  "timed out after %.0f s and was "
-					  "killed; process resumed",
-					  d->app->env.gcore_timeout);
-		}
 		hot_poll(d, now);
 		timer_arm(d);
 		return;
@@ -1682,13 +1778,11 @@ void dump__on_ready(struct dump *d, int fd)
 
 		if (!c->active)
 			continue;
-		if (fd == c->gcore_pidfd) {
-			gcore_done(d, c);
-			return;
-		}
-		if (fd == c->pidfd) {
-			core_fail(d, c, -ESRCH, "core failed: the process "
-				  "exited during the dump");
+		if (c->gcore && fd == hold__fd(c->hold)) {
+			enum hold_end end = hold__poll(c->hold, &ret);
+
+			if (end != HOLD_RUNNING)
+				gcore_done(d, c, end, ret);
 			return;
 		}
 	}
@@ -1728,6 +1822,12 @@ int dump__now(struct dump *d, int pid, const char *reason)
 			c = &d->caps[i];
 	/* memtrace dump PID exits after this: see the core through */
 	while (c && c->active) {
+		/* SIGINT, SIGTERM: the target goes first, the exit code says */
+		if (d->app->exiting && *d->app->exiting) {
+			core_fail(d, c, -EINTR, "core cancelled by signal %d; "
+				  "process resumed", (int)*d->app->exiting);
+			break;
+		}
 		n = dump__pollfds(d, fds, ARRAY_SIZE(fds));
 		if (poll(fds, n, 200) < 0 && errno != EINTR)
 			break;

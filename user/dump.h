@@ -19,6 +19,12 @@ struct mt_event;
 /* Armed when --dump-at or --dump-dir is given; reads app->env. */
 int dump__new(struct app *app, struct dump **out);
 void dump__free(struct dump *d);
+/*
+ * End every capture still running (the targets resume at once) and
+ * return the first failure of any capture, 0 if none: a capture that
+ * lost a file or its core fails memtrace's exit code.
+ */
+int dump__stop(struct dump *d);
 
 /*
  * After each model refresh: fill every row's cgroup fields (cgroup,

@@ -929,6 +929,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	app.exiting = &exiting;
 	app.table = table__new();
 	app.syms = syms__new();
 	app.start_ns = now_ns();
@@ -1034,6 +1035,9 @@ int main(int argc, char **argv)
 	if (sites__write_profiles(&app))
 		exit_code = 1;
 cleanup:
+	/* a capture held is let go first: its target must not wait */
+	if (dump__stop(app.dump) && !exit_code)
+		exit_code = 1;
 	/* probes go first, so no traced process pays for them any longer */
 	attach__free(app.attach);
 	if (app.child && !app.child_done) {

@@ -243,12 +243,285 @@ def test_hostile_names():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# ---- kills and signals mid-capture ------------------------------------
+
+BIG_MIB = int(os.environ.get("MT_FAULT_MIB", "600"))   # core takes seconds
+
+
+def status_field(pid, key):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            m = re.search(r"^%s:\s+(\d+)" % key, f.read(), re.M)
+    except OSError:
+        return 0
+    return int(m.group(1)) if m else 0
+
+
+class Dump:
+    """memtrace dump PID in a session of its own (so its process group
+    can be killed without the test's), stderr collected."""
+
+    def __init__(self, pid, d, *extra, env=None):
+        self.pid, self.d = pid, d
+        self.p = spawn([MEMTRACE, "dump", "--dump-dir", d, *extra, str(pid)],
+                       start_new_session=True, env=env)
+        self.err = Lines(self.p.stderr)
+
+    def wait_core_running(self, min_bytes=0, timeout=30):
+        """gdb holds the target and the partial core has min_bytes."""
+        self.err.wait_for(r"core dump following", timeout)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            tracer = status_field(self.pid, "TracerPid")
+            part = glob.glob(os.path.join(self.d, "*", f".tmp-*-core.{self.pid}"))
+            size = os.path.getsize(part[0]) if part else 0
+            if tracer and tracer != self.p.pid and size >= min_bytes:
+                return tracer
+            if self.p.poll() is not None:
+                break
+            time.sleep(0.005)
+        raise AssertionError("gdb never held the target with a core of "
+                             f"{min_bytes} bytes; stderr:\n{self.err.text()}")
+
+    def finish(self, timeout=20):
+        rc = self.p.wait(timeout)
+        self.err.t.join(5)
+        return rc, self.err.text()
+
+
+def helpers_of(tracer):
+    """gdb (the target's tracer), the gcore script, the watchdog."""
+    gcore = status_field(tracer, "PPid")
+    wd = status_field(gcore, "PPid")
+    with open(f"/proc/{wd}/comm") as f:
+        assert f.read().strip() == "memtrace-wd", "not our watchdog"
+    return {"gdb": tracer, "gcore": gcore, "watchdog": wd}
+
+
+def gone(pid, timeout=3.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if state(pid) is None:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def kill_scenario(who, sig=9, at_bytes=0):
+    """A capture of a BIG_MIB process; once gdb holds it and the core has
+    at_bytes, kill `who`: the target runs within 2 s, no partial file is
+    left, memtrace's exit code and message say what happened."""
+    def run():
+        d = dump_dir()
+        try:
+            w, pid = start_target(BIG_MIB)
+            mt = Dump(pid, d)
+            tracer = mt.wait_core_running(at_bytes)
+            h = helpers_of(tracer)
+            if who == "memtrace":
+                os.kill(mt.p.pid, sig)
+            elif who == "pgroup":
+                os.killpg(mt.p.pid, sig)
+            else:
+                os.kill(h[who], sig)
+            assert_resumed(pid)
+            rc, err = mt.finish()
+            for k in ("gdb", "gcore", "watchdog"):
+                assert gone(h[k]), f"{k} (pid {h[k]}) still runs"
+            assert state(pid) not in ("T", "t", None)
+            no_partial(d)
+            if who in ("memtrace", "pgroup") and sig == 9:
+                assert rc == -9, rc
+                assert re.search(r"memtrace-wd: memtrace died during the "
+                                 r"dump of pid %d; resumed it" % pid, err), err
+                assert glob.glob(os.path.join(d, "*", "gcore.log")), \
+                    os.listdir(d)
+                return
+            assert rc == 1, f"exit {rc}: {err}"
+            want = {
+                "memtrace": r"core cancelled by signal %d; process resumed" % sig,
+                "gdb": r"core failed: (gcore exited \d+|gcore wrote no core|core\.\d+ "
+                   r"is truncated or not an ELF core)",
+                "gcore": r"core failed: gcore killed by signal 9",
+                "watchdog": r"core failed: memtrace's watchdog died; gcore "
+                            r"killed, process resumed",
+            }[who]
+            assert re.search(r"pid %d: (%s)" % (pid, want), err), err
+            assert not glob.glob(os.path.join(d, "*", f"core.{pid}")), \
+                "a core from a killed capture"
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+    return run
+
+
+def test_target_exits_mid_core():
+    """The target is SIGKILLed while gdb writes its core: memtrace says so,
+    exits 1, and leaves no partial core."""
+    d = dump_dir()
+    try:
+        w, pid = start_target(BIG_MIB)
+        mt = Dump(pid, d)
+        tracer = mt.wait_core_running(64 * MIB)
+        h = helpers_of(tracer)
+        os.kill(pid, 9)
+        rc, err = mt.finish()
+        assert rc == 1, f"exit {rc}: {err}"
+        assert re.search(r"pid %d: core failed: (the process exited during "
+                         r"the dump|gcore)" % pid, err), err
+        for k in h:
+            assert gone(h[k]), k
+        no_partial(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_stale_partials_removed():
+    """Partial files of a memtrace that was SIGKILLed (its pid is dead) are
+    removed when the dump directory is next opened; a live one's are kept."""
+    d = dump_dir()
+    try:
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        live = os.getpid()
+        os.mkdir(os.path.join(d, f".tmp-{dead.pid}-20260101T000000Z-1-x-y"))
+        open(os.path.join(d, f".tmp-{dead.pid}-20260101T000000Z-1-x-y",
+                          "report.txt"), "w").close()
+        art = os.path.join(d, "20260101T000000Z-2-x-y")
+        os.mkdir(art)
+        open(os.path.join(art, f".tmp-{dead.pid}-core.2"), "w").close()
+        open(os.path.join(art, f".tmp-{live}-core.2"), "w").close()
+        w, pid = start_target(8)
+        rc, err = Dump(pid, d, "--no-core").finish(30)
+        assert rc == 0, err
+        assert "removed 2 partial files of captures whose memtrace died" in err, err
+        names = os.listdir(d) + os.listdir(art)
+        assert not [n for n in names if f".tmp-{dead.pid}-" in n], names
+        assert f".tmp-{live}-core.2" in os.listdir(art), "a live pid's file"
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_not_itself():
+    """memtrace dump of memtrace's own pid: refused, nothing stopped."""
+    d = dump_dir()
+    try:
+        p = subprocess.run(["sh", "-c", 'exec "$0" dump --dump-dir "$1" $$',
+                            MEMTRACE, d], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 1, p.stderr
+        assert re.search(r"pid \d+: not captured: it is memtrace itself",
+                         p.stderr), p.stderr
+        assert not os.listdir(d), os.listdir(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_kernel_thread():
+    """A kernel thread (kthreadd, pid 2 when it is one): ptrace's EPERM,
+    said as such; no capture directory."""
+    try:
+        with open("/proc/2/stat") as f:
+            if "(kthreadd)" not in f.read():
+                raise Skip("pid 2 is not kthreadd here")
+    except OSError:
+        raise Skip("no pid 2 in this pid namespace")
+    d = dump_dir()
+    try:
+        p = subprocess.run([MEMTRACE, "dump", "--dump-dir", d, "2"],
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 1, p.stderr
+        assert "pid 2 (kthreadd): cannot hold it still for a capture: it is " \
+            "a kernel thread, with no user memory (ptrace: Operation not " \
+            "permitted)" in p.stderr, p.stderr
+        assert not os.listdir(d), os.listdir(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+class Tmpfs:
+    def __init__(self, opts):
+        self.mnt = tempfile.mkdtemp(prefix="mt-flt-tmpfs-")
+        r = subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700," + opts,
+                            "mt-flt", self.mnt], capture_output=True, text=True)
+        if r.returncode:
+            os.rmdir(self.mnt)
+            raise Skip("cannot mount tmpfs: " + r.stderr.strip())
+
+    def close(self):
+        if subprocess.run(["umount", self.mnt]).returncode:
+            subprocess.run(["umount", "-l", self.mnt])
+        shutil.rmtree(self.mnt, ignore_errors=True)
+
+
+def test_full_tmpfs():
+    """A dump directory with no room: no capture directory at all, a
+    message that says so, exit 1, the target never stopped."""
+    fs = Tmpfs("size=256k")
+    try:
+        w, pid = start_target(16)
+        rc, err = Dump(pid, fs.mnt).finish(30)
+        assert rc == 1, err
+        assert re.search(r"pid %d: no capture: %s has \S+ free, a capture "
+                         r"needs 1 MiB besides the core" % (pid, re.escape(fs.mnt)),
+                         err), err
+        assert "small artifact in" not in err and "capture in" not in err, err
+        assert not os.listdir(fs.mnt), os.listdir(fs.mnt)
+        assert_resumed(pid)
+    finally:
+        fs.close()
+
+
+def test_nearly_full_tmpfs():
+    """Room for a few files only (tmpfs with 6 inodes): the files that
+    could not be written are named, the capture fails (exit 1), no core
+    is attempted without its log, nothing partial remains, the target
+    runs on."""
+    fs = Tmpfs("size=64m,nr_inodes=6")
+    try:
+        w, pid = start_target(16)
+        rc, err = Dump(pid, fs.mnt).finish(60)
+        assert rc == 1, err
+        m = re.search(r"pid %d: capture %s/(\S+) is incomplete: could not "
+                      r"write ([^()]+) \(No space left on device\)"
+                      % (pid, re.escape(fs.mnt)), err)
+        assert m, err
+        a = os.path.join(fs.mnt, m.group(1))
+        lost = m.group(2).split(", ")
+        have = os.listdir(a)
+        assert have and not set(lost) & set(have), (lost, have)
+        assert "small artifact in" not in err, err
+        no_partial(fs.mnt)
+        assert_resumed(pid)
+    finally:
+        fs.close()
+
+
+KILLS = [
+    ("kill_memtrace_early", "memtrace", 9, 0),
+    ("kill_memtrace_mid_core", "memtrace", 9, 128 * MIB),
+    ("kill_pgroup_early", "pgroup", 9, 0),
+    ("kill_pgroup_mid_core", "pgroup", 9, 128 * MIB),
+    ("kill_gdb_mid_core", "gdb", 9, 64 * MIB),
+    ("kill_gcore_mid_core", "gcore", 9, 64 * MIB),
+    ("kill_watchdog_early", "watchdog", 9, 0),
+    ("kill_watchdog_mid_core", "watchdog", 9, 64 * MIB),
+    ("sigint_mid_core", "memtrace", 2, 64 * MIB),
+    ("sigterm_mid_core", "memtrace", 15, 64 * MIB),
+]
+
+
 # ---- the table -----------------------------------------------------------
 
 SCENARIOS = [(n, f"memtrace {' '.join(a)}: refused, clear message",
               bad_option(a, p)) for n, a, p in OPTION_CASES] + [
     ("bad_btf", test_bad_btf.__doc__.split("\n")[0], test_bad_btf),
     ("hostile_names", test_hostile_names.__doc__.split("\n")[0], test_hostile_names),
+] + [(n, f"SIG{sig} to {who} once gdb wrote {at >> 20} MiB",
+      kill_scenario(who, sig, at)) for n, who, sig, at in KILLS] + [
+    (f.__name__[5:], f.__doc__.split("\n")[0], f) for f in (
+        test_target_exits_mid_core, test_stale_partials_removed,
+        test_not_itself, test_kernel_thread, test_full_tmpfs,
+        test_nearly_full_tmpfs)
 ]
 
 TESTS = [(name, fn) for name, _, fn in SCENARIOS]
