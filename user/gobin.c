@@ -79,6 +79,7 @@ struct gobin {
 
 	struct gobin_runtime rt;	/* from .symtab */
 	bool has_symtab;
+	bool no_shdrs;
 };
 
 /* ---- bounded reads ---------------------------------------------------- */
@@ -403,6 +404,8 @@ static void find_buildinfo(struct gobin *g, Elf *elf)
 		parse_buildinfo(g, s.p, s.len, vaddr);
 		return;
 	}
+	if (!g->no_shdrs)
+		return;
 	/* no section headers: the blob is 16-aligned in a loaded segment */
 	for (i = 0; i < g->nsegs && !g->version[0]; i++) {
 		const struct seg *sg = &g->segs[i];
@@ -529,6 +532,13 @@ static bool scan_pcln(struct gobin *g)
 	}
 	g->layout = PCLN_NONE;
 	return false;
+}
+
+/* PIE: textStart is a relocated pointer, read again with the relocations. */
+static void reparse_pcln(struct gobin *g)
+{
+	if (g->layout >= PCLN_118)
+		g->text_start = read_ptr(g, g->pcln_vaddr + 24);
 }
 
 /* ---- functions ---------------------------------------------------------------- */
@@ -765,6 +775,7 @@ int gobin__frames(const struct gobin *g, uint64_t pc, bool ret,
 			      v : 0;
 		out[n].entry = entry;
 		out[n].inlined = true;
+		out[n].pc = pc;
 		n++;
 		if (parent_pc < 0)
 			break;
@@ -780,6 +791,7 @@ int gobin__frames(const struct gobin *g, uint64_t pc, bool ret,
 	out[n].line = pcvalue(g, rd32(f + ff.pcln), entry, pc, &v) ? v : 0;
 	out[n].entry = entry;
 	out[n].inlined = false;
+	out[n].pc = pc;
 	return n + 1;
 }
 
@@ -1007,28 +1019,36 @@ static int find_pcln(struct gobin *g, Elf *elf, uint64_t sym_pclntab)
 	}
 	if (sym_pclntab && parse_pcln(g, vspan(g, sym_pclntab), sym_pclntab))
 		return 0;
-	return scan_pcln(g) ? 0 : -ENOEXEC;
+	return g->no_shdrs && scan_pcln(g) ? 0 : -ENOEXEC;
 }
 
 int gobin__open(const char *path, struct gobin **out)
+{
+	int fd, err;
+
+	*out = NULL;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	err = gobin__open_fd(fd, out);
+	close(fd);
+	return err;
+}
+
+int gobin__open_fd(int fd, struct gobin **out)
 {
 	uint64_t gofunc = 0, sym_pclntab = 0, mprof = 0;
 	struct gobin *g;
 	Elf *elf = NULL;
 	GElf_Ehdr eh;
 	struct stat st;
-	int fd, err;
+	int err;
 
 	*out = NULL;
 	elf_version(EV_CURRENT);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	g = calloc(1, sizeof(*g));
-	if (!g) {
-		err = -ENOMEM;
-		goto out;
-	}
+	if (!g)
+		return -ENOMEM;
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size < 64) {
 		err = -ENOEXEC;
 		goto out;
@@ -1047,19 +1067,27 @@ int gobin__open(const char *path, struct gobin **out)
 	    eh.e_ident[EI_DATA] != ELFDATA2LSB || eh.e_machine != EM_X86_64)
 		goto out;
 	g->pie = eh.e_type == ET_DYN;
+	/* the magic scans are for files whose section headers are gone */
+	g->no_shdrs = !eh.e_shnum || eh.e_shoff >= g->size;
 	err = load_segments(g, elf);
 	if (err)
 		goto out;
-	if (g->pie)
-		load_relocs(g, elf);
 	load_symtab(g, elf, &gofunc, &sym_pclntab, &mprof);
-	if (!g->rt.mprof_cycle)
-		g->rt.mprof_cycle = mprof;	/* up to 1.18 */
 	find_buildinfo(g, elf);
 	if (find_pcln(g, elf, sym_pclntab) && !g->version[0]) {
 		err = -ENOEXEC;
 		goto out;
 	}
+	/* only Go files get this far: now the costlier parts */
+	if (g->pie) {
+		load_relocs(g, elf);
+		if (g->layout)
+			reparse_pcln(g);
+		if (!g->version[0])
+			find_buildinfo(g, elf);
+	}
+	if (!g->rt.mprof_cycle)
+		g->rt.mprof_cycle = mprof;	/* up to 1.18 */
 	if (g->layout >= PCLN_118 && !g->text_start) {
 		/* PIE without the relocation we expected: runtime.text */
 		uint64_t v = 0;
@@ -1073,7 +1101,6 @@ int gobin__open(const char *path, struct gobin **out)
 out:
 	if (elf)
 		elf_end(elf);
-	close(fd);
 	if (err) {
 		gobin__free(g);
 		return err;

@@ -26,6 +26,13 @@ struct gobin_frame {
 	int line;		/* 0 if unknown */
 	uint64_t entry;		/* entry of the real (outermost) function */
 	bool inlined;		/* inlined into the next frame of the array */
+	/*
+	 * The pc file:line are for: the looked-up one for the innermost
+	 * frame, the inlined call's mark (entry + parentPc) for each caller.
+	 * The runtime records mark + 1 as an extra "return PC" per inlined
+	 * call in its stacks (runtime.Callers, heap profile buckets).
+	 */
+	uint64_t pc;
 };
 
 /* Link-time addresses of the runtime's books; 0 = not found. */
@@ -44,6 +51,8 @@ struct gobin_runtime {
  * buildinfo and no pclntab), or another negative errno.
  */
 int gobin__open(const char *path, struct gobin **out);
+/* Same from an open file; fd stays the caller's (the gobin maps it). */
+int gobin__open_fd(int fd, struct gobin **out);
 void gobin__free(struct gobin *g);
 
 /* "go1.23.5"; "" when the buildinfo is missing. */

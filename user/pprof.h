@@ -16,6 +16,17 @@
  * address (syms__resolve_ret) and recorded in the profile as address - 1,
  * the last byte of the call instruction; that is also what pprof's own
  * symbolizer and -disasm need for frames left unresolved.
+ *
+ * Go stacks go through the same pprof__add()/folded__write(): pass the
+ * PCs of a Go heap-profile bucket (runtime.mbuckets, "logical" return
+ * PCs, one extra per inlined call) or of a frame-pointer walk, in
+ * process addresses, leaf first.  Frames syms names from a Go pclntab
+ * are shaped as runtime/pprof writes them: leading runtime.* frames
+ * hidden (all kept when nothing else is left), runtime.goexit dropped,
+ * and each inlined call a Line of its caller's Location, so go tool
+ * pprof prints "main.inlA (inline)".  Values are written as given (the
+ * caller applies pprof's sampling scale) and Period is set with
+ * pprof__set_period() (the process's runtime.MemProfileRate).
  */
 #ifndef MT_PPROF_H
 #define MT_PPROF_H

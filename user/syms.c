@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gobin.h"
 #include "syms.h"
 
 #define OBJ_BUCKETS	64
@@ -68,6 +69,7 @@ struct syms_obj {
 	int nr_loads;
 	struct syms_cent *cache;
 	int cache_used;
+	struct gobin *go;		/* a Go program: frames from pclntab */
 };
 
 struct syms_map {
@@ -169,6 +171,7 @@ static void obj_destroy(struct syms_obj *o)
 {
 	obj_cache_flush(o);
 	free(o->cache);
+	gobin__free(o->go);
 	if (o->dwfl)
 		dwfl_end(o->dwfl);
 	free(o->debug_path);
@@ -297,6 +300,11 @@ static int obj_create(int fd, const char *file_name, const char *root,
 	o->cb.section_address = dwfl_offline_section_address;
 	o->cb.debuginfo_path = &o->debug_path;
 	copy_str(o->name, sizeof(o->name), base_name(file_name));
+	/*
+	 * Go programs name their frames in .gopclntab, which survives
+	 * stripping and knows the inlined calls; not Go is no error.
+	 */
+	gobin__open_fd(fd, &o->go);
 
 	o->dwfl = dwfl_begin(&o->cb);
 	if (!o->dwfl) {
@@ -786,6 +794,29 @@ out:
 	return n;
 }
 
+/* Frames of a Go function from the pclntab; 0 if vaddr is in none. */
+static int obj_go_lookup(struct syms_obj *o, uint64_t vaddr, bool ret,
+			 struct syms_frame *fr, int max)
+{
+	struct gobin_frame gf[MAX_INLINE];
+	int i, n;
+
+	n = gobin__frames(o->go, vaddr, ret, gf,
+			  max < MAX_INLINE ? max : MAX_INLINE);
+	for (i = 0; i < n; i++) {
+		frame_init(o, &fr[i], vaddr);
+		copy_str(fr[i].func, sizeof(fr[i].func), gf[i].func);
+		copy_str(fr[i].file, sizeof(fr[i].file), gf[i].file);
+		fr[i].line = gf[i].line;
+		fr[i].inlined = gf[i].inlined;
+		fr[i].go = true;
+		fr[i].go_pc = gf[i].pc;
+		if (!gf[i].inlined)
+			fr[i].offset = vaddr - gf[i].entry;
+	}
+	return n;
+}
+
 static int obj_lookup(struct syms_obj *o, uint64_t vaddr, bool ret,
 		      struct syms_frame *fr, int max)
 {
@@ -795,6 +826,13 @@ static int obj_lookup(struct syms_obj *o, uint64_t vaddr, bool ret,
 	GElf_Sym esym;
 	Dwfl_Line *dl;
 	int n = 0, line = 0;
+
+	/* cgo: C code in a Go program falls through to libdw */
+	if (o->go) {
+		n = obj_go_lookup(o, vaddr, ret, fr, max);
+		if (n > 0)
+			return n;
+	}
 
 	sym = dwfl_module_addrinfo(o->mod, pc, &off, &esym, NULL, NULL, NULL);
 	if (o->has_dwarf)

@@ -18,6 +18,14 @@
  * /usr/lib/debug/.build-id/, .gnu_debuglink next to the file or under
  * .debug/), also inside the process's root.
  *
+ * Go programs (user/gobin.h) are named from their .gopclntab instead of
+ * DWARF, so stripped (-ldflags='-s -w') and PIE builds get function,
+ * file:line and inlined calls exactly as the Go runtime reports them;
+ * such frames have .go set, and C code linked in by cgo still goes
+ * through libdw.  Stacks of Go return PCs (the runtime's heap profile
+ * buckets, a frame-pointer walk of Go code) are resolved with
+ * syms__resolve_ret() like any other: pass process addresses.
+ *
  * Not thread-safe: one struct syms per thread.
  */
 #ifndef MT_SYMS_H
@@ -40,6 +48,11 @@ struct syms_frame {
 				 * the value addr2line -e MODULE takes */
 	uint64_t build_id_hash;	/* FNV-1a of the build-id (or file key) */
 	bool inlined;		/* inlined into the next frame of the array */
+	bool go;		/* a Go function, named by the Go pclntab */
+	uint64_t go_pc;		/* Go: ELF address this frame's line is for;
+				 * for an inlined call's caller the call's
+				 * mark, whose + 1 the Go runtime records as
+				 * an extra return PC in its stacks */
 };
 
 /* One executable mapping of a process, in the form pprof wants. */

@@ -23,6 +23,8 @@
 
 #include "test.h"
 #include "gobin.h"
+#include "pprof.h"
+#include "syms.h"
 
 static char tmp[256];
 static char src[4096];
@@ -88,17 +90,11 @@ static const char *goenv(void)
 	return env;
 }
 
-static bool build_one(const char *go, const char *flags, struct build *b)
+/* The program's report of its own stack into b; false if incomplete. */
+static bool parse_report(char *out, struct build *b)
 {
-	char *out, *line, *save;
+	char *line, *save;
 
-	out = run("%s %s build %s -o %s %s 2>&1 >/dev/null && %s", goenv(), go,
-		  flags, b->path, src, b->path);
-	if (!out) {
-		printf("not ok %s: go build %s failed\n", b->tag, flags);
-		test__failed++;
-		return false;
-	}
 	b->nfr = 0;
 	for (line = strtok_r(out, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
@@ -111,8 +107,24 @@ static bool build_one(const char *go, const char *flags, struct build *b)
 			   f->func, f->file, &f->line) == 4)
 			b->nfr++;
 	}
+	return ASSERT_TRUE(b->nfr >= 6 && b->leaf);
+}
+
+static bool build_one(const char *go, const char *flags, struct build *b)
+{
+	char *out;
+	bool ok;
+
+	out = run("%s %s build %s -o %s %s 2>&1 >/dev/null && %s", goenv(), go,
+		  flags, b->path, src, b->path);
+	if (!out) {
+		printf("not ok %s: go build %s failed\n", b->tag, flags);
+		test__failed++;
+		return false;
+	}
+	ok = parse_report(out, b);
 	free(out);
-	return ASSERT_TRUE(b->nfr >= 5 && b->leaf);
+	return ok;
 }
 
 /* Each logical frame the runtime printed, and the inline chain. */
@@ -136,18 +148,21 @@ static void check_frames(struct gobin *g, struct build *b)
 		ASSERT_STREQ(out[0].file, b->fr[i].file);
 		ASSERT_EQ(out[0].line, b->fr[i].line);
 	}
-	/* fr[1] is in main.outer's code, inside inlA inlined via inlB */
-	n = gobin__frames(g, b->fr[1].pc - bias, true, out, 8);
+	/* fr[2] is in main.outer's code, inside inlA inlined via inlB */
+	n = gobin__frames(g, b->fr[2].pc - bias, true, out, 8);
 	if (!ASSERT_EQ(n, 3))
 		return;
+	/* the runtime's extra return PC per inlined call is mark + 1 */
+	ASSERT_EQ(out[1].pc + 1 + bias, b->fr[3].pc);
+	ASSERT_EQ(out[2].pc + 1 + bias, b->fr[4].pc);
 	for (i = 0; i < 3; i++) {
-		ASSERT_STREQ(out[i].func, b->fr[1 + i].func);
-		ASSERT_EQ(out[i].line, b->fr[1 + i].line);
+		ASSERT_STREQ(out[i].func, b->fr[2 + i].func);
+		ASSERT_EQ(out[i].line, b->fr[2 + i].line);
 		ASSERT_EQ(out[i].inlined, i < 2);
 		ASSERT_EQ(out[i].entry, gobin__func(g, "main.outer", NULL));
 	}
 	/* only room for one: the outermost, real function wins */
-	n = gobin__frames(g, b->fr[1].pc - bias, true, out, 1);
+	n = gobin__frames(g, b->fr[2].pc - bias, true, out, 1);
 	ASSERT_EQ(n, 1);
 	ASSERT_EQ(gobin__frames(g, 0, true, out, 8), 0);
 	ASSERT_EQ(gobin__frames(g, ~0ull, false, out, 8), 0);
@@ -256,6 +271,105 @@ static void check_runtime(struct gobin *g, const struct gobin_runtime *ref)
 }
 
 /*
+ * The symbolizer and pprof on the running program: its own stack, in
+ * process addresses (PIE: wherever ASLR put it), must read as the Go
+ * runtime read it, and as pprof prints a Go heap profile: runtime.Callers
+ * hidden, inlA and inlB inlined into main.outer's location, no goexit.
+ */
+static void check_live(const struct build *bb, const char *go)
+{
+	static const char *const want_folded =
+		"gobinprog;runtime.main;main.main;main.outer;main.inlB;"
+		"main.inlA;main.leaf 7\n";
+	struct build b = *bb;
+	struct syms_frame fr[8];
+	int in[2], out[2], i, n, st;
+	uint64_t pcs[16];
+	char buf[8192], prof[600], *traces, *fold = NULL;
+	size_t len = 0, foldlen = 0;
+	struct pprof *pp;
+	struct syms *s;
+	FILE *mem;
+	pid_t pid;
+
+	if (pipe(in) || pipe(out))
+		return;
+	pid = fork();
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(out[1], 1);
+		close(in[1]);
+		close(out[0]);
+		execl(b.path, b.path, "wait", (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	close(out[1]);
+	while (len < sizeof(buf) - 1 && !strstr(buf, "done\n")) {
+		ssize_t r = read(out[0], buf + len, sizeof(buf) - 1 - len);
+
+		if (r <= 0)
+			break;
+		len += r;
+		buf[len] = 0;
+	}
+	s = syms__new();
+	if (!parse_report(buf, &b) || !ASSERT_TRUE(s))
+		goto out;
+	for (i = 0; i < b.nfr; i++) {
+		n = syms__resolve_ret(s, pid, b.fr[i].pc, fr, 8);
+		pcs[i] = b.fr[i].pc;
+		if (!ASSERT_TRUE(n >= 1))
+			continue;
+		ASSERT_TRUE(fr[0].go);
+		ASSERT_STREQ(fr[0].func, b.fr[i].func);
+		ASSERT_STREQ(fr[0].file, b.fr[i].file);
+		ASSERT_EQ(fr[0].line, b.fr[i].line);
+	}
+	n = syms__resolve_ret(s, pid, b.fr[2].pc, fr, 8);
+	ASSERT_EQ(n, 3);
+	ASSERT_TRUE(fr[0].inlined && fr[1].inlined && !fr[2].inlined);
+
+	mem = open_memstream(&fold, &foldlen);
+	ASSERT_EQ(folded__write(s, mem, pid, "gobinprog", pcs, b.nfr, 7), 0);
+	fclose(mem);
+	ASSERT_STREQ(fold, want_folded);
+	free(fold);
+
+	pp = pprof__new(s);
+	snprintf(prof, sizeof(prof), "%s/live.pb.gz", tmp);
+	ASSERT_EQ(pprof__add(pp, pid, pcs, b.nfr, 1, 4096, 1, 4096), 0);
+	ASSERT_EQ(pprof__write(pp, prof), 0);
+	pprof__free(pp);
+	/* pprof's own rendering: one location, the inlined calls marked */
+	traces = run("%s %s tool pprof -traces %s 2>/dev/null", goenv(), go, prof);
+	if (getenv("GOBIN_DEBUG") && traces)
+		printf("%s", traces);
+	if (ASSERT_TRUE(traces)) {
+		char *t = strstr(traces, "main.leaf");
+
+		ASSERT_TRUE(t && !strstr(traces, "runtime.Callers") &&
+			    !strstr(traces, "runtime.goexit"));
+		if (t)
+			t = strstr(t, "main.inlA (inline)");
+		if (t)
+			t = strstr(t, "main.inlB (inline)");
+		if (t)
+			t = strstr(t, "main.outer\n");
+		if (t)
+			t = strstr(t, "main.main\n");
+		if (!ASSERT_TRUE(t))
+			printf("%s", traces);
+		free(traces);
+	}
+out:
+	syms__free(s);
+	close(in[1]);
+	close(out[0]);
+	waitpid(pid, &st, 0);
+}
+
+/*
  * Truncated and bit-flipped copies must open or fail cleanly and answer
  * lookups without crashing (a crash fails the whole binary).
  */
@@ -355,6 +469,7 @@ static void test_toolchain(const char *go, const char *name)
 		ASSERT_STREQ(gobin__version(g), b[m].gover);
 		ASSERT_EQ(gobin__pie(g), m == 2);
 		check_frames(g, &b[m]);
+		check_live(&b[m], go);
 		if (m == 0) {
 			struct gobin_runtime rt;
 

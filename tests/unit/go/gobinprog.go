@@ -2,7 +2,8 @@
 // Ground truth for tests/unit/test_gobin.c: the program prints its own
 // logical call stack as the Go runtime symbolizes it, through a chain of
 // calls the compiler inlines, so the reader can be checked against the
-// runtime itself on every build (normal, stripped, PIE).
+// runtime itself on every build (normal, stripped, PIE).  The stack
+// starts in runtime.Callers, a leading runtime frame pprof hides.
 package main
 
 import (
@@ -17,7 +18,7 @@ var sink []byte
 func leaf(n int) []uintptr {
 	sink = make([]byte, n)
 	pcs := make([]uintptr, 64)
-	k := runtime.Callers(1, pcs)
+	k := runtime.Callers(0, pcs)
 	return pcs[:k]
 }
 
@@ -39,5 +40,9 @@ func main() {
 			break
 		}
 	}
-	os.Stdout.WriteString(out)
+	os.Stdout.WriteString(out + "done\n")
+	// "wait": stay alive for a symbolizer until stdin closes
+	if len(os.Args) > 1 && os.Args[1] == "wait" {
+		os.Stdin.Read(make([]byte, 1))
+	}
 }
