@@ -26,6 +26,8 @@ const volatile bool want_stacks = true;
 const volatile u64 sample_bytes = 0;	/* 0: every allocation is exact */
 const volatile u32 self_tgid = 0;	/* memtrace itself: never traced */
 const volatile u64 ringbuf_wake_bytes = 1 << 20;	/* backlog that wakes */
+/* Node view: one user stack per this many bytes faulted in; 0 = off. */
+const volatile u64 fault_sample_bytes = 0;
 
 /* Zeroed templates for new entries: too big for the 512-byte BPF stack. */
 const struct mt_kproc zero_proc = {};
@@ -763,7 +765,8 @@ static __always_inline u64 stack_capture(struct pt_regs *ctx,
 	c.h = 0xcbf29ce484222325ULL;
 	c.ip = PT_REGS_IP(ctx);
 	c.fp = PT_REGS_FP(ctx);
-	fix_frame0(&c, in, tag);
+	if (in)
+		fix_frame0(&c, in, tag);
 	bpf_loop(MT_MAX_STACK, walk_frame, &c, 0);
 	if (!c.n)
 		return 0;
@@ -1427,6 +1430,41 @@ int BPF_PROG(on_oom_victim, struct task_struct *task, u32 uid)
 	return 0;
 }
 
+#define MT_PAGE		4096
+#define X86_PF_PROT_	0x1	/* arch/x86/include/asm/trap_pf.h */
+
+/*
+ * Node view: who brings new memory in.  A fault on a page that was not
+ * present is what grows a process's RSS (first touch of heap, stack,
+ * anonymous or file mappings), whatever allocator or none led to it;
+ * its user stack is the code path that touched the memory.  One stack
+ * per fault_sample_bytes of such faults (systematic sampling on the
+ * process's own count, so exactly one thread takes each sample), each
+ * standing for that many bytes: the cost follows memory growth, never
+ * the allocation rate.  A huge page counts as one page: an estimate.
+ */
+static __always_inline void fault_sample(struct pt_regs *regs,
+					 struct mt_kproc *p, u32 tgid)
+{
+	struct mt_site_key sk = { .tgid = tgid, .gen = p->gen };
+	struct mt_ksite *s;
+	u64 old;
+	u32 i;
+
+	old = __sync_fetch_and_add(&p->fault_bytes, MT_PAGE);
+	if (((old + MT_PAGE) & (fault_sample_bytes - 1)) >= MT_PAGE)
+		return;
+	sk.stack = stack_capture(regs, NULL, 0) & ~1ULL;
+	if (!sk.stack)
+		sk.stack = MT_GROWTH_NO_STACK;
+	s = site_get(p, &sk);
+	if (!s)
+		return;
+	i = slot();
+	__sync_fetch_and_add(&s->c[i].alloc_bytes, fault_sample_bytes);
+	__sync_fetch_and_add(&s->c[i].allocs, 1);
+}
+
 SEC("tp_btf/page_fault_user")
 int BPF_PROG(on_page_fault, unsigned long address, struct pt_regs *regs,
 	     unsigned long error_code)
@@ -1434,8 +1472,11 @@ int BPF_PROG(on_page_fault, unsigned long address, struct pt_regs *regs,
 	u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct mt_kproc *p = bpf_map_lookup_elem(&procs, &tgid);
 
-	if (p)
-		__sync_fetch_and_add(&p->page_faults, 1);
+	if (!p)
+		return 0;
+	__sync_fetch_and_add(&p->page_faults, 1);
+	if (fault_sample_bytes && !(error_code & X86_PF_PROT_))
+		fault_sample(regs, p, tgid);
 	return 0;
 }
 

@@ -59,6 +59,7 @@ struct mt_proc {
 	u64 lost_sites;		/* allocations without a call-site stack */
 	u64 lost_events;	/* ring-buffer records dropped for this pid */
 	u64 sampled;		/* non-zero: counters are sampled estimates */
+	u64 fault_bytes;	/* not-present user page faults x 4 KiB */
 };
 
 /*
@@ -84,7 +85,8 @@ struct mt_kproc {
 	u64 lost_sites;
 	u64 lost_events;
 	u64 sampled;
-	u64 pad[9];
+	u64 fault_bytes;	/* node view: memory faulted in (estimate) */
+	u64 pad[8];
 	struct mt_counts c[MT_SLOTS];
 };
 
@@ -153,6 +155,15 @@ struct mt_stack_key {
 	u32 gen;
 	u64 hash;
 };
+
+/*
+ * Two kinds of site share the site map, told apart by the stack hash's
+ * low bit: allocator sites (exact tracing) have it set; growth sites
+ * (the node view: user stacks sampled at page faults that bring in new
+ * memory, each sample standing for fault_sample_bytes) have it clear.
+ */
+#define MT_SITE_GROWTH(h)	((h) && !((h) & 1))
+#define MT_GROWTH_NO_STACK	2	/* growth sample whose walk failed */
 
 /* Per allocation site (tgid, stack) key. */
 struct mt_site_key {
@@ -329,6 +340,7 @@ static inline void mt_proc_sum(const struct mt_kproc *k, struct mt_proc *p)
 	p->lost_sites = k->lost_sites;
 	p->lost_events = k->lost_events;
 	p->sampled = k->sampled;
+	p->fault_bytes = k->fault_bytes;
 	p->alloc_bytes = p->allocs = p->free_bytes = p->frees = 0;
 	for (i = 0; i < MT_SLOTS; i++) {
 		p->alloc_bytes += k->c[i].alloc_bytes;

@@ -48,6 +48,8 @@ struct env {
 	bool floor;		/* --bench-floor: empty programs, same sites */
 	bool entry_probes;	/* --entry-probes: no probe-site shifting */
 	bool no_session;	/* --no-session: classic return probes */
+	bool exact;		/* --exact: node-wide allocator probes */
+	uint64_t fault_sample;	/* node view: bytes faulted per stack */
 
 	/* pre-OOM capture (dump.c) */
 	const char *dump_dir;	/* --dump-dir, default /var/lib/memtrace */
@@ -94,6 +96,23 @@ struct app {
 	volatile sig_atomic_t *exiting;	/* the signal that ends the run */
 };
 
+/*
+ * Allocator probes that cover every process mapping a library (the node
+ * with --exact, and -- CMD, whose children are filtered in the kernel),
+ * rather than per-process ones (-p, and the node view's exact rows).
+ */
+static inline bool app__node_probes(const struct app *app)
+{
+	return app->env.mode == MODE_CMD ||
+	       (app->env.mode == MODE_NODE && app->env.exact);
+}
+
+/* The node view: no allocator probe unless a row asks for one. */
+static inline bool app__growth_view(const struct app *app)
+{
+	return app->env.mode == MODE_NODE && !app->env.exact;
+}
+
 /* main.c: the steps of one refresh, shared by every view's loop */
 void app__refresh_model(struct app *app);	/* read maps, rates, sites */
 void app__expire_rows(struct app *app);		/* drop long-exited rows */
@@ -109,6 +128,13 @@ int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms);
 int events__handle(void *ctx, void *data, size_t len);
 void app__pending_add(struct app *app, int pid);
 void app__pending_run(struct app *app);
+/*
+ * The node view: exact tracing of pid (its allocators probed for it
+ * alone, its children too) on or off.  Blocks seen so far stay counted.
+ */
+int app__set_exact(struct app *app, int pid, bool on);
+/* Before probing pid exactly: its counters, mappings and unwind sites. */
+int app__prepare_exact(struct app *app, int pid);
 /* Once per row: its process maps no C library, say what that means. */
 void app__warn_no_libc(struct app *app, struct mt_row *r);
 

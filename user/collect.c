@@ -80,6 +80,31 @@ int collect__track(struct collect *c, int pid, uint64_t sample_bytes)
 	return 0;
 }
 
+/* "Key:   1234 kB" in /proc/PID/status, in bytes; 0 if absent. */
+static uint64_t status_kb(const char *buf, const char *key)
+{
+	const char *p = strstr(buf, key);
+
+	return p ? strtoull(p + strlen(key), NULL, 10) << 10 : 0;
+}
+
+/*
+ * RSS by kind: anonymous (heap, stacks, anonymous mmaps), file-backed
+ * (code, mapped files) and shared memory.  Exact, from the kernel's
+ * per-mm counters.
+ */
+static void read_rss_split(struct mt_row *r)
+{
+	char path[64], buf[4096];
+
+	snprintf(path, sizeof(path), "/proc/%d/status", r->pid);
+	if (read_file(path, buf, sizeof(buf)) <= 0)
+		return;
+	r->rss_anon = status_kb(buf, "\nRssAnon:");
+	r->rss_file = status_kb(buf, "\nRssFile:");
+	r->rss_shmem = status_kb(buf, "\nRssShmem:");
+}
+
 static void read_proc_extras(struct mt_row *r)
 {
 	char path[64], buf[1024];
@@ -90,6 +115,7 @@ static void read_proc_extras(struct mt_row *r)
 	if (read_file(path, buf, sizeof(buf)) > 0 &&
 	    sscanf(buf, "%llu %llu", &size, &rss) == 2)
 		r->rss_bytes = rss * ps;
+	read_rss_split(r);
 	if (!r->start_brk) {
 		/* start_brk is field 47 of stat; comm (field 2) may hold spaces */
 		char *p;

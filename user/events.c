@@ -64,12 +64,51 @@ static int try_probe(struct app *app, int pid)
 	struct mt_row *r = table__get(app->table, pid);
 	int err;
 
-	if (app->env.mode != MODE_PIDS)
+	if (app__node_probes(app))
 		err = attach__node_lib(app->attach, pid);
-	else
+	else if (app->env.mode == MODE_PIDS || (r && r->exact))
 		err = attach__pid(app->attach, pid);
+	else
+		return 0;	/* the node view probes no allocator */
 	if (r && !err)
 		r->probed = true;
+	return err;
+}
+
+int app__prepare_exact(struct app *app, int pid)
+{
+	int err = collect__track(app->collect, pid, app->env.sample_bytes);
+
+	if (err)
+		return err;
+	/* read its mappings while it lives: its stacks symbolize later */
+	syms__load_pid(app->syms, pid);
+	if (app->unwind)
+		unwind__scan_pid(app->unwind, pid);
+	return 0;
+}
+
+int app__set_exact(struct app *app, int pid, bool on)
+{
+	struct mt_row *r = table__get(app->table, pid);
+	int err;
+
+	if (!r || r->exited)
+		return -ESRCH;
+	if (!on) {
+		attach__forget_pid(app->attach, pid);
+		r->exact = r->probed = false;
+		return 0;
+	}
+	r->exact = true;
+	err = app__prepare_exact(app, pid);
+	if (err)
+		return err;
+	err = try_probe(app, pid);
+	if (err == -ENOENT)
+		app__warn_no_libc(app, r);
+	if (err)
+		r->exact = false;
 	return err;
 }
 
@@ -120,7 +159,7 @@ static void on_mapfile(struct app *app, struct mt_row *r,
 	 * probed from the kernel's record even when the process that
 	 * mapped it has exited before its /proc/PID/maps could be read.
 	 */
-	if (app->env.mode != MODE_PIDS &&
+	if (app__node_probes(app) &&
 	    attach__node_file(app->attach, path, e->mapfile.ino) > 0)
 		r->probed = true;
 }
@@ -137,7 +176,7 @@ static void on_exit_event(struct app *app, const struct mt_event *e)
 	r->exited = true;
 	r->exit_code = e->exit.exit_code;
 	r->exit_ts = e->ts;
-	if (app->env.mode == MODE_PIDS)
+	if (!app__node_probes(app))
 		attach__forget_pid(app->attach, e->tgid);
 }
 
@@ -240,7 +279,13 @@ int events__handle(void *ctx, void *data, size_t len)
 		 * exec, so no mmap of its libc to notice) gets its own now;
 		 * the kernel already counts it from the fork.
 		 */
-		r->probed = app->env.mode != MODE_PIDS;
+		r->probed = app__node_probes(app);
+		/* the node view: a child of an exact row is exact too */
+		if (app__growth_view(app)) {
+			struct mt_row *pr = table__get(app->table, e->ppid);
+
+			r->exact = pr && pr->exact;
+		}
 		if (!r->probed && try_probe(app, e->tgid))
 			app__pending_add(app, e->tgid);
 		break;

@@ -79,11 +79,16 @@ static const char usage[] =
 "Usage: memtrace [OPTIONS] [-p PID[,PID...]] [-- CMD [ARGS...]]\n"
 "Show, live and exactly, where processes keep their heap memory.\n"
 "\n"
-"What to trace (default: every process on the node that maps a C library):\n"
-"  -p, --pid PID[,PID...]   trace these processes\n"
+"What to trace (default: the node view, every process, no allocator probe:\n"
+"RSS by kind, heap/mmap growth, page faults, cgroup limits; growth sites\n"
+"are estimates from user stacks sampled at page faults):\n"
+"  -p, --pid PID[,PID...]   trace these processes exactly (every malloc/free)\n"
 "  -- CMD [ARGS...]         run CMD and trace it (and its children) from its\n"
 "                           first allocation; print what it still holds when\n"
 "                           it exits and exit with its status\n"
+"\n"
+"      --exact              node-wide exact tracing: probes every malloc and\n"
+"                           free of every process (costly: ~1-10 us per call)\n"
 "\n"
 "Views (default: the live table on a terminal, batch otherwise):\n"
 "  -b, --batch              plain-text table every refresh, like top -b\n"
@@ -142,6 +147,7 @@ enum {
 	OPT_NO_CORE, OPT_DUMP_MAX, OPT_DUMP_COOLDOWN, OPT_GCORE_TIMEOUT,
 	OPT_SLOW_DOWN, OPT_FLOOR, OPT_ENTRY_PROBES, OPT_NO_SESSION,
 	OPT_HOT_BLOCKS, OPT_GO_ENABLE,
+	OPT_EXACT,
 };
 
 static const struct option long_opts[] = {
@@ -170,6 +176,7 @@ static const struct option long_opts[] = {
 	{ "entry-probes", no_argument, NULL, OPT_ENTRY_PROBES },
 	{ "no-session", no_argument, NULL, OPT_NO_SESSION },
 	{ "go-enable-profiling", optional_argument, NULL, OPT_GO_ENABLE },
+	{ "exact", no_argument, NULL, OPT_EXACT },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -288,6 +295,7 @@ static int parse_args(int argc, char **argv, struct env *env)
 	env->dump_max = 1;
 	env->dump_cooldown = 60;
 	env->gcore_timeout = 60;
+	env->fault_sample = 64 << 10;
 
 	/* memtrace dump [OPTIONS] PID: a one-shot capture */
 	if (argc >= 2 && !strcmp(argv[1], "dump")) {
@@ -413,6 +421,9 @@ static int parse_args(int argc, char **argv, struct env *env)
 				return -EINVAL;
 			env->go_enable_rate = v;
 			break;
+		case OPT_EXACT:
+			env->exact = true;
+			break;
 		case 'v':
 			env->verbose = true;
 			break;
@@ -447,6 +458,10 @@ static int parse_args(int argc, char **argv, struct env *env)
 		env->mode = MODE_CMD;
 		env->cmd = &argv[optind];
 	}
+	if (env->exact && env->mode == MODE_NODE)
+		fprintf(stderr, "memtrace: warning: --exact probes every malloc "
+			"and free on the node: each call pays a kernel trap "
+			"(~1-10 us); use -p PID to trace one process\n");
 	if (env->view == VIEW_TUI && env->output_path)
 		env->view = VIEW_BATCH;
 	if (!view_chosen && env->view == VIEW_BATCH && !env->output_path &&
@@ -514,6 +529,8 @@ static int open_and_load(struct app *app)
 	skel->rodata->sample_bytes = env->sample_bytes;
 	skel->rodata->self_tgid = getpid();
 	skel->rodata->ringbuf_wake_bytes = env->ringbuf_bytes / 8;
+	if (app__growth_view(app))
+		skel->rodata->fault_sample_bytes = env->fault_sample;
 	/*
 	 * Session uprobes when the kernel has them (6.13+): filtered,
 	 * nested and unsampled calls then skip the return probe.
@@ -662,12 +679,9 @@ static int start_pids(struct app *app)
 		if (!r)
 			return -ENOMEM;
 		comm_of(pid, r->comm, sizeof(r->comm));
-		err = collect__track(app->collect, pid, app->env.sample_bytes);
+		err = app__prepare_exact(app, pid);
 		if (err)
 			return err;
-		syms__load_pid(app->syms, pid);
-		if (app->unwind)
-			unwind__scan_pid(app->unwind, pid);
 		err = attach__pid(app->attach, pid);
 		if (err == -ENOENT) {
 			app__warn_no_libc(app, r);
@@ -701,6 +715,11 @@ static int start_node(struct app *app)
 
 		if (pid <= 0 || pid == getpid())
 			continue;
+		/* the node view: every process, nothing to attach */
+		if (app__growth_view(app)) {
+			collect__track(app->collect, pid, 0);
+			continue;
+		}
 		/* every process with a C library gets a row from the start */
 		if (attach__node_lib(app->attach, pid))
 			continue;
@@ -710,7 +729,7 @@ static int start_node(struct app *app)
 	}
 	closedir(d);
 	libs = attach__nr_libs(app->attach);
-	if (!libs)
+	if (!libs && !app__growth_view(app))
 		fprintf(stderr, "memtrace: warning: no process maps a C "
 			"library yet; new ones are picked up as they start\n");
 	return 0;
@@ -856,7 +875,8 @@ out:
 static int refresh(struct app *app, bool final)
 {
 	app__refresh_model(app);
-	table__sort(app->table, SORT_LIVE, false);
+	table__sort(app->table, app__growth_view(app) ? SORT_RSS : SORT_LIVE,
+		    false);
 	if (app->env.view == VIEW_JSON)
 		output__json(app, final);
 	else

@@ -21,6 +21,71 @@ uint64_t output__lost(const struct app *app)
 	       c[MT_CNT_INFLIGHT_FULL] + c[MT_CNT_PROCS_FULL];
 }
 
+/* The text columns every batch row has, escaped for a terminal. */
+struct row_texts {
+	char comm[80], site[160], cg[160], lim[16], eta[16];
+};
+
+static void row_texts(const struct mt_row *r, struct row_texts *t)
+{
+	sanitize(r->comm, sizeof(r->comm), t->comm, sizeof(t->comm));
+	sanitize(r->top_site, sizeof(r->top_site), t->site, sizeof(t->site));
+	sanitize(r->cgroup, sizeof(r->cgroup), t->cg, sizeof(t->cg));
+	if (r->cg_limit)
+		snprintf(t->lim, sizeof(t->lim), "%.0f%%",
+			 r->cg_usage * 100.0 / r->cg_limit);
+	else
+		t->lim[0] = '\0';
+	human_secs(t->eta, sizeof(t->eta), r->cg_limit ? r->cg_eta_s : -1);
+}
+
+/*
+ * The node view's rows: no allocator is probed, so the columns are what
+ * costs nothing per allocation.  RSS and its split, heap (brk), mmap and
+ * page faults are exact; FAULT/s and the growth site are estimates from
+ * sampled page faults.  A row traced exactly on demand says so (EXACT)
+ * and shows its live heap.
+ */
+static void batch_growth(struct app *app, FILE *f)
+{
+	int i, n = table__nr(app->table);
+	char b[8][16];
+
+	fprintf(f, "node view: no allocator probes; RSS ANON FILE SHMEM HEAP "
+		"MMAP PF/s exact; FAULT/s and GROWTH SITE are estimates from "
+		"page faults sampled every %lluK\n",
+		(unsigned long long)app->env.fault_sample >> 10);
+	fprintf(f, "%7s %-16s %8s %8s %8s %8s %8s %8s %7s %8s %8s %5s %6s %-16s %s\n",
+		"PID", "COMM", "RSS", "ANON", "FILE", "SHMEM", "HEAP", "MMAP",
+		"PF/s", "FAULT/s", "LIVE", "LIM%", "TO-LIM", "CGROUP",
+		"GROWTH SITE");
+	for (i = 0; i < n; i++) {
+		struct mt_row *r = table__row(app->table, i);
+		struct row_texts t;
+
+		row_texts(r, &t);
+		human_bytes(b[0], sizeof(b[0]), r->rss_bytes);
+		human_bytes(b[1], sizeof(b[1]), r->rss_anon);
+		human_bytes(b[2], sizeof(b[2]), r->rss_file);
+		human_bytes(b[3], sizeof(b[3]), r->rss_shmem);
+		human_bytes(b[4], sizeof(b[4]), r->brk_bytes);
+		human_bytes(b[5], sizeof(b[5]), r->mmap_bytes);
+		human_bytes(b[6], sizeof(b[6]), r->fault_bps);
+		if (r->probed)
+			human_bytes(b[7], sizeof(b[7]), r->live_bytes);
+		else
+			snprintf(b[7], sizeof(b[7]), "-");
+		fprintf(f, "%7d %-16s %8s %8s %8s %8s %8s %8s %7.0f %8s %8s %5s %6s %-16s %s%s%s\n",
+			r->pid, t.comm, b[0], b[1], b[2], b[3], b[4], b[5],
+			r->pf_ps, b[6], b[7], t.lim, t.eta, t.cg[0] ? t.cg : "-",
+			t.site,
+			r->probed ? " <exact>" : "",
+			r->exited ? " <exited>" : "");
+	}
+	fputc('\n', f);
+	fflush(f);
+}
+
 void output__batch(struct app *app, bool final)
 {
 	FILE *f = app->out;
@@ -33,16 +98,19 @@ void output__batch(struct app *app, bool final)
 	fprintf(f, "memtrace - %s%s  procs: %d  events/s: %.0f  lost: %llu%s\n",
 		tbuf, final ? " (final)" : "", n, app->events_ps,
 		(unsigned long long)lost, lost ? " (numbers may be low)" : "");
+	if (app__growth_view(app)) {
+		batch_growth(app, f);
+		return;
+	}
 	fprintf(f, "%7s %-16s %8s %8s %8s %8s %8s %8s %8s %8s %7s %5s %5s %6s %-16s %s\n",
 		"PID", "COMM", "LIVE", "PEAK", "OBJS", "GROW/s", "ALLOC/s", "FREE/s",
 		"MMAP", "RSS", "PF/s", "LOST", "LIM%", "TO-LIM", "CGROUP",
 		"TOP SITE");
 	for (i = 0; i < n; i++) {
 		struct mt_row *r = table__row(app->table, i);
-		char comm[80], site[160], cg[160], lim[16], eta[16];
+		struct row_texts t;
 
-		sanitize(r->comm, sizeof(r->comm), comm, sizeof(comm));
-		sanitize(r->top_site, sizeof(r->top_site), site, sizeof(site));
+		row_texts(r, &t);
 		human_bytes(b[0], sizeof(b[0]), r->live_bytes);
 		human_bytes(peak, sizeof(peak), r->peak_bytes);
 		human_bytes(b[1], sizeof(b[1]), r->growth_bps);
@@ -50,19 +118,13 @@ void output__batch(struct app *app, bool final)
 		human_bytes(b[3], sizeof(b[3]), r->free_bps);
 		human_bytes(b[4], sizeof(b[4]), r->mmap_bytes);
 		human_bytes(b[5], sizeof(b[5]), r->rss_bytes);
-		sanitize(r->cgroup, sizeof(r->cgroup), cg, sizeof(cg));
-		if (r->cg_limit)
-			snprintf(lim, sizeof(lim), "%.0f%%",
-				 r->cg_usage * 100.0 / r->cg_limit);
-		else
-			lim[0] = '\0';
-		human_secs(eta, sizeof(eta), r->cg_limit ? r->cg_eta_s : -1);
 		/* not cut to width: a cut could split an escape sequence */
 		fprintf(f, "%7d %-16s %8s %8s %8lld %8s %8s %8s %8s %8s %7.0f %5llu%s%5s %6s %-16s %s%s\n",
-			r->pid, comm, b[0], peak, (long long)r->live_allocs, b[1],
+			r->pid, t.comm, b[0], peak, (long long)r->live_allocs, b[1],
 			b[2], b[3], b[4], b[5], r->pf_ps,
 			(unsigned long long)r->lost_events,
-			r->loss ? "!" : " ", lim, eta, cg[0] ? cg : "-", site,
+			r->loss ? "!" : " ", t.lim, t.eta,
+			t.cg[0] ? t.cg : "-", t.site,
 			r->exited ? " <exited>" : "");
 		if (gorow__line(r, gline, sizeof(gline)))
 			fprintf(f, "%7s %s\n", "", gline);
@@ -110,6 +172,11 @@ static void json_row(struct app *app, struct mt_row *r)
 	json_u64(f, "mmap_bytes", r->mmap_bytes);
 	json_u64(f, "brk_bytes", r->brk_bytes);
 	json_u64(f, "rss_bytes", r->rss_bytes);
+	json_u64(f, "rss_anon", r->rss_anon);
+	json_u64(f, "rss_file", r->rss_file);
+	json_u64(f, "rss_shmem", r->rss_shmem);
+	json_u64(f, "fault_bytes", r->cur.fault_bytes);
+	json_dbl(f, "fault_bps", r->fault_bps);
 	json_u64(f, "page_faults", r->cur.page_faults);
 	json_dbl(f, "growth_bps", r->growth_bps);
 	json_dbl(f, "alloc_bps", r->alloc_bps);
@@ -122,6 +189,7 @@ static void json_row(struct app *app, struct mt_row *r)
 	fprintf(f, ",\"loss\":%s", r->loss ? "true" : "false");
 	fprintf(f, ",\"sampled\":%s", r->cur.sampled ? "true" : "false");
 	fprintf(f, ",\"probed\":%s", r->probed ? "true" : "false");
+	fprintf(f, ",\"exact\":%s", r->probed ? "true" : "false");
 	fprintf(f, ",\"exited\":%s", r->exited ? "true" : "false");
 	if (r->exited)
 		fprintf(f, ",\"exit_code\":%d", r->exit_code);
@@ -150,6 +218,9 @@ void output__json(struct app *app, bool final)
 
 	fprintf(f, "{\"ts\":%.3f", now_wall());
 	fprintf(f, ",\"type\":\"%s\"", final ? "final" : "refresh");
+	/* growth: the node view, no allocator probe unless a row is exact */
+	fprintf(f, ",\"view\":\"%s\"", app__growth_view(app) ? "growth" :
+		"exact");
 	json_u64(f, "lost_events", output__lost(app));
 	fprintf(f, ",\"lost\":{\"ringbuf\":%llu,\"blocks_full\":%llu,"
 		"\"inflight_full\":%llu,\"procs_full\":%llu,\"sites_full\":%llu,"

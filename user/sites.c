@@ -71,21 +71,38 @@ int sites__first_user_frame(struct app *app, struct mt_row *r,
 	return 0;
 }
 
+/* The node view's estimate: a stack sampled at page faults. */
+static bool site_is_growth(const struct mt_site_row *s)
+{
+	return !s->go && MT_SITE_GROWTH(s->stack_id);
+}
+
 void sites__top_names(struct app *app)
 {
 	int i;
 
 	for (i = 0; i < table__nr(app->table); i++) {
 		struct mt_row *r = table__row(app->table, i);
+		bool growth = app__growth_view(app) && !r->probed;
+		const struct mt_site_row *top = NULL;
+		int j;
 
+		/*
+		 * An exact row is named by its allocation site, others by
+		 * where memory is faulted in (the node view's estimate) or
+		 * by the Go heap's own profile.
+		 */
+		for (j = 0; j < r->nsites && !top; j++)
+			if (site_is_growth(&r->sites[j]) ? growth :
+			    r->sites[j].go || !growth)
+				top = &r->sites[j];
 		r->top_site[0] = '\0';
-		if (r->nsites && r->sites[0].live_bytes > 0) {
-			sites__first_user_frame(app, r, &r->sites[0],
-						r->top_site,
+		if (top && top->live_bytes > 0) {
+			sites__first_user_frame(app, r, top, r->top_site,
 						sizeof(r->top_site));
 			/* a cgo program has two heaps: say which one */
 			if (gorow__two_heaps(r))
-				strncat(r->top_site, r->sites[0].go ?
+				strncat(r->top_site, top->go ?
 					" [go]" : " [c]",
 					sizeof(r->top_site) -
 					strlen(r->top_site) - 1);
@@ -150,7 +167,10 @@ void sites__json(struct app *app, struct mt_row *r, FILE *f)
 
 		if (i)
 			fputc(',', f);
-		fprintf(f, "{\"heap\":\"%s\",\"live_bytes\":%lld,"
+		/* growth: an estimate from sampled page faults (node view) */
+		fprintf(f, "{\"kind\":\"%s\",", site_is_growth(s) ? "growth" :
+			"alloc");
+		fprintf(f, "\"heap\":\"%s\",\"live_bytes\":%lld,"
 			"\"live_allocs\":%lld,\"alloc_bytes\":%llu,"
 			"\"allocs\":%llu,\"growth_bps\":%.1f,\"stack\":",
 			s->go ? "go" : "c",

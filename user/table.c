@@ -124,7 +124,7 @@ void table__set_stats(struct table *t, struct mt_row *r,
 		r->cur_ts = r->prev_ts = 0;
 		r->peak_bytes = 0;
 		r->alloc_bps = r->free_bps = r->growth_bps = 0;
-		r->allocs_ps = r->frees_ps = r->pf_ps = 0;
+		r->allocs_ps = r->frees_ps = r->pf_ps = r->fault_bps = 0;
 	}
 	/*
 	 * A tail much shorter than the refresh interval (the final table a
@@ -161,6 +161,7 @@ void table__set_stats(struct table *t, struct mt_row *r,
 	r->allocs_ps = rate(st->allocs, r->prev.allocs, secs);
 	r->frees_ps = rate(st->frees, r->prev.frees, secs);
 	r->pf_ps = rate(st->page_faults, r->prev.page_faults, secs);
+	r->fault_bps = rate(st->fault_bytes, r->prev.fault_bytes, secs);
 	r->growth_bps = secs > 0 ? (r->live_bytes -
 		(int64_t)(r->prev.alloc_bytes - r->prev.free_bytes)) / secs : 0;
 }
@@ -181,7 +182,7 @@ static int cmp_rows(const void *pa, const void *pb)
 	int c;
 
 	switch (sort_key) {
-	case SORT_GROWTH: va = a->growth_bps; vb = b->growth_bps; break;
+	case SORT_GROWTH: va = row__growth(a); vb = row__growth(b); break;
 	case SORT_ALLOC_RATE: va = a->alloc_bps; vb = b->alloc_bps; break;
 	case SORT_RSS: va = a->rss_bytes; vb = b->rss_bytes; break;
 	case SORT_LIMIT: va = limit_frac(a); vb = limit_frac(b); break;

@@ -60,6 +60,8 @@ struct mt_row {
 	bool short_sample;
 	double growth_bps, alloc_bps, free_bps, allocs_ps, frees_ps, pf_ps;
 	uint64_t rss_bytes;
+	uint64_t rss_anon, rss_file, rss_shmem;	/* /proc/PID/status */
+	double fault_bps;		/* bytes faulted in per second */
 	uint64_t mmap_bytes;		/* anonymous mappings made while traced */
 	uint64_t brk_bytes;		/* heap grown through brk */
 	uint64_t lost_events;		/* records lost for this process */
@@ -71,6 +73,7 @@ struct mt_row {
 	uint64_t exit_ts;
 	int gone_refreshes;		/* refreshes shown since exit */
 	bool probed;			/* allocator probes on its libc */
+	bool exact;			/* node view: exact tracing asked for */
 	bool warned;
 	int attach_tries;
 	bool reused;			/* exited, and its pid is another's now */
@@ -137,6 +140,15 @@ void row__mmap(struct mt_row *r, uint64_t addr, uint64_t len, uint64_t flags);
 void row__munmap(struct mt_row *r, uint64_t addr, uint64_t len);
 void row__mremap(struct mt_row *r, uint64_t old, uint64_t old_len,
 		 uint64_t new_addr, uint64_t new_len);
+/*
+ * Growth per second: of the live heap where allocations are traced, else
+ * of the memory faulted in (the node view's estimate).
+ */
+static inline double row__growth(const struct mt_row *r)
+{
+	return r->cur.allocs ? r->growth_bps : r->fault_bps;
+}
+
 /* New image after exec: everything about the old one is gone. */
 void row__reset(struct mt_row *r);
 /* The site of r with this stack id, added (zeroed) if new; NULL: no memory. */

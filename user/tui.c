@@ -59,8 +59,8 @@ enum tui_screen {
 };
 
 enum col_id {
-	C_PID, C_COMM, C_CGROUP, C_LIVE, C_GROW, C_ALLOC, C_FREE, C_MMAP,
-	C_RSS, C_PF, C_LIM, C_ETA, C_SITE, C_MAX,
+	C_PID, C_COMM, C_CGROUP, C_TRACE, C_LIVE, C_GROW, C_ALLOC, C_FREE,
+	C_MMAP, C_RSS, C_ANON, C_FLT, C_PF, C_LIM, C_ETA, C_SITE, C_MAX,
 };
 
 struct col {
@@ -81,12 +81,17 @@ static const struct col cols[C_MAX] = {
 	[C_PID]    = { "PID",       8,  8, 100, true,  SORT_PID },
 	[C_COMM]   = { "COMM",     16,  6,  95, false, SORT_MAX },
 	[C_CGROUP] = { "CGROUP",   16,  8,  10, false, SORT_MAX },
+	/* the node view: which rows are traced exactly (key e) */
+	[C_TRACE]  = { "TRACE",     5,  5,  88, false, SORT_MAX },
 	[C_LIVE]   = { "LIVE",      7,  7,  90, true,  SORT_LIVE },
 	[C_GROW]   = { "GROW/s",    7,  7,  85, true,  SORT_GROWTH },
 	[C_ALLOC]  = { "ALLOC/s",   7,  7,  70, true,  SORT_ALLOC_RATE },
 	[C_FREE]   = { "FREE/s",    7,  7,  30, true,  SORT_MAX },
 	[C_MMAP]   = { "MMAP",      7,  7,  40, true,  SORT_MAX },
 	[C_RSS]    = { "RSS",       7,  7,  80, true,  SORT_RSS },
+	/* the node view: anonymous RSS, bytes faulted in per second */
+	[C_ANON]   = { "ANON",      7,  7,  75, true,  SORT_MAX },
+	[C_FLT]    = { "FLT/s",     7,  7,  65, true,  SORT_MAX },
 	[C_PF]     = { "PF/s",      6,  6,  20, true,  SORT_MAX },
 	[C_LIM]    = { "LIM%",      5,  5,  60, true,  SORT_LIMIT },
 	[C_ETA]    = { "TO-LIM",    6,  6,  35, true,  SORT_MAX },
@@ -528,6 +533,11 @@ static void layout(struct tui *t)
 
 	for (i = 0; i < C_MAX; i++)
 		t->width[i] = cols[i].width;
+	/* alloc and free rates mean nothing where no allocator is probed */
+	if (app__growth_view(t->app))
+		t->width[C_ALLOC] = t->width[C_FREE] = 0;
+	else
+		t->width[C_TRACE] = t->width[C_ANON] = t->width[C_FLT] = 0;
 	for (;;) {
 		int low = -1;
 
@@ -600,7 +610,9 @@ static void draw_header(struct tui *t)
 		x += put(t, 1, x, COLS - x, " ", 0);
 	}
 	snprintf(buf, sizeof(buf),
-		 "tracing since %s (%s)  refresh %gs  sort %s%s", since, el,
+		 "%s since %s (%s)  refresh %gs  sort %s%s",
+		 app__growth_view(app) ? "node view (no allocator probes; "
+		 "e: exact)" : "tracing", since, el,
 		 app->env.delay, table__sort_name(t->key),
 		 t->reverse ? " (reversed)" : "");
 	x += put(t, 1, x, COLS - x, buf, 0);
@@ -614,9 +626,22 @@ static void draw_header(struct tui *t)
 	}
 }
 
-static void row_text(const struct mt_row *r, int c, char *buf, size_t len)
+static void row_text(const struct tui *t, const struct mt_row *r, int c,
+		     char *buf, size_t len)
 {
+	bool growth = app__growth_view(t->app);
+
 	switch (c) {
+	case C_TRACE:
+		snprintf(buf, len, "%s", r->probed ? "exact" :
+			 r->exact ? "..." : "");
+		break;
+	case C_ANON:
+		human_bytes(buf, len, r->rss_anon);
+		break;
+	case C_FLT:
+		human_bytes(buf, len, r->fault_bps);
+		break;
 	case C_PID:
 		/* '!': records were lost for it, its numbers may be low */
 		snprintf(buf, len, "%7d%c", r->pid, r->loss ? '!' : ' ');
@@ -628,10 +653,14 @@ static void row_text(const struct mt_row *r, int c, char *buf, size_t len)
 		sanitize(r->cgroup, sizeof(r->cgroup), buf, len);
 		break;
 	case C_LIVE:
-		human_bytes(buf, len, r->live_bytes);
+		/* the node view knows the live heap of exact rows only */
+		if (growth && !r->probed && !r->cur.allocs)
+			snprintf(buf, len, "-");
+		else
+			human_bytes(buf, len, r->live_bytes);
 		break;
 	case C_GROW:
-		human_bytes(buf, len, r->growth_bps);
+		human_bytes(buf, len, row__growth(r));
 		break;
 	case C_ALLOC:
 		human_bytes(buf, len, r->alloc_bps);
@@ -710,7 +739,7 @@ static void draw_table(struct tui *t)
 		for (c = 0, x = 0; c < C_MAX; c++) {
 			if (!t->width[c])
 				continue;
-			row_text(r, c, buf, sizeof(buf));
+			row_text(t, r, c, buf, sizeof(buf));
 			put(t, y, x, t->width[c], buf,
 			    cols[c].right ? P_RIGHT | P_PAD : P_PAD);
 			x += t->width[c] + 1;
@@ -831,11 +860,15 @@ static const char *const help_text[] = {
 	"/              filter by command or cgroup (empty: clear)",
 	"p              pause / resume refreshing",
 	"d              dump the selected process now",
+	"e              node view: exact tracing of the selected process",
+	"               on/off (probes its malloc and free; TRACE says so)",
 	"?              this help",
 	"q, Ctrl-C      quit",
 	"",
 	"PID!  events were lost for it: its numbers may be low",
 	"dim   the process has exited (shown 3 more refreshes)",
+	"node view: RSS ANON MMAP PF/s exact; GROW/s FLT/s TOP SITE of",
+	"      rows not traced exactly: estimates from sampled page faults",
 	"",
 	"any key closes this help",
 };
@@ -868,7 +901,7 @@ static void draw_status(struct tui *t)
 {
 	static const char *const hints[] = {
 		[SCR_TABLE] = "Enter sites  / filter  l g a r m sort  "
-			      "R reverse  p pause  d dump  ? help  q quit",
+			      "R reverse  p pause  d dump  e exact  ? help  q quit",
 		[SCR_SITES] = "Enter stack  Esc back  Up/Down select  "
 			      "? help  q quit",
 		[SCR_STACK] = "Up/Down scroll  Esc back  ? help  q quit",
@@ -1157,6 +1190,37 @@ static void dump_selected(struct tui *t)
 	set_status(t, msg);
 }
 
+/* The node view: exact tracing of the selected process, on or off. */
+static void toggle_exact(struct tui *t)
+{
+	int err, pid = t->scr == SCR_TABLE ? t->sel_pid : t->site_pid;
+	struct mt_row *r = table__get(t->app->table, pid);
+	char msg[160];
+
+	if (!app__growth_view(t->app)) {
+		set_status(t, "e: every traced process is traced exactly "
+			   "already (-p, -- CMD or --exact)");
+		return;
+	}
+	if (!r || r->exited)
+		return;
+	if (!r->exact) {
+		/* attaching to a busy libc can take a moment: say so first */
+		snprintf(msg, sizeof(msg), "exact: probing pid %d...", pid);
+		set_status(t, msg);
+		draw(t);
+	}
+	err = app__set_exact(t->app, pid, !r->exact);
+	if (err)
+		snprintf(msg, sizeof(msg), "exact: pid %d: %s", pid,
+			 strerror(-err));
+	else
+		snprintf(msg, sizeof(msg), "exact tracing of pid %d %s", pid,
+			 r->exact ? "on: every malloc/free from now on" :
+			 "off: its probes are gone");
+	set_status(t, msg);
+}
+
 static void on_key(struct tui *t, int ch)
 {
 	if (ch == KEY_RESIZE)
@@ -1195,6 +1259,9 @@ static void on_key(struct tui *t, int ch)
 		return;
 	case 'd':
 		dump_selected(t);
+		return;
+	case 'e':
+		toggle_exact(t);
 		return;
 	}
 	if (t->scr == SCR_TABLE)

@@ -216,8 +216,9 @@ def test_pid_exact_and_old_blocks_ignored():
 
 
 def test_process_started_after_memtrace():
-    """No -p: a process started later is traced from its first allocation."""
-    p = memtrace_json(["-d", "0.3", "--top-sites", "0"])
+    """--exact, no -p: a process started later is traced from its first
+    allocation."""
+    p = memtrace_json(["--exact", "-d", "0.3", "--top-sites", "0"])
     next_json(p, timeout=20)
     truth_path = tmpfile("truth.json")
     w = spawn([ALLOCS, "--wait", "--threads", "0", "--truth", truth_path],
@@ -238,11 +239,11 @@ def test_process_started_after_memtrace():
 
 
 def test_node_static_binary_started_later():
-    """No -p: a static executable started later has its malloc probed
+    """--exact, no -p: a static executable started later has its malloc probed
     (node-wide, from the kernel's record of its mapping); what it
     allocates after that is exact."""
     exe = build_static()
-    p = memtrace_json(["-d", "0.3", "--top-sites", "50"])
+    p = memtrace_json(["--exact", "-d", "0.3", "--top-sites", "50"])
     next_json(p, timeout=20)
     truth_path = tmpfile("truth.json")
     w = spawn([exe, "--wait", "--threads", "0", "--truth", truth_path],

@@ -1,0 +1,134 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The node view (memtrace with no -p and no command): no allocator probe,
+growth attributed from sampled page faults; exact tracing on demand."""
+import os
+import subprocess
+import time
+
+from common import (MEMTRACE, finish, first_user_func, memtrace_json,
+                    next_json, readline, spawn, wait_row, workload)
+import test_tui
+from test_tui import Pane, Workload, _cell, _row
+
+MIB = 1 << 20
+SAMPLE = 64 << 10       # the node view's default sampling step
+
+
+def links(pid):
+    """Kinds of BPF links and perf events memtrace (pid) holds open:
+    allocator probes are uprobe_multi links or perf-event uprobes."""
+    kinds = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target == "anon_inode:[perf_event]":
+                kinds.append("perf_event")
+            elif target == "anon_inode:bpf_link":
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    for line in f:
+                        if line.startswith("link_type:"):
+                            kinds.append(line.split()[1])
+        except OSError:
+            pass
+    return kinds
+
+
+def allocator_probes(pid):
+    return [k for k in links(pid) if k not in ("raw_tracepoint", "tracing")]
+
+
+def growth_bytes(r):
+    """Growth-attributed bytes per innermost user function."""
+    out = {}
+    for s in r.get("sites", []):
+        if s["kind"] != "growth" or not s["stack"]:
+            continue
+        fn = first_user_func(s)
+        out[fn] = out.get(fn, 0) + s["live_bytes"]
+    return out
+
+
+def test_node_view_growth_sites():
+    """Default view: the function that faults memory in is named, with
+    bytes within one sample of the truth, and no allocator is probed."""
+    p = memtrace_json(["-d", "0.3", "--top-sites", "8"])
+    doc = next_json(p, timeout=20)
+    assert doc["view"] == "growth", doc.get("view")
+    w = spawn([workload("touch"), "32", "4"], stdin=subprocess.PIPE)
+    assert readline(w.stdout, 10).startswith("pid")
+    wait_row(p, w.pid)
+    w.stdin.write(b"go\n")
+    w.stdin.flush()
+    assert readline(w.stdout, 10).strip() == "touched 36"
+    r, _ = wait_row(p, w.pid, lambda r: growth_bytes(r).get("touch_small", 0) >= 4 * MIB - SAMPLE)
+    got = growth_bytes(r)
+    assert abs(got["touch_big"] - 32 * MIB) <= SAMPLE, got
+    assert abs(got["touch_small"] - 4 * MIB) <= SAMPLE, got
+    assert r["rss_anon"] >= 36 * MIB, r
+    assert r["mmap_bytes"] >= 36 * MIB, r
+    assert r["fault_bytes"] >= 36 * MIB, r
+    assert not r["exact"] and r["allocs"] == 0, r
+    assert allocator_probes(p.pid) == [], links(p.pid)
+    w.stdin.close()
+    w.wait(timeout=10)
+
+
+def test_node_view_batch_says_what_is_estimated():
+    b = subprocess.run([MEMTRACE, "-b", "-d", "0.3", "-n", "2"], capture_output=True,
+                       text=True, timeout=60)
+    assert b.returncode == 0, b.stderr
+    assert "node view: no allocator probes" in b.stdout, b.stdout[:500]
+    assert "estimates from page faults" in b.stdout, b.stdout[:500]
+    assert "GROWTH SITE" in b.stdout and "ANON" in b.stdout, b.stdout[:500]
+
+
+def test_exact_warns_about_its_cost():
+    p = memtrace_json(["-d", "0.3", "-n", "1", "--exact"])
+    code, docs, err = finish(p, timeout=120)
+    assert code == 0, err
+    assert "--exact probes every malloc and free on the node" in err, err
+    assert docs[0]["view"] == "exact"
+
+
+def test_tui_toggle_exact():
+    """Key e: exact tracing of the selected row on, then off again; the
+    row and memtrace's open links say so."""
+    test_tui._require()
+    name = "mtx%d" % (os.getpid() % 100000)
+    w, pane = Workload(8, 1, name), None
+    try:
+        pane = Pane(["-d", "0.5"], 160, 40)
+        pane.wait_text("node view")
+        pane.keys("/")
+        pane.wait_text("filter (command or cgroup):")
+        pane.literal(name)
+        pane.keys("Enter")
+        pane.wait(lambda s: _row(s, w.pid) is not None, "row of the workload")
+        mt = pane.memtrace_pid()
+        assert allocator_probes(mt) == [], links(mt)
+        assert _cell(pane.screen(), w.pid, "LIVE") == "-"
+        pane.keys("e")
+        pane.wait(lambda s: "exact" in (_row(s, w.pid) or ""), "row says exact")
+        assert "uprobe_multi" in allocator_probes(mt) or \
+            "perf_event" in allocator_probes(mt), links(mt)
+        w.trigger()
+        s = pane.wait(lambda s: _cell(s, w.pid, "LIVE") == "9.0M", "LIVE 9.0M")
+        assert "grow_big" in _row(s, w.pid), s
+        pane.keys("e")
+        s = pane.wait(lambda s: "exact" not in (_row(s, w.pid) or "x"), "row not exact")
+        deadline = time.time() + 5
+        while allocator_probes(mt) and time.time() < deadline:
+            time.sleep(0.1)
+        assert allocator_probes(mt) == [], links(mt)
+    finally:
+        if pane:
+            pane.close()
+        w.kill()
+
+
+TESTS = [
+    ("node_view_growth_sites", test_node_view_growth_sites),
+    ("node_view_batch_says_what_is_estimated", test_node_view_batch_says_what_is_estimated),
+    ("node_exact_warns_about_its_cost", test_exact_warns_about_its_cost),
+    ("node_tui_toggle_exact", test_tui_toggle_exact),
+]
