@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "app.h"
+#include "attach.h"
 #include "collect.h"
 #include "gorow.h"
 #include "sites.h"
@@ -232,6 +233,9 @@ void output__json(struct app *app, bool final)
 		(unsigned long long)c[MT_CNT_SITES_FULL],
 		(unsigned long long)c[MT_CNT_STACK_ERR]);
 	json_dbl(f, "events_ps", app->events_ps);
+	/* allocator files probed (per process or node-wide): 0 in the node
+	 * view until a row is traced exactly */
+	json_u64(f, "allocator_probes", attach__nr_libs(app->attach));
 	fputs(",\"processes\":[", f);
 	for (i = 0; i < n; i++) {
 		if (i)
