@@ -10,6 +10,7 @@ ARCH	:= $(shell uname -m | sed 's/x86_64/x86/;s/aarch64/arm64/')
 
 CFLAGS	?= -O2 -g
 CFLAGS	+= -std=gnu11 -Wall -Wextra -Wno-unused-parameter -fno-omit-frame-pointer
+CFLAGS	+= $(SAN_CFLAGS)
 INCLUDES := -Iinclude -Iuser -I$(OUTPUT)
 LIBS	:= -lbpf -lelf -lz -ldw -lcapstone -lncursesw -lm -lstdc++
 
@@ -46,7 +47,8 @@ endif
 
 .DELETE_ON_ERROR:
 .SECONDARY:
-.PHONY: all clean deps run test unit integration bench vmlinux install man
+.PHONY: all clean deps run test unit integration bench vmlinux install man \
+	check-asan
 
 all: memtrace
 
@@ -70,7 +72,7 @@ $(OUTPUT)/%.o: user/%.c $(wildcard user/*.h) include/memtrace.h $(SKELS) | $(OUT
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(INCLUDES) -c $< -o $@
 
-memtrace: $(OUTPUT)/main.o $(USER_OBJS)
+memtrace $(OUTPUT)/memtrace: $(OUTPUT)/main.o $(USER_OBJS)
 	$(call msg,BINARY,$@)
 	$(Q)$(CC) $(CFLAGS) $^ $(LIBS) -o $@
 
@@ -185,6 +187,20 @@ vmlinux:
 
 build-tests: memtrace $(UNIT_BINS) $(WORKLOADS)
 
+# The fault-injection suite (tests/integration/test_faults.py) against a
+# memtrace built with AddressSanitizer and UBSan in a build dir of its own
+# (~1 min to build, ~1 min to run: not part of `make test`).
+ASAN_OUT ?= build-asan
+ASAN_CFLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined
+check-asan: deps
+	$(Q)$(MAKE) --no-print-directory build-tests
+	$(Q)$(MAKE) --no-print-directory OUTPUT=$(ASAN_OUT) \
+		SAN_CFLAGS='$(ASAN_CFLAGS)' $(ASAN_OUT)/memtrace
+	$(Q)ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 \
+		UBSAN_OPTIONS=print_stacktrace=1 \
+		MEMTRACE=$(abspath $(ASAN_OUT))/memtrace \
+		python3 tests/run.py --integration -k test_faults.
+
 run: deps memtrace
 	./memtrace
 
@@ -211,4 +227,4 @@ man:
 	$(Q)man -l docs/memtrace.8
 
 clean:
-	rm -rf $(OUTPUT) memtrace
+	rm -rf $(OUTPUT) $(ASAN_OUT) memtrace

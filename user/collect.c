@@ -237,7 +237,9 @@ static void sites_end(struct mt_row *r)
 	for (i = 0; i < r->nsites; i++)
 		r->sites[i].growth_bps = secs > 0 ?
 			(r->sites[i].live_bytes - r->sites[i].prev_live) / secs : 0;
-	qsort(r->sites, r->nsites, sizeof(r->sites[0]), cmp_sites);
+	/* qsort(NULL, 0, ...) is undefined (UBSan): a row with no sites */
+	if (r->nsites)
+		qsort(r->sites, r->nsites, sizeof(r->sites[0]), cmp_sites);
 }
 
 /*

@@ -121,9 +121,19 @@ def no_partial(d):
     assert not left, f"partial files left: {left}"
 
 
+SANITIZER = re.compile(r"Sanitizer|runtime error:")
+
+
+def assert_clean(err):
+    """No ASan/UBSan report (make check-asan runs this suite so)."""
+    m = SANITIZER.search(err)
+    assert not m, "sanitizer report:\n" + err[max(0, m.start() - 200):][:4000]
+
+
 def run_bad(args, pattern, code=2):
     p = subprocess.run([MEMTRACE] + args, capture_output=True, text=True,
                        timeout=20)
+    assert_clean(p.stderr)
     assert p.returncode == code, f"{args}: exit {p.returncode}: {p.stderr}"
     assert re.search(pattern, p.stderr), f"{args}: {p.stderr!r}"
     assert p.stderr.count("\n") <= 2, f"{args}: {p.stderr!r}"
@@ -181,6 +191,7 @@ def test_bad_btf():
                            capture_output=True, text=True, timeout=20)
         if "unshare" in p.stderr and p.returncode and "memtrace" not in p.stderr:
             raise Skip("no mount namespace: " + p.stderr.strip())
+        assert_clean(p.stderr)
         assert p.returncode == 1, p.stderr
         assert "kernel BTF /sys/kernel/btf/vmlinux cannot be parsed" in p.stderr, p.stderr
         assert "No such process" not in p.stderr, p.stderr
@@ -218,6 +229,7 @@ def test_hostile_names():
         time.sleep(0.5)
         mt.p.terminate()
         mt.p.wait(10)
+        assert_clean(mt.err.text())
         err = b"".join(l.encode("utf-8", "surrogateescape")
                        for l in mt.err.lines)
         assert b"capture in" in err, err
@@ -286,6 +298,7 @@ class Dump:
     def finish(self, timeout=20):
         rc = self.p.wait(timeout)
         self.err.t.join(5)
+        assert_clean(self.err.text())
         return rc, self.err.text()
 
 
@@ -408,6 +421,7 @@ def test_not_itself():
         p = subprocess.run(["sh", "-c", 'exec "$0" dump --dump-dir "$1" $$',
                             MEMTRACE, d], capture_output=True, text=True,
                            timeout=30)
+        assert_clean(p.stderr)
         assert p.returncode == 1, p.stderr
         assert re.search(r"pid \d+: not captured: it is memtrace itself",
                          p.stderr), p.stderr
@@ -429,6 +443,7 @@ def test_kernel_thread():
     try:
         p = subprocess.run([MEMTRACE, "dump", "--dump-dir", d, "2"],
                            capture_output=True, text=True, timeout=30)
+        assert_clean(p.stderr)
         assert p.returncode == 1, p.stderr
         assert "pid 2 (kthreadd): cannot hold it still for a capture: it is " \
             "a kernel thread, with no user memory (ptrace: Operation not " \
