@@ -21,8 +21,8 @@ import tempfile
 import time
 
 from common import MEMTRACE, Skip, spawn, workload
-from test_dump import (MIB, Lines, Memtrace, artifacts, dump_dir, go,
-                       own_memcg, state, wait_artifact)
+from test_dump import (MIB, Lines, Memtrace, dump_dir, go, own_memcg, state,
+                       wait_artifact, wait_state)
 
 GROW = workload("grow")
 _seq = [0]
@@ -511,6 +511,62 @@ def test_nearly_full_tmpfs():
         fs.close()
 
 
+def test_already_stopped():
+    """A process stopped by someone else (^Z, a debugger) is captured as
+    it is and left stopped: memtrace owes it no SIGCONT."""
+    d = dump_dir()
+    try:
+        w, pid = start_target(16)
+        os.kill(pid, 19)
+        assert wait_state(pid, lambda s: s == "T", 2)
+        rc, err = Dump(pid, d, "--gcore-timeout", "30").finish(60)
+        assert rc == 0, err
+        assert glob.glob(os.path.join(d, "*", f"core.{pid}")), err
+        time.sleep(0.3)
+        assert state(pid) == "T", f"state {state(pid)}: not left as found"
+        os.kill(pid, 18)
+        assert_resumed(pid)
+        no_partial(d)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_slots_full_said_once():
+    """Nine processes cross the threshold at once while every gcore hangs:
+    eight captures run, the ninth is skipped with one message (not one per
+    refresh); when memtrace ends, all eight targets run again."""
+    tmp = tempfile.mkdtemp(prefix="mt-flt-")
+    cg = NamedCgroup(limit=256 * MIB)
+    try:
+        bindir = os.path.join(tmp, "bin")
+        os.mkdir(bindir)
+        with open(os.path.join(bindir, "gcore"), "w") as f:
+            f.write("#!/bin/sh\nexec sleep 60\n")
+        os.chmod(os.path.join(bindir, "gcore"), 0o755)
+        env = dict(os.environ, PATH=bindir + ":/usr/bin:/bin")
+        pids = [start_target(4, cg)[1] for _ in range(9)]
+        mt = Memtrace(["-p", ",".join(map(str, pids)), "--dump-at", "16M",
+                       "--dump-dir", os.path.join(tmp, "d")], env=env)
+        mt.err.wait_for(r"8 captures already running; skipped", 20)
+        time.sleep(2)           # ten refreshes at -d 0.2
+        stopped = [p for p in pids if state(p) == "T"]
+        assert len(stopped) == 8, [(p, state(p)) for p in pids]
+        mt.p.terminate()
+        rc = mt.p.wait(15)
+        err = mt.err.text()
+        assert_clean(err)
+        assert err.count("captures already running") == 1, err
+        assert err.count("core abandoned: memtrace is exiting; process "
+                         "resumed") == 8, err
+        assert rc == 1, f"exit {rc}: abandoned captures are failures"
+        for p in pids:
+            assert_resumed(p)
+        no_partial(os.path.join(tmp, "d"))
+    finally:
+        cg.remove()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 KILLS = [
     ("kill_memtrace_early", "memtrace", 9, 0),
     ("kill_memtrace_mid_core", "memtrace", 9, 128 * MIB),
@@ -536,7 +592,8 @@ SCENARIOS = [(n, f"memtrace {' '.join(a)}: refused, clear message",
     (f.__name__[5:], f.__doc__.split("\n")[0], f) for f in (
         test_target_exits_mid_core, test_stale_partials_removed,
         test_not_itself, test_kernel_thread, test_full_tmpfs,
-        test_nearly_full_tmpfs)
+        test_nearly_full_tmpfs, test_already_stopped,
+        test_slots_full_said_once)
 ]
 
 TESTS = [(name, fn) for name, _, fn in SCENARIOS]
