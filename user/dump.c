@@ -1290,6 +1290,21 @@ static int gcore_start(struct dump *d, struct capture *c, uint64_t need)
 }
 
 /*
+ * Fault injection (tests/integration/test_faults.py): a pause of the
+ * environment variable's milliseconds at this point of a capture, so a
+ * test can kill memtrace there.  Unset, as in production, it costs one
+ * getenv() per capture.
+ */
+static void fault_pause(const char *var)
+{
+	const char *v = getenv(var);
+	uint64_t ms;
+
+	if (v && !parse_uint(v, 1, 60000, &ms))
+		usleep(ms * 1000);
+}
+
+/*
  * pid descends from a watchdog of ours (gdb, the gcore script): its
  * capture would stop the very gdb that holds another target.  A command
  * memtrace runs (-- CMD) is our child too, and may be captured.
@@ -1474,6 +1489,7 @@ static int capture_start(struct dump *d, int pid, const char *reason,
 	if (cg)
 		write_cgroup_files(c, cg);
 	write_trigger(d, c, cg, reason, filter);
+	fault_pause("MEMTRACE_FAULT_HOLD_MS");	/* held, files not renamed */
 	if (!c->written) {
 		fprintf(stderr, "memtrace: pid %d: no capture: nothing could be "
 			"written in %s (%s)\n", pid, d->shown_dir,

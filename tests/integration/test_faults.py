@@ -511,6 +511,78 @@ def test_nearly_full_tmpfs():
         fs.close()
 
 
+THREADS = """
+import threading, time
+def spin():
+    while True:
+        time.sleep(0.001)
+for _ in range(4):
+    threading.Thread(target=spin, daemon=True).start()
+print("pid", __import__("os").getpid(), flush=True)
+time.sleep(1000)
+"""
+
+
+def task_states(pid):
+    out = {}
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{t}/stat") as f:
+                s = f.read()
+            out[int(t)] = s[s.rindex(")") + 2]
+        except OSError:
+            pass
+    return out
+
+
+def small_phase_kill(group):
+    """SIGKILL memtrace (alone or with its process group) while it holds a
+    five-thread target under ptrace for the small artifact (a fault pause
+    of MEMTRACE_FAULT_HOLD_MS there): every thread was in a trace stop,
+    and every thread runs again at once, released by the kernel; the
+    partial capture directory is removed by the next memtrace."""
+    def run():
+        d = dump_dir()
+        try:
+            w = spawn(["python3", "-c", THREADS])
+            pid = int(w.stdout.readline().split()[1])
+            env = dict(os.environ, MEMTRACE_FAULT_HOLD_MS="3000")
+            mt = Dump(pid, d, env=env)
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                st = task_states(pid)
+                if len(st) == 5 and set(st.values()) == {"t"}:
+                    break
+                time.sleep(0.01)
+            else:
+                raise AssertionError(f"threads not all held: {task_states(pid)}"
+                                     f"\n{mt.err.text()}")
+            assert status_field(pid, "TracerPid") == mt.p.pid
+            if group:
+                os.killpg(mt.p.pid, 9)
+            else:
+                mt.p.kill()
+            t0 = time.time()
+            while time.time() - t0 < 2:
+                st = task_states(pid)
+                if not set(st.values()) & {"t", "T"}:
+                    break
+                time.sleep(0.005)
+            assert not set(task_states(pid).values()) & {"t", "T"}, \
+                task_states(pid)
+            assert_resumed(pid)
+            assert mt.finish()[0] == -9
+            assert [n for n in os.listdir(d) if n.startswith(".tmp-")]
+            rc, err = Dump(pid, d, "--no-core").finish(30)
+            assert rc == 0, err
+            assert "removed 1 partial file of captures whose memtrace died" \
+                in err, err
+            no_partial(d)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+    return run
+
+
 def test_already_stopped():
     """A process stopped by someone else (^Z, a debugger) is captured as
     it is and left stopped: memtrace owes it no SIGCONT."""
@@ -587,6 +659,10 @@ SCENARIOS = [(n, f"memtrace {' '.join(a)}: refused, clear message",
               bad_option(a, p)) for n, a, p in OPTION_CASES] + [
     ("bad_btf", test_bad_btf.__doc__.split("\n")[0], test_bad_btf),
     ("hostile_names", test_hostile_names.__doc__.split("\n")[0], test_hostile_names),
+    ("kill_memtrace_small_phase", "SIGKILL of memtrace during the ptrace "
+     "hold", small_phase_kill(False)),
+    ("kill_pgroup_small_phase", "SIGKILL of memtrace's group during the "
+     "ptrace hold", small_phase_kill(True)),
 ] + [(n, f"SIG{sig} to {who} once gdb wrote {at >> 20} MiB",
       kill_scenario(who, sig, at)) for n, who, sig, at in KILLS] + [
     (f.__name__[5:], f.__doc__.split("\n")[0], f) for f in (
