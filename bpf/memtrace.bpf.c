@@ -26,6 +26,15 @@ const volatile bool want_stacks = true;
 const volatile u64 sample_bytes = 0;	/* 0: every allocation is exact */
 const volatile u32 self_tgid = 0;	/* memtrace itself: never traced */
 const volatile u64 ringbuf_wake_bytes = 1 << 20;	/* backlog that wakes */
+/*
+ * The dead-man switch (user/watchdog.h): memtrace writes heartbeat_ns at
+ * each turn of its loop.  Older than stale_ns, memtrace is hung or
+ * stopped: the programs do nothing until its watchdog ends it (only
+ * closing the links spares a traced call the trap itself).
+ */
+volatile u64 heartbeat_ns;
+const volatile u64 stale_ns = 0;	/* 0: no watchdog */
+
 /* Node view: one user stack per this many bytes faulted in; 0 = off. */
 const volatile u64 fault_sample_bytes = 0;
 
@@ -217,6 +226,15 @@ static __always_inline void count(u32 idx)
 
 	if (v)
 		__sync_fetch_and_add(v, 1);
+}
+
+/* memtrace has not checked in for stale_ns: do nothing (see stale_ns). */
+static __always_inline bool asleep(void)
+{
+	if (!stale_ns || bpf_ktime_get_ns() - heartbeat_ns <= stale_ns)
+		return false;
+	count(MT_CNT_ASLEEP);
+	return true;
 }
 
 /* A fresh entry for tgid (a new process or a new image after exec). */
@@ -948,6 +966,9 @@ static __always_inline int enter_fn(struct pt_regs *ctx, u32 fn, bool session)
 	u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx);
 	u64 a3 = PT_REGS_PARM3(ctx);
 
+	if (asleep())
+		return 1;
+
 	switch (fn) {
 	case MT_FN_MALLOC:
 	case MT_FN_VALLOC:
@@ -1064,7 +1085,7 @@ int BPF_KPROBE(free_enter, u64 addr)
 	struct mt_kproc *p;
 	bool repeat = false;
 
-	if (!addr)
+	if (!addr || asleep())
 		return 0;
 	p = bpf_map_lookup_elem(&procs, &tgid);
 	if (!p)
@@ -1475,7 +1496,7 @@ int BPF_PROG(on_page_fault, unsigned long address, struct pt_regs *regs,
 	if (!p)
 		return 0;
 	__sync_fetch_and_add(&p->page_faults, 1);
-	if (fault_sample_bytes && !(error_code & X86_PF_PROT_))
+	if (fault_sample_bytes && !(error_code & X86_PF_PROT_) && !asleep())
 		fault_sample(regs, p, tgid);
 	return 0;
 }
@@ -1523,6 +1544,8 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	}
 	/* a 32-bit syscall (TS_COMPAT) has other numbers: 9 is link there */
 	if (bpf_get_current_task_btf()->thread_info.status & TS_COMPAT_)
+		return 0;
+	if (asleep())
 		return 0;
 	tgid = bpf_get_current_pid_tgid() >> 32;
 	p = bpf_map_lookup_elem(&procs, &tgid);

@@ -257,6 +257,7 @@ enum mt_counter {
 	MT_CNT_INFLIGHT_FULL,	/* in-flight map full: call untracked */
 	MT_CNT_PROCS_FULL,	/* process map full */
 	MT_CNT_STALE,		/* blocks from a previous image (exec) */
+	MT_CNT_ASLEEP,		/* calls let go: memtrace's heartbeat was stale */
 	MT_CNT_MAX,
 };
 

@@ -15,6 +15,7 @@
 #include "sites.h"
 #include "syms.h"
 #include "util.h"
+#include "watchdog.h"
 
 #define APP_DRAIN_MS	50	/* longest a ring-buffer record waits */
 
@@ -113,6 +114,7 @@ int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms)
 	struct pollfd fds[64];
 	int i, n = 1, err;
 
+	watchdog__beat();	/* alive: the loop turns */
 	/* mmap-family records arrive without a wake-up: drain every 50 ms */
 	if (timeout_ms < 0 || timeout_ms > APP_DRAIN_MS)
 		timeout_ms = APP_DRAIN_MS;

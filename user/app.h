@@ -49,6 +49,7 @@ struct env {
 	bool entry_probes;	/* --entry-probes: no probe-site shifting */
 	bool no_session;	/* --no-session: classic return probes */
 	bool exact;		/* --exact: node-wide allocator probes */
+	double watchdog;	/* --watchdog SECS without a heartbeat; 0 = off */
 	uint64_t fault_sample;	/* node view: bytes faulted per stack */
 
 	/* pre-OOM capture (dump.c) */
@@ -79,7 +80,9 @@ struct app {
 	struct syms *syms;
 	struct unwind *unwind;	/* frameless allocator callers; NULL: no stacks */
 	struct dump *dump;	/* NULL unless pre-OOM capture is armed */
-	FILE *out;
+	FILE *out;		/* the views write here (outq's stream) */
+	FILE *out_file;		/* stdout or -o FILE itself */
+	struct outq *outq;	/* batch/JSON: never blocks on a slow reader */
 	uint64_t start_ns;
 	double start_wall;
 	uint64_t counters[MT_CNT_MAX];

@@ -26,6 +26,7 @@
 #include "memtrace.h"
 #include "memtrace.skel.h"
 #include "util.h"
+#include "watchdog.h"
 
 struct target {
 	int pid;		/* -1: node-wide */
@@ -401,6 +402,9 @@ static int attach_lib(struct attach *a, int pid, const char *path,
 		goto out;
 	for (i = 0; i < (int)ARRAY_SIZE(probe_fns); i++) {
 		const struct probe_fn *pf = &probe_fns[i];
+
+		/* a probe on a busy library can take a second to attach */
+		watchdog__beat();
 		struct elfsym_func fn;
 		struct probesite ps;
 		uint8_t code[PROBESITE_WINDOW];

@@ -14,6 +14,7 @@
 #include "syms.h"
 #include "unwind.h"
 #include "util.h"
+#include "watchdog.h"
 
 #define MT_PROT_EXEC		0x4
 #define MT_MAP_ANONYMOUS	0x20
@@ -118,6 +119,8 @@ void app__pending_run(struct app *app)
 
 	for (i = 0; i < app->npending; i++) {
 		int pid = app->pending[i];
+
+		watchdog__beat();
 		struct mt_row *r = table__get(app->table, pid);
 
 		err = try_probe(app, pid);

@@ -31,6 +31,8 @@
 #include "collect.h"
 #include "dump.h"
 #include "memtrace.skel.h"
+#include "outq.h"
+#include "watchdog.h"
 #include "sites.h"
 #include "syms.h"
 #include "unwind.h"
@@ -87,6 +89,9 @@ static const char usage[] =
 "                           first allocation; print what it still holds when\n"
 "                           it exits and exit with its status\n"
 "\n"
+"      --watchdog SECS      if memtrace stops checking in for SECS (hung,\n"
+"                           stopped), a watchdog kills it and its probes go\n"
+"                           (default 5, 0 = off)\n"
 "      --exact              node-wide exact tracing: probes every malloc and\n"
 "                           free of every process (costly: ~1-10 us per call)\n"
 "\n"
@@ -147,7 +152,7 @@ enum {
 	OPT_NO_CORE, OPT_DUMP_MAX, OPT_DUMP_COOLDOWN, OPT_GCORE_TIMEOUT,
 	OPT_SLOW_DOWN, OPT_FLOOR, OPT_ENTRY_PROBES, OPT_NO_SESSION,
 	OPT_HOT_BLOCKS, OPT_GO_ENABLE,
-	OPT_EXACT,
+	OPT_EXACT, OPT_WATCHDOG,
 };
 
 static const struct option long_opts[] = {
@@ -177,6 +182,7 @@ static const struct option long_opts[] = {
 	{ "no-session", no_argument, NULL, OPT_NO_SESSION },
 	{ "go-enable-profiling", optional_argument, NULL, OPT_GO_ENABLE },
 	{ "exact", no_argument, NULL, OPT_EXACT },
+	{ "watchdog", required_argument, NULL, OPT_WATCHDOG },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -296,6 +302,7 @@ static int parse_args(int argc, char **argv, struct env *env)
 	env->dump_cooldown = 60;
 	env->gcore_timeout = 60;
 	env->fault_sample = 64 << 10;
+	env->watchdog = 5;
 
 	/* memtrace dump [OPTIONS] PID: a one-shot capture */
 	if (argc >= 2 && !strcmp(argv[1], "dump")) {
@@ -424,6 +431,11 @@ static int parse_args(int argc, char **argv, struct env *env)
 		case OPT_EXACT:
 			env->exact = true;
 			break;
+		case OPT_WATCHDOG:
+			if (opt_secs("--watchdog", optarg, 0, 3600,
+				     &env->watchdog))
+				return -EINVAL;
+			break;
 		case 'v':
 			env->verbose = true;
 			break;
@@ -531,6 +543,8 @@ static int open_and_load(struct app *app)
 	skel->rodata->ringbuf_wake_bytes = env->ringbuf_bytes / 8;
 	if (app__growth_view(app))
 		skel->rodata->fault_sample_bytes = env->fault_sample;
+	skel->rodata->stale_ns = env->mode == MODE_DUMP ? 0 :
+				 env->watchdog * 1e9;
 	/*
 	 * Session uprobes when the kernel has them (6.13+): filtered,
 	 * nested and unsampled calls then skip the return probe.
@@ -579,6 +593,8 @@ static int open_and_load(struct app *app)
 			"--ringbuf-mb too large for this machine?)" : "");
 		return err;
 	}
+	/* checked in from now on; the programs idle while it is stale */
+	watchdog__bpf((volatile uint64_t *)&skel->bss->heartbeat_ns);
 	if (env->sample_bytes) {
 		err = fill_sampling(app);
 		if (err)
@@ -715,6 +731,7 @@ static int start_node(struct app *app)
 
 		if (pid <= 0 || pid == getpid())
 			continue;
+		watchdog__beat();
 		/* the node view: every process, nothing to attach */
 		if (app__growth_view(app)) {
 			collect__track(app->collect, pid, 0);
@@ -867,6 +884,63 @@ out:
 	return err;
 }
 
+/* Queue up to this much output for a stalled reader, then drop refreshes. */
+#define OUTQ_CAP	(4 << 20)
+
+/*
+ * The batch and JSON views write through a bounded queue: a reader that
+ * stalls (a pipe into a pager nobody scrolls, a hung ssh) costs dropped
+ * refreshes, counted and reported at exit, never a blocked memtrace with
+ * its probes still attached.
+ */
+static int out_open(struct app *app)
+{
+	int err = outq__new(fileno(app->out_file), OUTQ_CAP, &app->outq,
+			    &app->out);
+
+	if (err)
+		fprintf(stderr, "memtrace: output queue: %s\n", strerror(-err));
+	return err;
+}
+
+/*
+ * A write that fails (full disk, closed pipe) ends the run with an
+ * error: a report that silently stops growing would be worse.
+ */
+static int out_check(struct app *app)
+{
+	int err = outq__pump(app->outq);
+
+	if (!err && ferror(app->out))
+		err = -EIO;
+	if (err)
+		fprintf(stderr, "memtrace: %s: write error: %s\n",
+			app->env.output_path ? app->env.output_path : "stdout",
+			strerror(-err));
+	return err;
+}
+
+/* At exit, after the probes are gone: the rest, and what was dropped. */
+static void out_close(struct app *app)
+{
+	size_t left;
+
+	if (!app->outq)
+		return;
+	/* a write error was said already */
+	if (outq__drain(app->outq, 2000))
+		goto out;
+	left = outq__queued(app->outq);
+	if (outq__dropped(app->outq) || left)
+		fprintf(stderr, "memtrace: the reader of %s did not keep up: "
+			"%llu refreshes dropped, %zu bytes not written\n",
+			app->env.output_path ? app->env.output_path : "stdout",
+			(unsigned long long)outq__dropped(app->outq), left);
+out:
+	outq__free(app->outq);
+	app->outq = NULL;
+}
+
 /*
  * One refresh of the batch or JSON view.  A write that fails (full disk,
  * closed pipe) ends the run with an error: a report that silently stops
@@ -881,13 +955,8 @@ static int refresh(struct app *app, bool final)
 		output__json(app, final);
 	else
 		output__batch(app, final);
-	if (ferror(app->out)) {
-		fprintf(stderr, "memtrace: %s: write error: %s\n",
-			app->env.output_path ? app->env.output_path : "stdout",
-			strerror(errno ? errno : EIO));
-		return -EIO;
-	}
-	return 0;
+	outq__commit(app->outq);
+	return out_check(app);
 }
 
 static int run_loop(struct app *app, struct ring_buffer *rb)
@@ -908,7 +977,10 @@ static int run_loop(struct app *app, struct ring_buffer *rb)
 				strerror(-err));
 			break;
 		}
-		err = 0;
+		/* a stalled reader takes what it can between refreshes */
+		err = out_check(app);
+		if (err)
+			break;
 		app__reap_child(app);
 		if (app->child_done)
 			break;
@@ -940,15 +1012,21 @@ int main(int argc, char **argv)
 	libbpf_set_print(libbpf_print);
 	if (check_env())
 		return 1;
-	app.out = stdout;
+	/* first, so that it holds no BPF object or link of ours */
+	if (app.env.mode != MODE_DUMP && watchdog__start(app.env.watchdog))
+		fprintf(stderr, "memtrace: warning: no watchdog: %s\n",
+			strerror(errno));
+	app.out_file = stdout;
 	if (app.env.output_path) {
-		app.out = fopen(app.env.output_path, "we");
-		if (!app.out) {
+		app.out_file = fopen(app.env.output_path, "we");
+		if (!app.out_file) {
 			fprintf(stderr, "memtrace: %s: %s\n",
 				app.env.output_path, strerror(errno));
 			return 1;
 		}
 	}
+	if (out_open(&app))
+		goto cleanup;
 	app.exiting = &exiting;
 	app.table = table__new();
 	app.syms = syms__new();
@@ -1040,6 +1118,7 @@ int main(int argc, char **argv)
 	}
 	/* drain what the kernel still holds, e.g. the command's exit record */
 	ring_buffer__consume(rb);
+	watchdog__beat();
 	if ((app.env.mode == MODE_CMD || app.env.view != VIEW_TUI) &&
 	    refresh(&app, true))
 		goto cleanup;
@@ -1052,6 +1131,7 @@ int main(int argc, char **argv)
 	}
 	/* a profile that could not be written is an error, even after a
 	 * command that succeeded: nobody should find it missing later */
+	watchdog__beat();
 	if (sites__write_profiles(&app))
 		exit_code = 1;
 cleanup:
@@ -1076,7 +1156,9 @@ cleanup:
 			app.env.cmd[0], app.cmd_log);
 	table__free(app.table);
 	free(app.pending);
-	if (app.out && app.out != stdout)
-		fclose(app.out);
+	out_close(&app);
+	watchdog__stop();
+	if (app.out_file && app.out_file != stdout)
+		fclose(app.out_file);
 	return exit_code;
 }

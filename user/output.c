@@ -19,7 +19,8 @@ uint64_t output__lost(const struct app *app)
 	const uint64_t *c = app->counters;
 
 	return c[MT_CNT_RB_DROPS] + c[MT_CNT_BLOCKS_FULL] +
-	       c[MT_CNT_INFLIGHT_FULL] + c[MT_CNT_PROCS_FULL];
+	       c[MT_CNT_INFLIGHT_FULL] + c[MT_CNT_PROCS_FULL] +
+	       c[MT_CNT_ASLEEP];
 }
 
 /* The text columns every batch row has, escaped for a terminal. */
@@ -225,13 +226,14 @@ void output__json(struct app *app, bool final)
 	json_u64(f, "lost_events", output__lost(app));
 	fprintf(f, ",\"lost\":{\"ringbuf\":%llu,\"blocks_full\":%llu,"
 		"\"inflight_full\":%llu,\"procs_full\":%llu,\"sites_full\":%llu,"
-		"\"stack_errors\":%llu}",
+		"\"stack_errors\":%llu,\"asleep\":%llu}",
 		(unsigned long long)c[MT_CNT_RB_DROPS],
 		(unsigned long long)c[MT_CNT_BLOCKS_FULL],
 		(unsigned long long)c[MT_CNT_INFLIGHT_FULL],
 		(unsigned long long)c[MT_CNT_PROCS_FULL],
 		(unsigned long long)c[MT_CNT_SITES_FULL],
-		(unsigned long long)c[MT_CNT_STACK_ERR]);
+		(unsigned long long)c[MT_CNT_STACK_ERR],
+		(unsigned long long)c[MT_CNT_ASLEEP]);
 	json_dbl(f, "events_ps", app->events_ps);
 	/* allocator files probed (per process or node-wide): 0 in the node
 	 * view until a row is traced exactly */

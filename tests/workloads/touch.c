@@ -10,12 +10,14 @@
  * MiB and touches every page in touch_big(), maps SMALL_MIB (default 4)
  * MiB and touches it in touch_small(), and prints "touched TOTAL_MIB".
  * "malloc N" on stdin instead calls malloc/free N times and prints
- * "done": a rate the test can measure.
+ * "done"; "rate MS" calls them for MS milliseconds and prints "rate R",
+ * pairs per second: a speed the tests compare with and without memtrace.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 __attribute__((noinline)) void touch_big(volatile char *p, size_t len)
@@ -32,6 +34,17 @@ __attribute__((noinline)) void touch_small(volatile char *p, size_t len)
 
 	for (i = 0; i < len; i += 4096)
 		p[i] = 2;
+}
+
+/* the compiler must not fold malloc/free pairs away */
+static void *volatile sink;
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
 static void *map(size_t len)
@@ -58,11 +71,30 @@ int main(int argc, char **argv)
 	printf("pid %d\n", getpid());
 	fflush(stdout);
 	while (fgets(line, sizeof(line), stdin)) {
+		if (!strncmp(line, "rate ", 5)) {
+			/* malloc/free pairs per second over N ms */
+			double t0 = now(), secs = atol(line + 5) / 1e3, t;
+			long n = 0, i;
+
+			do {
+				for (i = 0; i < 64; i++) {
+					sink = malloc(64);
+					free(sink);
+				}
+				n += 64;
+				t = now();
+			} while (t - t0 < secs);
+			printf("rate %.0f\n", n / (t - t0));
+			fflush(stdout);
+			continue;
+		}
 		if (!strncmp(line, "malloc ", 7)) {
 			long i, n = atol(line + 7);
 
-			for (i = 0; i < n; i++)
-				free(malloc(64));
+			for (i = 0; i < n; i++) {
+				sink = malloc(64);
+				free(sink);
+			}
 			printf("done\n");
 			fflush(stdout);
 			continue;

@@ -1,0 +1,90 @@
+# SPDX-License-Identifier: GPL-2.0
+"""memtrace never holds the node hostage: a stalled reader of its output
+never blocks it, and a memtrace that stops checking in (hung, SIGSTOPed)
+is ended by its watchdog, which takes its probes away.  Speeds are the
+workload's own malloc/free rate, compared within one run."""
+import fcntl
+import os
+import signal
+import subprocess
+import time
+
+from common import MEMTRACE, readline, spawn, workload
+
+
+class Touch:
+    """tests/workloads/touch: measures its own malloc/free rate."""
+
+    def __init__(self):
+        self.p = spawn([workload("touch")], stdin=subprocess.PIPE)
+        assert readline(self.p.stdout, 10).startswith("pid")
+        self.pid = self.p.pid
+
+    def rate(self, ms=300):
+        self.p.stdin.write(b"rate %d\n" % ms)
+        self.p.stdin.flush()
+        line = readline(self.p.stdout, 30)
+        assert line and line.startswith("rate"), line
+        return float(line.split()[1])
+
+
+def traced(t, args, **kw):
+    """memtrace -p t.pid, once its probes make the workload slower."""
+    r0 = t.rate()
+    p = spawn([MEMTRACE, "-p", str(t.pid)] + args, **kw)
+    deadline = time.time() + 20
+    r1 = r0
+    while time.time() < deadline and r1 > 0.5 * r0:
+        time.sleep(0.3)
+        r1 = t.rate()
+    assert r1 <= 0.5 * r0, f"tracing did not slow the workload: {r0:.0f} -> {r1:.0f}/s"
+    time.sleep(0.3)     # every probe in place: the steady traced speed
+    return p, r0, t.rate()
+
+
+def test_sigstopped_memtrace_lets_go():
+    """SIGSTOP memtrace: within the watchdog's time the workload is back
+    at its untraced speed, and memtrace was killed saying why."""
+    t = Touch()
+    p, r0, r1 = traced(t, ["-b", "-d", "0.5", "--watchdog", "2"],
+                       stdout=subprocess.DEVNULL)
+    os.kill(p.pid, signal.SIGSTOP)
+    t0 = time.time()
+    r = t.rate()
+    while r < 0.7 * r0 and time.time() - t0 < 15:
+        r = t.rate()
+    took = time.time() - t0
+    assert r >= 0.7 * r0, f"still slow after {took:.1f}s: {r:.0f}/s, untraced {r0:.0f}/s"
+    assert took < 2 + 4, f"took {took:.1f}s"
+    assert p.wait(timeout=5) == -signal.SIGKILL, p.returncode
+    err = p.stderr.read().decode()
+    assert "watchdog: pid %d has not checked in" % p.pid in err, err
+
+
+def test_stalled_stdout_never_blocks():
+    """A reader that never reads: memtrace keeps tracing at its usual cost
+    (it is not blocked, so the watchdog leaves it alone), exits at once on
+    SIGINT and says what it could not write."""
+    t = Touch()
+    rfd, wfd = os.pipe()
+    fcntl.fcntl(rfd, fcntl.F_SETPIPE_SZ, 4096)
+    p, r0, r1 = traced(t, ["-b", "-d", "0.05", "--watchdog", "3"], stdout=wfd)
+    os.close(wfd)
+    time.sleep(5)       # the pipe is full long before; past the watchdog
+    assert p.poll() is None, "memtrace ended: " + p.stderr.read().decode()[-500:]
+    r2 = t.rate()
+    assert r2 >= 0.6 * r1, f"stalled output slowed tracing: {r1:.0f} -> {r2:.0f}/s"
+    p.send_signal(signal.SIGINT)
+    assert p.wait(timeout=8) == 0, p.stderr.read().decode()
+    err = p.stderr.read().decode()
+    assert "the reader of stdout did not keep up" in err, err
+    os.close(rfd)
+    # probes gone with it: full speed again (best of three: a busy node)
+    r3 = max(t.rate() for _ in range(3))
+    assert r3 >= 0.6 * r0, f"{r3:.0f}/s after exit, untraced {r0:.0f}/s"
+
+
+TESTS = [
+    ("sigstopped_memtrace_lets_go", test_sigstopped_memtrace_lets_go),
+    ("stalled_stdout_never_blocks", test_stalled_stdout_never_blocks),
+]

@@ -1,0 +1,150 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The bounded output queue (outq.h).  The views print through a stdio
+ * stream made with fopencookie(), whose writes land here; nothing is
+ * sent before a record is complete, so a dropped refresh never leaves
+ * half a JSON line behind.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "outq.h"
+#include "util.h"
+
+struct outq {
+	int fd;
+	int old_flags;		/* to restore; -1: left alone */
+	char *buf;		/* [0, len): queued, [len, len + pend): the record being written */
+	size_t len, pend, cap, size;
+	uint64_t dropped;
+	int err;		/* first write error, negative errno */
+	FILE *file;
+};
+
+static ssize_t cookie_write(void *c, const char *data, size_t n)
+{
+	struct outq *q = c;
+	size_t need = q->len + q->pend + n;
+
+	if (need > q->size) {
+		size_t size = q->size ? q->size : 65536;
+		char *b;
+
+		while (size < need)
+			size *= 2;
+		b = realloc(q->buf, size);
+		if (!b)
+			return -1;	/* stdio sets the error flag */
+		q->buf = b;
+		q->size = size;
+	}
+	memcpy(q->buf + q->len + q->pend, data, n);
+	q->pend += n;
+	return n;
+}
+
+int outq__new(int fd, size_t cap, struct outq **out, FILE **file)
+{
+	cookie_io_functions_t io = { .write = cookie_write };
+	struct outq *q = calloc(1, sizeof(*q));
+	struct stat st;
+
+	if (!q)
+		return -ENOMEM;
+	q->fd = fd;
+	q->cap = cap;
+	q->old_flags = -1;
+	/*
+	 * Pipes, FIFOs and sockets can stall; a regular file cannot (a full
+	 * disk fails instead).  A terminal is left alone: its flags are the
+	 * shell's too.
+	 */
+	if (!fstat(fd, &st) && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+		q->old_flags = fcntl(fd, F_GETFL);
+		if (q->old_flags >= 0)
+			fcntl(fd, F_SETFL, q->old_flags | O_NONBLOCK);
+	}
+	q->file = fopencookie(q, "w", io);
+	if (!q->file) {
+		outq__free(q);
+		return -ENOMEM;
+	}
+	*out = q;
+	*file = q->file;
+	return 0;
+}
+
+void outq__free(struct outq *q)
+{
+	if (!q)
+		return;
+	if (q->file)
+		fclose(q->file);
+	if (q->old_flags >= 0)
+		fcntl(q->fd, F_SETFL, q->old_flags);
+	free(q->buf);
+	free(q);
+}
+
+void outq__commit(struct outq *q)
+{
+	fflush(q->file);
+	if (q->len && q->len + q->pend > q->cap) {
+		/* the reader is that far behind: this refresh goes */
+		q->dropped++;
+		q->pend = 0;
+	} else {
+		q->len += q->pend;
+		q->pend = 0;
+	}
+	outq__pump(q);
+}
+
+int outq__pump(struct outq *q)
+{
+	while (q->len && !q->err) {
+		ssize_t n = write(q->fd, q->buf, q->len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			q->err = n < 0 ? -errno : -EIO;
+			break;
+		}
+		memmove(q->buf, q->buf + n, q->len - n + q->pend);
+		q->len -= n;
+	}
+	return q->err;
+}
+
+int outq__drain(struct outq *q, int timeout_ms)
+{
+	uint64_t end = now_ns() + timeout_ms * 1000000ull;
+
+	outq__commit(q);
+	while (q->len && !q->err && now_ns() < end) {
+		struct pollfd p = { .fd = q->fd, .events = POLLOUT };
+
+		poll(&p, 1, (end - now_ns()) / 1000000 + 1);
+		outq__pump(q);
+	}
+	return q->err;
+}
+
+uint64_t outq__dropped(const struct outq *q)
+{
+	return q ? q->dropped : 0;
+}
+
+size_t outq__queued(const struct outq *q)
+{
+	return q ? q->len : 0;
+}
