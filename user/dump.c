@@ -1162,7 +1162,7 @@ static void gcore_done(struct dump *d, struct capture *c, enum hold_end end,
 	switch (end) {
 	case HOLD_TIMEOUT:
 		core_fail(d, c, -ETIMEDOUT, "core failed: gcore timed out after "
-			  "%.0f s and was killed; process resumed",
+			  "%g s and was killed; process resumed",
 			  d->app->env.gcore_timeout);
 		return;
 	case HOLD_WATCHDOG_DIED:

@@ -583,6 +583,49 @@ def small_phase_kill(group):
     return run
 
 
+def test_gcore_timeout_mid_core():
+    """--gcore-timeout expires while the real gdb writes a large core: the
+    watchdog kills gcore and gdb, the target runs, no partial core, and
+    memtrace dump exits 1 saying so."""
+    d = dump_dir()
+    try:
+        w, pid = start_target(BIG_MIB)
+        mt = Dump(pid, d, "--gcore-timeout", "0.5")
+        rc, err = mt.finish(30)
+        assert rc == 1, f"exit {rc}: {err}"
+        if re.search(r"pid %d: core dump " % pid, err):
+            raise Skip("this machine wrote the core in under 0.5 s")
+        assert re.search(r"pid %d: core failed: gcore timed out after 0.5 s and "
+                         r"was killed; process resumed" % pid, err), err
+        assert_resumed(pid)
+        assert status_field(pid, "TracerPid") == 0
+        no_partial(d)
+        assert not glob.glob(os.path.join(d, "*", f"core.{pid}"))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_hostile_dump_dir():
+    """A dump directory whose name holds an escape sequence and a
+    backslash: used as it is, shown escaped."""
+    tmp = tempfile.mkdtemp(prefix="mt-flt-")
+    try:
+        d = os.path.join(tmp.encode(), b"d\x1b[31m\\x")
+        os.mkdir(d, 0o700)
+        w, pid = start_target(8)
+        p = subprocess.run([MEMTRACE.encode(), b"dump", b"--no-core",
+                            b"--dump-dir", d, str(pid).encode()],
+                           capture_output=True, timeout=30)
+        err = p.stderr.decode("utf-8", "surrogateescape")
+        assert_clean(err)
+        assert p.returncode == 0, err
+        assert_escaped("stderr", p.stderr)
+        assert b"d\\x1b[31m\\\\x/" in p.stderr, p.stderr
+        assert [n for n in os.listdir(d) if f"-{pid}-".encode() in n]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_already_stopped():
     """A process stopped by someone else (^Z, a debugger) is captured as
     it is and left stopped: memtrace owes it no SIGCONT."""
@@ -669,7 +712,8 @@ SCENARIOS = [(n, f"memtrace {' '.join(a)}: refused, clear message",
         test_target_exits_mid_core, test_stale_partials_removed,
         test_not_itself, test_kernel_thread, test_full_tmpfs,
         test_nearly_full_tmpfs, test_already_stopped,
-        test_slots_full_said_once)
+        test_slots_full_said_once, test_gcore_timeout_mid_core,
+        test_hostile_dump_dir)
 ]
 
 TESTS = [(name, fn) for name, _, fn in SCENARIOS]
