@@ -1323,8 +1323,11 @@ static bool own_helper(int pid)
 			return false;
 		if (ppid == getpid()) {
 			snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+			/* memtrace-hold (ours), memtrace-wd (the dead-man
+			 * switch); a command we run is neither */
 			return read_file(path, comm, sizeof(comm)) > 0 &&
-			       !strncmp(comm, "memtrace-wd", 11);
+			       (!strncmp(comm, "memtrace-hold", 13) ||
+				!strncmp(comm, "memtrace-wd", 11));
 		}
 		pid = ppid;
 	}

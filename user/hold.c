@@ -327,7 +327,7 @@ static void __attribute__((noreturn)) wd_main(const struct wd_args *a)
 	/* out of memtrace's session and group: a kill -PGID misses us */
 	setsid();
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
-	prctl(PR_SET_NAME, "memtrace-wd");
+	prctl(PR_SET_NAME, "memtrace-hold");
 	for (i = 0; i < (int)ARRAY_SIZE(sigs); i++)
 		signal(sigs[i], SIG_IGN);
 	/* wait for "go": memtrace stops and detaches the target first */
@@ -413,7 +413,7 @@ static void __attribute__((noreturn)) wd_main(const struct wd_args *a)
 	if (mt_dead && a->logname)
 		renameat(a->artfd, a->logname, a->artfd, "gcore.log");
 	if (mt_dead && a->stopped)
-		fprintf(stderr, "memtrace-wd: memtrace died during the dump "
+		fprintf(stderr, "memtrace-hold: memtrace died during the dump "
 			"of pid %d; resumed it\n", a->pid);
 	wd_send(a->sock, 'r', end, status);
 	_exit(0);

@@ -462,7 +462,7 @@ def test_dump_memtrace_killed_mid_dump():
         fake = int(open(os.path.join(tmp, "fake.pid")).read())
         assert wait_state(fake, lambda s: s is None, 2), "gcore not killed"
         mt.p.wait(5)
-        mt.err.wait_for(r"memtrace-wd: memtrace died during the dump of pid "
+        mt.err.wait_for(r"memtrace-hold: memtrace died during the dump of pid "
                         r"%d; resumed it" % pid, 2)
     finally:
         if cg:

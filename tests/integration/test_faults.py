@@ -307,7 +307,7 @@ def helpers_of(tracer):
     gcore = status_field(tracer, "PPid")
     wd = status_field(gcore, "PPid")
     with open(f"/proc/{wd}/comm") as f:
-        assert f.read().strip() == "memtrace-wd", "not our watchdog"
+        assert f.read().strip() == "memtrace-hold", "not our watchdog"
     return {"gdb": tracer, "gcore": gcore, "watchdog": wd}
 
 
@@ -345,7 +345,7 @@ def kill_scenario(who, sig=9, at_bytes=0):
             no_partial(d)
             if who in ("memtrace", "pgroup") and sig == 9:
                 assert rc == -9, rc
-                assert re.search(r"memtrace-wd: memtrace died during the "
+                assert re.search(r"memtrace-hold: memtrace died during the "
                                  r"dump of pid %d; resumed it" % pid, err), err
                 assert glob.glob(os.path.join(d, "*", "gcore.log")), \
                     os.listdir(d)
