@@ -407,8 +407,22 @@ static void __attribute__((noreturn)) wd_main(const struct wd_args *a)
 	}
 	if (a->stopped)
 		resume_target(a->pidfd, a->pid);
-	if (end != HOLD_GCORE_EXITED || mt_dead)
+	if (end != HOLD_GCORE_EXITED || mt_dead) {
 		unlinkat(a->artfd, a->partial, 0);
+	} else {
+		/*
+		 * A core of gigabytes can take seconds to reach the disk:
+		 * here, with the target already running, rather than in
+		 * memtrace's loop (whose dead-man switch watches it turn).
+		 */
+		int fd = openat(a->artfd, a->partial, O_RDONLY | O_NOFOLLOW |
+				O_CLOEXEC);
+
+		if (fd >= 0) {
+			fsync(fd);
+			close(fd);
+		}
+	}
 	/* nobody else will: the log under its name, the core's reason */
 	if (mt_dead && a->logname)
 		renameat(a->artfd, a->logname, a->artfd, "gcore.log");
