@@ -11,6 +11,7 @@
 #include "app.h"
 #include "collect.h"
 #include "dump.h"
+#include "follow.h"
 #include "gorow.h"
 #include "sites.h"
 #include "syms.h"
@@ -90,6 +91,7 @@ void app__refresh_model(struct app *app)
 	uint64_t now = now_ns();
 	double secs = (now - app->prev_refresh_ns) / 1e9;
 
+	follow__cgroup_poll(app);	/* --cgroup: members that joined */
 	app__pending_run(app);
 	collect__procs(app->collect, app->table, now);
 	gorow__refresh(app, now);

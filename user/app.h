@@ -50,6 +50,7 @@ struct env {
 	bool no_session;	/* --no-session: classic return probes */
 	bool exact;		/* --exact: node-wide allocator probes */
 	double watchdog;	/* --watchdog SECS without a heartbeat; 0 = off */
+	const char *cgroup_path;	/* --cgroup DIR: its members, now and later */
 	uint64_t fault_sample;	/* node view: bytes faulted per stack */
 
 	/* pre-OOM capture (dump.c) */
@@ -136,6 +137,8 @@ void app__pending_run(struct app *app);
  * alone, its children too) on or off.  Blocks seen so far stay counted.
  */
 int app__set_exact(struct app *app, int pid, bool on);
+/* -p's descendants, --cgroup's members: trace one more pid exactly. */
+int app__trace_pid(struct app *app, int pid);
 /* Before probing pid exactly: its counters, mappings and unwind sites. */
 int app__prepare_exact(struct app *app, int pid);
 /* Once per row: its process maps no C library, say what that means. */

@@ -89,6 +89,31 @@ int app__prepare_exact(struct app *app, int pid)
 	return 0;
 }
 
+int app__trace_pid(struct app *app, int pid)
+{
+	struct mt_row *r = app__row_new(app, pid, 0);
+	char path[64];
+	int err, n;
+
+	if (!r)
+		return -ENOMEM;
+	if (r->probed)
+		return 0;
+	r->exact = true;
+	if (!r->comm[0]) {
+		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+		n = read_file(path, r->comm, sizeof(r->comm));
+		if (n > 0 && r->comm[n - 1] == '\n')
+			r->comm[n - 1] = '\0';
+	}
+	err = app__prepare_exact(app, pid);
+	if (!err)
+		err = try_probe(app, pid);
+	if (err == -ENOENT)
+		app__warn_no_libc(app, r);
+	return err == -ENOENT ? 0 : err;
+}
+
 int app__set_exact(struct app *app, int pid, bool on)
 {
 	struct mt_row *r = table__get(app->table, pid);

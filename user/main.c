@@ -31,6 +31,7 @@
 #include "collect.h"
 #include "dump.h"
 #include "memtrace.skel.h"
+#include "follow.h"
 #include "outq.h"
 #include "watchdog.h"
 #include "sites.h"
@@ -84,7 +85,10 @@ static const char usage[] =
 "What to trace (default: the node view, every process, no allocator probe:\n"
 "RSS by kind, heap/mmap growth, page faults, cgroup limits; growth sites\n"
 "are estimates from user stacks sampled at page faults):\n"
-"  -p, --pid PID[,PID...]   trace these processes exactly (every malloc/free)\n"
+"  -p, --pid PID[,PID...]   trace these processes exactly (every malloc/free),\n"
+"                           with the children they forked already and later\n"
+"      --cgroup DIR         trace every process of this cgroup exactly, now\n"
+"                           and as they join (e.g. /sys/fs/cgroup/memory/X)\n"
 "  -- CMD [ARGS...]         run CMD and trace it (and its children) from its\n"
 "                           first allocation; print what it still holds when\n"
 "                           it exits and exit with its status\n"
@@ -152,7 +156,7 @@ enum {
 	OPT_NO_CORE, OPT_DUMP_MAX, OPT_DUMP_COOLDOWN, OPT_GCORE_TIMEOUT,
 	OPT_SLOW_DOWN, OPT_FLOOR, OPT_ENTRY_PROBES, OPT_NO_SESSION,
 	OPT_HOT_BLOCKS, OPT_GO_ENABLE,
-	OPT_EXACT, OPT_WATCHDOG,
+	OPT_EXACT, OPT_WATCHDOG, OPT_CGROUP,
 };
 
 static const struct option long_opts[] = {
@@ -183,6 +187,7 @@ static const struct option long_opts[] = {
 	{ "go-enable-profiling", optional_argument, NULL, OPT_GO_ENABLE },
 	{ "exact", no_argument, NULL, OPT_EXACT },
 	{ "watchdog", required_argument, NULL, OPT_WATCHDOG },
+	{ "cgroup", required_argument, NULL, OPT_CGROUP },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -431,6 +436,11 @@ static int parse_args(int argc, char **argv, struct env *env)
 		case OPT_EXACT:
 			env->exact = true;
 			break;
+		case OPT_CGROUP:
+			env->cgroup_path = optarg;
+			if (env->mode != MODE_DUMP)
+				env->mode = MODE_PIDS;
+			break;
 		case OPT_WATCHDOG:
 			if (opt_secs("--watchdog", optarg, 0, 3600,
 				     &env->watchdog))
@@ -451,7 +461,7 @@ static int parse_args(int argc, char **argv, struct env *env)
 		}
 	}
 	if (env->mode == MODE_DUMP) {
-		if (optind != argc - 1 || env->npids ||
+		if (optind != argc - 1 || env->npids || env->cgroup_path ||
 		    parse_pids(env, argv[optind])) {
 			fprintf(stderr, "memtrace: usage: memtrace dump "
 				"[--dump-dir DIR] [--no-core] "
@@ -463,8 +473,8 @@ static int parse_args(int argc, char **argv, struct env *env)
 	}
 	if (optind < argc) {
 		if (env->mode == MODE_PIDS) {
-			fprintf(stderr, "memtrace: -p and a command exclude "
-				"each other\n");
+			fprintf(stderr, "memtrace: -p or --cgroup and a command "
+				"exclude each other\n");
 			return -EINVAL;
 		}
 		env->mode = MODE_CMD;
@@ -676,6 +686,42 @@ static int tgid_of(int pid)
 	return tgid;
 }
 
+/*
+ * What -p and --cgroup mean beyond the pids given: workers forked before
+ * memtrace started (nginx, postgres), and the cgroup's members.
+ */
+static int start_followers(struct app *app)
+{
+	int *pids, n, i, err, nkids;
+
+	err = follow__descendants(app->env.pids, app->env.npids, &pids, &n);
+	if (err)
+		return err;
+	for (i = 0; i < n; i++)
+		if (app__trace_pid(app, pids[i]) == -ENOMEM)
+			err = -ENOMEM;
+	nkids = n;
+	free(pids);
+	if (nkids)
+		fprintf(stderr, "memtrace: also tracing %d processes the given "
+			"ones forked before memtrace started\n", nkids);
+	if (err || !app->env.cgroup_path)
+		return err;
+	err = follow__cgroup_pids(app->env.cgroup_path, &pids, &n);
+	if (err) {
+		fprintf(stderr, "memtrace: --cgroup %s: %s\n",
+			app->env.cgroup_path, strerror(-err));
+		return err;
+	}
+	for (i = 0; i < n && !err; i++)
+		if (app__trace_pid(app, pids[i]) == -ENOMEM)
+			err = -ENOMEM;
+	free(pids);
+	fprintf(stderr, "memtrace: cgroup %s: tracing its %d processes and "
+		"those that join it\n", app->env.cgroup_path, n);
+	return err;
+}
+
 static int start_pids(struct app *app)
 {
 	int i, err;
@@ -715,7 +761,7 @@ static int start_pids(struct app *app)
 		}
 		r->probed = true;
 	}
-	return 0;
+	return start_followers(app);
 }
 
 static int start_node(struct app *app)

@@ -1,0 +1,77 @@
+# SPDX-License-Identifier: GPL-2.0
+"""-p follows a server's workers forked before memtrace started; --cgroup
+traces every process of a cgroup, those there at start and those that
+join later.  Each worker allocates a known amount: rows are exact."""
+import os
+import signal
+
+from common import memtrace_json, readline, spawn, wait_row, workload
+from test_dump import Cgroup
+
+
+def prefork(n=3):
+    """tests/workloads/prefork: (process, [worker pids])."""
+    p = spawn([workload("prefork"), str(n)])
+    line = readline(p.stdout, 10)
+    assert line and line.startswith("ready"), line
+    return p, [int(x) for x in line.split()[1:]]
+
+
+def want(i):
+    return (i + 1) * 10 * 1000
+
+
+def check_workers(mt, workers):
+    for w in workers:
+        wait_row(mt, w, lambda r: r["probed"])
+    for w in workers:
+        os.kill(w, signal.SIGUSR1)
+    for i, w in enumerate(workers):
+        r, _ = wait_row(mt, w, lambda r, i=i: r["live_bytes"] >= want(i))
+        assert r["live_bytes"] == want(i), (i, r)
+        assert r["live_allocs"] == (i + 1) * 10, (i, r)
+
+
+def test_pid_covers_existing_workers():
+    """-p PARENT: workers forked before memtrace started are traced too."""
+    p, workers = prefork(3)
+    mt = memtrace_json(["-d", "0.2", "-p", str(p.pid)])
+    check_workers(mt, workers)
+    r, _ = wait_row(mt, p.pid)
+    assert r["live_bytes"] == 0, r
+
+
+def add(cg, pid):
+    with open(os.path.join(cg.dir, "cgroup.procs"), "w") as f:
+        f.write(str(pid))
+
+
+def test_cgroup_now_and_later():
+    """--cgroup DIR: its members at start, their existing children, and a
+    process that joins later are traced exactly; others are not."""
+    cg = Cgroup(1 << 40)    # a v1 memory cgroup under the test's own
+    try:
+        a, aw = prefork(2)
+        for pid in [a.pid] + aw:
+            add(cg, pid)
+        outside, ow = prefork(1)
+        mt = memtrace_json(["-d", "0.2", "--cgroup", cg.dir])
+        check_workers(mt, aw)
+        b, bw = prefork(2)
+        for pid in [b.pid] + bw:
+            add(cg, pid)
+        check_workers(mt, bw)
+        os.kill(ow[0], signal.SIGUSR1)
+        _, doc = wait_row(mt, bw[1])
+        pids = {r["pid"] for r in doc["processes"]}
+        assert outside.pid not in pids and ow[0] not in pids, pids
+    finally:
+        from common import cleanup
+        cleanup()
+        cg.remove()
+
+
+TESTS = [
+    ("pid_covers_existing_workers", test_pid_covers_existing_workers),
+    ("cgroup_now_and_later", test_cgroup_now_and_later),
+]
