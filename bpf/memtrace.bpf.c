@@ -231,7 +231,9 @@ static __always_inline void count(u32 idx)
 /* memtrace has not checked in for stale_ns: do nothing (see stale_ns). */
 static __always_inline bool asleep(void)
 {
-	if (!stale_ns || bpf_ktime_get_ns() - heartbeat_ns <= stale_ns)
+	/* signed: memtrace sets it ahead before a long attach */
+	if (!stale_ns || (s64)(bpf_ktime_get_ns() - heartbeat_ns) <=
+			 (s64)stale_ns)
 		return false;
 	count(MT_CNT_ASLEEP);
 	return true;

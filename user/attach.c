@@ -28,6 +28,9 @@
 #include "util.h"
 #include "watchdog.h"
 
+/* What the watchdog allows for one attach call (see watchdog__busy). */
+#define ATTACH_BUSY_SECS	30
+
 struct target {
 	int pid;		/* -1: node-wide */
 	dev_t dev;
@@ -403,8 +406,12 @@ static int attach_lib(struct attach *a, int pid, const char *path,
 	for (i = 0; i < (int)ARRAY_SIZE(probe_fns); i++) {
 		const struct probe_fn *pf = &probe_fns[i];
 
-		/* a probe on a busy library can take a second to attach */
-		watchdog__beat();
+		/*
+		 * A probe on a library hundreds of processes map takes the
+		 * kernel a second or more to attach (it visits every mapping):
+		 * the watchdog allows for it.
+		 */
+		watchdog__busy(ATTACH_BUSY_SECS);
 		struct elfsym_func fn;
 		struct probesite ps;
 		uint8_t code[PROBESITE_WINDOW];
@@ -447,6 +454,7 @@ static int attach_lib(struct attach *a, int pid, const char *path,
 		nprobed++;
 	}
 	if (nsess) {
+		watchdog__busy(ATTACH_BUSY_SECS);
 		err = session_attach(a, t, path, offs, cookies, nsess);
 		if (err) {
 			fprintf(stderr, "memtrace: %s: cannot attach session "
@@ -457,6 +465,7 @@ static int attach_lib(struct attach *a, int pid, const char *path,
 	err = nprobed ? 0 : -ENOENT;
 out:
 	elfsym__close(es);
+	watchdog__beat();	/* done: the usual allowance again */
 	if (err) {
 		target_release(t);
 		a->nr--;

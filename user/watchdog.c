@@ -15,7 +15,13 @@
 #include "util.h"
 #include "watchdog.h"
 
-static volatile uint64_t *shm_hb;	/* shared with the watchdog */
+/* shared with the watchdog: the last check-in, and a longer allowance */
+struct beat {
+	uint64_t hb;
+	uint64_t busy_until;
+};
+
+static volatile struct beat *shm;
 static volatile uint64_t *bpf_hb;	/* the BPF programs' .bss */
 static pid_t wd_pid;
 
@@ -23,10 +29,25 @@ void watchdog__beat(void)
 {
 	uint64_t now = now_ns();
 
-	if (shm_hb)
-		*shm_hb = now;
+	if (shm) {
+		shm->hb = now;
+		shm->busy_until = 0;
+	}
 	if (bpf_hb)
 		*bpf_hb = now;
+}
+
+void watchdog__busy(double secs)
+{
+	uint64_t until = now_ns() + secs * 1e9;
+
+	if (shm) {
+		shm->hb = now_ns();
+		shm->busy_until = until;
+	}
+	/* the programs compare signed: a heartbeat ahead is a fresh one */
+	if (bpf_hb)
+		*bpf_hb = until;
 }
 
 void watchdog__bpf(volatile uint64_t *hb)
@@ -53,14 +74,14 @@ static void __attribute__((noreturn)) watch(pid_t mt, uint64_t stale_ns)
 	close(STDOUT_FILENO);
 	close_range(3, ~0U, 0);
 	for (;;) {
-		uint64_t hb = *shm_hb, now;
+		uint64_t hb, now;
 
 		nanosleep(&tick, NULL);
 		if (getppid() != mt)
 			_exit(0);	/* memtrace is gone: nothing to watch */
 		now = now_ns();
-		hb = *shm_hb;
-		if (now <= hb || now - hb < stale_ns)
+		hb = shm->hb;
+		if (now <= hb || now - hb < stale_ns || now < shm->busy_until)
 			continue;
 		dprintf(STDERR_FILENO, "\nmemtrace: watchdog: pid %d has not "
 			"checked in for %.0f s (hung, blocked or stopped): "
@@ -78,11 +99,11 @@ int watchdog__start(double secs)
 
 	if (secs <= 0)
 		return 0;
-	p = mmap(NULL, sizeof(*shm_hb), PROT_READ | PROT_WRITE,
+	p = mmap(NULL, sizeof(*shm), PROT_READ | PROT_WRITE,
 		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;
-	shm_hb = p;
+	shm = p;
 	watchdog__beat();
 	fflush(NULL);
 	pid = fork();
