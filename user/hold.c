@@ -158,6 +158,17 @@ static void detach_all(struct hold *h)
 	h->traced = false;
 }
 
+/* sigs[] as long as tids[] */
+static int grow_sigs(struct hold *h)
+{
+	int *n = realloc(h->sigs, h->captids * sizeof(int));
+
+	if (!n)
+		return -ENOMEM;
+	h->sigs = n;
+	return 0;
+}
+
 /* Seize threads until a pass over /proc/PID/task finds no new one: a
  * thread not yet interrupted may have cloned meanwhile. */
 static int seize_all(struct hold *h)
@@ -180,8 +191,7 @@ static int seize_all(struct hold *h)
 				continue;
 			if (array_grow(&h->tids, &h->captids, h->ntids,
 				       sizeof(int)) ||
-			    !(h->sigs = realloc(h->sigs, h->captids *
-						sizeof(int)))) {
+			    grow_sigs(h)) {
 				err = -ENOMEM;
 				break;
 			}
