@@ -626,6 +626,31 @@ def test_hostile_dump_dir():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_already_traced():
+    """Another tracer (strace) holds the target: memtrace names it, stops
+    nothing, writes nothing, exits 1; strace keeps tracing."""
+    if not shutil.which("strace"):
+        raise Skip("no strace")
+    d = dump_dir()
+    try:
+        w, pid = start_target(8)
+        st = spawn(["strace", "-qq", "-o", "/dev/null", "-p", str(pid)])
+        deadline = time.time() + 10
+        while status_field(pid, "TracerPid") != st.pid:
+            assert time.time() < deadline, "strace did not attach"
+            time.sleep(0.02)
+        rc, err = Dump(pid, d).finish(30)
+        assert rc == 1, err
+        assert re.search(r"pid %d \(grow\): cannot hold it still for a "
+                         r"capture: pid %d already traces it" % (pid, st.pid),
+                         err), err
+        assert not os.listdir(d), os.listdir(d)
+        assert status_field(pid, "TracerPid") == st.pid
+        assert_resumed(pid)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_already_stopped():
     """A process stopped by someone else (^Z, a debugger) is captured as
     it is and left stopped: memtrace owes it no SIGCONT."""
@@ -713,7 +738,7 @@ SCENARIOS = [(n, f"memtrace {' '.join(a)}: refused, clear message",
         test_not_itself, test_kernel_thread, test_full_tmpfs,
         test_nearly_full_tmpfs, test_already_stopped,
         test_slots_full_said_once, test_gcore_timeout_mid_core,
-        test_hostile_dump_dir)
+        test_hostile_dump_dir, test_already_traced)
 ]
 
 TESTS = [(name, fn) for name, _, fn in SCENARIOS]
