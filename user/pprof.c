@@ -786,50 +786,6 @@ void pprof__set_period(struct pprof *p, int64_t period)
 		p->period = period;
 }
 
-/*
- * A Go stack as runtime/pprof writes it.  Leading runtime.* frames are
- * hidden (unless nothing else is left).  The Go runtime records one
- * extra return PC per inlined call (the call's mark + 1, see
- * gobin_frame.pc); the location of the real PC already lists those
- * calls as its inlined lines, so the extra PCs are dropped, the same
- * merge pprof's pcDeck does.  A physical stack (a frame-pointer walk)
- * has none of them and keeps every PC.  runtime.goexit, the bottom of
- * every goroutine, is left out as pprof does.  Stacks without Go frames come
- * back unchanged.  Writes to out (room for n), returns the new count.
- */
-static int go_stack(struct syms *syms, int pid, const uint64_t *in, int n,
-		    uint64_t *out)
-{
-	struct syms_frame fr[MAX_INLINE], nx[1];
-	int i, first, m = 0, nf, pos;
-
-	for (first = 0; first < n; first++) {
-		if (syms__resolve_ret(syms, pid, in[first], nx, 1) < 1 ||
-		    !nx[0].go || strncmp(nx[0].func, "runtime.", 8))
-			break;
-	}
-	if (first == n)
-		first = 0;
-	for (i = first; i < n; i++) {
-		nf = syms__resolve_ret(syms, pid, in[i], fr, MAX_INLINE);
-		/* pprof leaves out the goroutine's bottom frame */
-		if (nf == 1 && fr[0].go && !strcmp(fr[0].func, "runtime.goexit"))
-			continue;
-		out[m++] = in[i];
-		if (nf < 2 || !fr[0].go)
-			continue;
-		/* callers' marks in order; wrappers may have none */
-		for (pos = 1; pos < nf && i + 1 < n; pos++) {
-			if (syms__resolve_ret(syms, pid, in[i + 1], nx, 1) < 1 ||
-			    !nx[0].go)
-				break;
-			if (nx[0].module_offset == fr[pos].go_pc + 1)
-				i++;
-		}
-	}
-	return m;
-}
-
 int pprof__add(struct pprof *p, int pid, const uint64_t *stack, int nframes,
 	       int64_t alloc_objects, int64_t alloc_bytes,
 	       int64_t inuse_objects, int64_t inuse_bytes)
@@ -854,7 +810,7 @@ int pprof__add(struct pprof *p, int pid, const uint64_t *stack, int nframes,
 	if (!locs)
 		return -ENOMEM;
 	/* Go's shape of the stack, written in place over locs */
-	nframes = go_stack(p->syms, pid, stack, nframes, locs);
+	nframes = syms__go_stack(p->syms, pid, stack, nframes, locs);
 	for (i = 0; i < nframes; i++) {
 		id = loc_get(p, pr, locs[i]);
 		if (id < 0) {
@@ -1097,7 +1053,7 @@ int folded__write(struct syms *syms, FILE *out, int pid, const char *comm,
 	go = malloc((nframes ? nframes : 1) * sizeof(*go));
 	if (!go)
 		return -ENOMEM;
-	nframes = go_stack(syms, pid, stack, nframes, go);
+	nframes = syms__go_stack(syms, pid, stack, nframes, go);
 	stack = go;
 	if (comm && comm[0]) {
 		put_sanitized(&line, comm);

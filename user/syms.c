@@ -989,6 +989,40 @@ int syms__resolve_ret(struct syms *s, int pid, uint64_t addr,
 	return resolve(s, pid, addr, true, out, max);
 }
 
+/* runtime/pprof's pcDeck and hideRuntime, in one pass (see syms.h). */
+int syms__go_stack(struct syms *syms, int pid, const uint64_t *in, int n,
+		   uint64_t *out)
+{
+	struct syms_frame fr[MAX_INLINE], nx[1];
+	int i, first, m = 0, nf, pos;
+
+	for (first = 0; first < n; first++) {
+		if (syms__resolve_ret(syms, pid, in[first], nx, 1) < 1 ||
+		    !nx[0].go || strncmp(nx[0].func, "runtime.", 8))
+			break;
+	}
+	if (first == n)
+		first = 0;
+	for (i = first; i < n; i++) {
+		nf = syms__resolve_ret(syms, pid, in[i], fr, MAX_INLINE);
+		/* pprof leaves out the goroutine's bottom frame */
+		if (nf == 1 && fr[0].go && !strcmp(fr[0].func, "runtime.goexit"))
+			continue;
+		out[m++] = in[i];
+		if (nf < 2 || !fr[0].go)
+			continue;
+		/* callers' marks in order; wrappers may have none */
+		for (pos = 1; pos < nf && i + 1 < n; pos++) {
+			if (syms__resolve_ret(syms, pid, in[i + 1], nx, 1) < 1 ||
+			    !nx[0].go)
+				break;
+			if (nx[0].module_offset == fr[pos].go_pc + 1)
+				i++;
+		}
+	}
+	return m;
+}
+
 int syms__load_pid(struct syms *s, int pid)
 {
 	struct syms_proc *p;

@@ -88,6 +88,22 @@ int syms__resolve_ret(struct syms *s, int pid, uint64_t addr,
 		      struct syms_frame *out, int max);
 
 /*
+ * A stack of return addresses (leaf first) in the shape runtime/pprof
+ * gives Go stacks, for every view that lists a stack's frames (pprof,
+ * folded, JSON, drill-down).  Leading runtime.* frames are hidden (all
+ * kept when nothing else is left) and runtime.goexit dropped.  The Go
+ * runtime records one extra return PC per inlined call (the call's
+ * mark + 1, see syms_frame.go_pc); the real PC before them already
+ * resolves to the whole inline chain, so they are dropped, as pprof's
+ * pcDeck merges them.  A physical stack (a frame-pointer walk) has no
+ * such PCs and keeps them all; stacks with no Go frame come back
+ * unchanged.  Writes the kept PCs to out (room for n; may not alias
+ * in) and returns their number.
+ */
+int syms__go_stack(struct syms *s, int pid, const uint64_t *in, int n,
+		   uint64_t *out);
+
+/*
  * (Re)read /proc/PID/maps now, e.g. right after exec or dlopen, or to
  * capture a short-lived process before it exits.  Resolving an address
  * outside the known mappings rereads them too (rate-limited).

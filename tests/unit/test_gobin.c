@@ -369,6 +369,65 @@ out:
 	waitpid(pid, &st, 0);
 }
 
+/* A copy of path with its section headers zeroed from the ELF header. */
+static bool copy_without_shdrs(const char *path, const char *to)
+{
+	static const uint8_t zero[8];
+	char *out;
+	int fd;
+	bool ok;
+
+	out = run("cp %s %s && echo ok", path, to);
+	if (!out)
+		return false;
+	free(out);
+	fd = open(to, O_WRONLY);
+	/* e_shoff at 0x28, e_shnum and e_shstrndx at 0x3c */
+	ok = fd >= 0 && pwrite(fd, zero, 8, 0x28) == 8 &&
+	     pwrite(fd, zero, 4, 0x3c) == 4;
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/*
+ * Without section headers (sstrip, some packers) buildinfo and pclntab
+ * are found by their magic in the loaded segments; the answers must not
+ * change.
+ */
+static void check_no_shdrs(struct gobin *orig, const struct build *b)
+{
+	struct gobin_frame x[8], y[8];
+	struct gobin_runtime r1, r2;
+	char path[1100];
+	struct gobin *g;
+	int i, n;
+
+	snprintf(path, sizeof(path), "%s-noshdr", b->path);
+	if (!ASSERT_TRUE(copy_without_shdrs(b->path, path)) ||
+	    !ASSERT_EQ(gobin__open(path, &g), 0))
+		return;
+	ASSERT_STREQ(gobin__version(g), gobin__version(orig));
+	ASSERT_EQ(gobin__nr_funcs(g), gobin__nr_funcs(orig));
+	for (i = 0; i < b->nfr; i++) {
+		uint64_t pc = b->fr[i].pc - (b->leaf -
+				gobin__func(orig, "main.leaf", NULL));
+
+		n = gobin__frames(g, pc, true, x, 8);
+		ASSERT_EQ(n, gobin__frames(orig, pc, true, y, 8));
+		if (n > 0) {
+			ASSERT_STREQ(x[0].func, y[0].func);
+			ASSERT_EQ(x[n - 1].line, y[n - 1].line);
+		}
+	}
+	ASSERT_EQ(gobin__runtime_code(g, &r1), 0);
+	ASSERT_EQ(gobin__runtime_code(orig, &r2), 0);
+	ASSERT_EQ(r1.mbuckets, r2.mbuckets);
+	ASSERT_EQ(r1.gc_controller, r2.gc_controller);
+	gobin__free(g);
+	unlink(path);
+}
+
 /*
  * Truncated and bit-flipped copies must open or fail cleanly and answer
  * lookups without crashing (a crash fails the whole binary).
@@ -470,6 +529,7 @@ static void test_toolchain(const char *go, const char *name)
 		ASSERT_EQ(gobin__pie(g), m == 2);
 		check_frames(g, &b[m]);
 		check_live(&b[m], go);
+		check_no_shdrs(g, &b[m]);
 		if (m == 0) {
 			struct gobin_runtime rt;
 
