@@ -10,6 +10,7 @@
 
 #include "app.h"
 #include "collect.h"
+#include "budget.h"
 #include "dump.h"
 #include "follow.h"
 #include "gorow.h"
@@ -94,6 +95,7 @@ void app__refresh_model(struct app *app)
 	follow__cgroup_poll(app);	/* --cgroup: members that joined */
 	app__pending_run(app);
 	collect__procs(app->collect, app->table, now);
+	budget__refresh(app);	/* probes' cost per row, --max-overhead */
 	gorow__refresh(app, now);
 	collect__sites(app->collect, app->table);
 	collect__counters(app->collect, app->counters);

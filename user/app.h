@@ -51,6 +51,7 @@ struct env {
 	bool exact;		/* --exact: node-wide allocator probes */
 	double watchdog;	/* --watchdog SECS without a heartbeat; 0 = off */
 	const char *cgroup_path;	/* --cgroup DIR: its members, now and later */
+	double max_overhead;	/* --max-overhead PCT of a process's CPU; 0 = none */
 	uint64_t fault_sample;	/* node view: bytes faulted per stack */
 
 	/* pre-OOM capture (dump.c) */
@@ -91,6 +92,7 @@ struct app {
 	double events_ps;
 	uint64_t prev_refresh_ns;
 	bool session;		/* allocator probes are session uprobes */
+	double floor_s;		/* one uprobe hit here, measured at start */
 	pid_t child;		/* MODE_CMD: the command */
 	char cmd_log[64];	/* its output, while the live view has the tty */
 	bool child_done;

@@ -31,6 +31,7 @@
 #include "collect.h"
 #include "dump.h"
 #include "memtrace.skel.h"
+#include "budget.h"
 #include "follow.h"
 #include "outq.h"
 #include "watchdog.h"
@@ -93,6 +94,9 @@ static const char usage[] =
 "                           first allocation; print what it still holds when\n"
 "                           it exits and exit with its status\n"
 "\n"
+"      --max-overhead PCT   stop exact tracing of a process whose probes cost\n"
+"                           more than PCT% of its CPU time (estimated: probe\n"
+"                           hits x the uprobe cost measured at start)\n"
 "      --watchdog SECS      if memtrace stops checking in for SECS (hung,\n"
 "                           stopped), a watchdog kills it and its probes go\n"
 "                           (default 5, 0 = off)\n"
@@ -156,7 +160,7 @@ enum {
 	OPT_NO_CORE, OPT_DUMP_MAX, OPT_DUMP_COOLDOWN, OPT_GCORE_TIMEOUT,
 	OPT_SLOW_DOWN, OPT_FLOOR, OPT_ENTRY_PROBES, OPT_NO_SESSION,
 	OPT_HOT_BLOCKS, OPT_GO_ENABLE,
-	OPT_EXACT, OPT_WATCHDOG, OPT_CGROUP,
+	OPT_EXACT, OPT_WATCHDOG, OPT_CGROUP, OPT_MAX_OVERHEAD,
 };
 
 static const struct option long_opts[] = {
@@ -188,6 +192,7 @@ static const struct option long_opts[] = {
 	{ "exact", no_argument, NULL, OPT_EXACT },
 	{ "watchdog", required_argument, NULL, OPT_WATCHDOG },
 	{ "cgroup", required_argument, NULL, OPT_CGROUP },
+	{ "max-overhead", required_argument, NULL, OPT_MAX_OVERHEAD },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -440,6 +445,14 @@ static int parse_args(int argc, char **argv, struct env *env)
 			env->cgroup_path = optarg;
 			if (env->mode != MODE_DUMP)
 				env->mode = MODE_PIDS;
+			break;
+		case OPT_MAX_OVERHEAD:
+			if (parse_real(optarg, 0.1, 100, &env->max_overhead)) {
+				fprintf(stderr, "memtrace: --max-overhead: want a "
+					"percentage from 0.1 to 100, got '%s'\n",
+					optarg);
+				return -EINVAL;
+			}
 			break;
 		case OPT_WATCHDOG:
 			if (opt_secs("--watchdog", optarg, 0, 3600,
@@ -1091,6 +1104,12 @@ int main(int argc, char **argv)
 	err = open_and_load(&app);
 	if (err)
 		goto cleanup;
+	/* what one probe hit costs here: each row's cost is counted in it */
+	if (app.env.mode != MODE_DUMP)
+		app.floor_s = budget__calibrate(app.skel);
+	if (app.env.verbose)
+		fprintf(stderr, "memtrace: a uprobe hit costs %.2f us here\n",
+			app.floor_s * 1e6);
 	if (collect__new(app.skel, &app.collect) ||
 	    attach__new(app.skel, (app.env.verbose ? ATTACH_VERBOSE : 0) |
 			(app.env.floor ? ATTACH_FLOOR : 0) |

@@ -25,7 +25,7 @@ uint64_t output__lost(const struct app *app)
 
 /* The text columns every batch row has, escaped for a terminal. */
 struct row_texts {
-	char comm[80], site[160], cg[160], lim[16], eta[16];
+	char comm[80], site[160], cg[160], lim[16], eta[16], cost[48];
 };
 
 static void row_texts(const struct mt_row *r, struct row_texts *t)
@@ -39,6 +39,14 @@ static void row_texts(const struct mt_row *r, struct row_texts *t)
 	else
 		t->lim[0] = '\0';
 	human_secs(t->eta, sizeof(t->eta), r->cg_limit ? r->cg_eta_s : -1);
+	/* what exact tracing costs it, or why it stopped */
+	t->cost[0] = '\0';
+	if (r->budget_stopped)
+		snprintf(t->cost, sizeof(t->cost), " <over --max-overhead: "
+			 "stopped>");
+	else if (r->probed && r->cost_pct >= 0)
+		snprintf(t->cost, sizeof(t->cost), " <probes %.0f%% cpu>",
+			 r->cost_pct);
 }
 
 /*
@@ -77,11 +85,10 @@ static void batch_growth(struct app *app, FILE *f)
 			human_bytes(b[7], sizeof(b[7]), r->live_bytes);
 		else
 			snprintf(b[7], sizeof(b[7]), "-");
-		fprintf(f, "%7d %-16s %8s %8s %8s %8s %8s %8s %7.0f %8s %8s %5s %6s %-16s %s%s%s\n",
+		fprintf(f, "%7d %-16s %8s %8s %8s %8s %8s %8s %7.0f %8s %8s %5s %6s %-16s %s%s%s%s\n",
 			r->pid, t.comm, b[0], b[1], b[2], b[3], b[4], b[5],
 			r->pf_ps, b[6], b[7], t.lim, t.eta, t.cg[0] ? t.cg : "-",
-			t.site,
-			r->probed ? " <exact>" : "",
+			t.site, r->probed ? " <exact>" : "", t.cost,
 			r->exited ? " <exited>" : "");
 	}
 	fputc('\n', f);
@@ -121,12 +128,12 @@ void output__batch(struct app *app, bool final)
 		human_bytes(b[4], sizeof(b[4]), r->mmap_bytes);
 		human_bytes(b[5], sizeof(b[5]), r->rss_bytes);
 		/* not cut to width: a cut could split an escape sequence */
-		fprintf(f, "%7d %-16s %8s %8s %8lld %8s %8s %8s %8s %8s %7.0f %5llu%s%5s %6s %-16s %s%s\n",
+		fprintf(f, "%7d %-16s %8s %8s %8lld %8s %8s %8s %8s %8s %7.0f %5llu%s%5s %6s %-16s %s%s%s\n",
 			r->pid, t.comm, b[0], peak, (long long)r->live_allocs, b[1],
 			b[2], b[3], b[4], b[5], r->pf_ps,
 			(unsigned long long)r->lost_events,
 			r->loss ? "!" : " ", t.lim, t.eta,
-			t.cg[0] ? t.cg : "-", t.site,
+			t.cg[0] ? t.cg : "-", t.site, t.cost,
 			r->exited ? " <exited>" : "");
 		if (gorow__line(r, gline, sizeof(gline)))
 			fprintf(f, "%7s %s\n", "", gline);
@@ -192,6 +199,10 @@ static void json_row(struct app *app, struct mt_row *r)
 	fprintf(f, ",\"sampled\":%s", r->cur.sampled ? "true" : "false");
 	fprintf(f, ",\"probed\":%s", r->probed ? "true" : "false");
 	fprintf(f, ",\"exact\":%s", r->probed ? "true" : "false");
+	/* estimated share of its CPU time its probes cost; -1: n/a */
+	json_dbl(f, "probe_cost_pct", r->cost_pct);
+	fprintf(f, ",\"budget_stopped\":%s", r->budget_stopped ? "true" :
+		"false");
 	fprintf(f, ",\"exited\":%s", r->exited ? "true" : "false");
 	if (r->exited)
 		fprintf(f, ",\"exit_code\":%d", r->exit_code);
@@ -238,6 +249,8 @@ void output__json(struct app *app, bool final)
 	/* allocator files probed (per process or node-wide): 0 in the node
 	 * view until a row is traced exactly */
 	json_u64(f, "allocator_probes", attach__nr_libs(app->attach));
+	/* one uprobe hit, measured at start: the unit of probe_cost_pct */
+	json_dbl(f, "probe_floor_ns", app->floor_s * 1e9);
 	fputs(",\"processes\":[", f);
 	for (i = 0; i < n; i++) {
 		if (i)

@@ -72,6 +72,7 @@ struct mt_row *table__add(struct table *t, int pid)
 		return NULL;
 	r->pid = pid;
 	r->cg_eta_s = -1;
+	r->cost_pct = -1;
 	t->rows[t->nr++] = r;
 	return r;
 }

@@ -74,6 +74,10 @@ struct mt_row {
 	int gone_refreshes;		/* refreshes shown since exit */
 	bool probed;			/* allocator probes on its libc */
 	bool exact;			/* node view: exact tracing asked for */
+	bool budget_stopped;		/* --max-overhead ended its tracing */
+	double cost_pct;		/* probes' share of its CPU, <0 = n/a */
+	double cpu_prev;		/* its CPU seconds at the last refresh */
+	uint64_t hits_prev;		/* probe hits then */
 	bool warned;
 	int attach_tries;
 	bool reused;			/* exited, and its pid is another's now */

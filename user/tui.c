@@ -60,7 +60,8 @@ enum tui_screen {
 
 enum col_id {
 	C_PID, C_COMM, C_CGROUP, C_TRACE, C_LIVE, C_GROW, C_ALLOC, C_FREE,
-	C_MMAP, C_RSS, C_ANON, C_FLT, C_PF, C_LIM, C_ETA, C_SITE, C_MAX,
+	C_MMAP, C_RSS, C_ANON, C_FLT, C_PF, C_COST, C_LIM, C_ETA, C_SITE,
+	C_MAX,
 };
 
 struct col {
@@ -93,6 +94,8 @@ static const struct col cols[C_MAX] = {
 	[C_ANON]   = { "ANON",      7,  7,  75, true,  SORT_MAX },
 	[C_FLT]    = { "FLT/s",     7,  7,  65, true,  SORT_MAX },
 	[C_PF]     = { "PF/s",      6,  6,  20, true,  SORT_MAX },
+	/* exact rows: the probes' estimated share of the process's CPU */
+	[C_COST]   = { "PROBE%",    6,  6,  25, true,  SORT_MAX },
 	[C_LIM]    = { "LIM%",      5,  5,  60, true,  SORT_LIMIT },
 	[C_ETA]    = { "TO-LIM",    6,  6,  35, true,  SORT_MAX },
 	[C_SITE]   = { "TOP SITE", 10, 10,  50, false, SORT_MAX },
@@ -639,6 +642,14 @@ static void row_text(const struct tui *t, const struct mt_row *r, int c,
 	case C_ANON:
 		human_bytes(buf, len, r->rss_anon);
 		break;
+	case C_COST:
+		if (r->budget_stopped)
+			snprintf(buf, len, "stop");
+		else if (r->probed && r->cost_pct >= 0)
+			snprintf(buf, len, "%.0f%%", r->cost_pct);
+		else
+			buf[0] = '\0';
+		break;
 	case C_FLT:
 		human_bytes(buf, len, r->fault_bps);
 		break;
@@ -867,6 +878,9 @@ static const char *const help_text[] = {
 	"",
 	"PID!  events were lost for it: its numbers may be low",
 	"dim   the process has exited (shown 3 more refreshes)",
+	"PROBE% what exact tracing costs it: probe hits x the uprobe cost",
+	"      measured at start, as a share of its CPU time (stop: over",
+	"      --max-overhead, no longer traced)",
 	"node view: RSS ANON MMAP PF/s exact; GROW/s FLT/s TOP SITE of",
 	"      rows not traced exactly: estimates from sampled page faults",
 	"",

@@ -99,7 +99,45 @@ def test_stalled_stdout_never_blocks():
         f"{r3:.0f}/s after exit, untraced {r0:.0f}/s"
 
 
+def test_max_overhead_stops_exact_tracing():
+    """--max-overhead: a process whose probes cost more than that share
+    of its CPU time is no longer traced, and memtrace says so; the row
+    showed the estimated cost first."""
+    from common import memtrace_json, wait_row
+    t = Touch()
+    r0 = t.rate()
+    mt = memtrace_json(["-d", "0.3", "--max-overhead", "10", "-p", str(t.pid)])
+    wait_row(mt, t.pid, lambda r: r["probed"])
+    t.p.stdin.write(b"rate 4000\n")      # allocation-bound for 4 s
+    t.p.stdin.flush()
+    r, doc = wait_row(mt, t.pid, lambda r: r["budget_stopped"])
+    assert not r["probed"], r
+    assert doc["probe_floor_ns"] > 0, doc["probe_floor_ns"]
+    assert readline(t.p.stdout, 10).startswith("rate")
+    r4 = max(t.rate() for _ in range(3))
+    assert r4 >= 0.6 * r0 or other_tracers(mt.pid), f"{r4:.0f}/s, untraced {r0:.0f}/s"
+    mt.send_signal(signal.SIGINT)
+    mt.wait(timeout=10)
+    err = mt.stderr.read().decode()
+    assert "over --max-overhead 10%: stopped" in err, err
+
+
+def test_probe_cost_in_the_row():
+    """The estimated cost: high for an allocation-bound process."""
+    from common import memtrace_json, wait_row
+    t = Touch()
+    mt = memtrace_json(["-d", "0.5", "-p", str(t.pid)])
+    wait_row(mt, t.pid, lambda r: r["probed"])
+    t.p.stdin.write(b"rate 3000\n")
+    t.p.stdin.flush()
+    r, _ = wait_row(mt, t.pid, lambda r: r["probe_cost_pct"] >= 30)
+    assert r["probe_cost_pct"] <= 100, r
+    assert readline(t.p.stdout, 10).startswith("rate")
+
+
 TESTS = [
     ("sigstopped_memtrace_lets_go", test_sigstopped_memtrace_lets_go),
     ("stalled_stdout_never_blocks", test_stalled_stdout_never_blocks),
+    ("max_overhead_stops_exact_tracing", test_max_overhead_stops_exact_tracing),
+    ("probe_cost_in_the_row", test_probe_cost_in_the_row),
 ]
