@@ -182,6 +182,12 @@ $(GODIR)/noprof-%: tests/workloads/go/noprof/noprof.go | $(GODIR)
 	$(call msg,GO$*,$@)
 	$(Q)$(GOENV) $(GO_$*) build -o $@ $<
 
+# Go symbolization bench (tools/bench/gosym_bench.py builds it on demand)
+$(OUTPUT)/bench/gosym_bench: tools/bench/gosym_bench.c $(USER_OBJS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(INCLUDES) $< $(USER_OBJS) $(LIBS) -o $@
+
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h
 

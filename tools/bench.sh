@@ -33,6 +33,8 @@ ulimit -l unlimited 2>/dev/null || true
 python3 tools/bench/bench.py "$@"
 # ring-buffer consumer capacity (mmap+munmap records, flat out)
 python3 tools/bench/consumer_bench.py
+# Go symbolization: pclntab open and 10,000 PCs of a large Go program
+python3 tools/bench/gosym_bench.py
 # pre-OOM capture timing (real cgroup v1; skipped where none is writable)
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	python3 tools/bench/dump_bench.py 256

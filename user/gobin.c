@@ -816,6 +816,24 @@ uint64_t gobin__func(const struct gobin *g, const char *name, uint64_t *size)
 	return 0;
 }
 
+int gobin__func_at(const struct gobin *g, int i, const char **name,
+		   uint64_t *entry, uint64_t *end)
+{
+	struct funcfmt ff = func_fmt(g);
+	const uint8_t *f;
+	size_t flen;
+
+	if (!g->layout || i < 0 || (uint64_t)i >= g->nfunc)
+		return -ERANGE;
+	f = ft_func(g, i, &flen);
+	if (!f)
+		return -ENOENT;
+	*name = func_name(g, (int32_t)rd32(f + ff.nameoff));
+	*entry = ft_entry(g, i);
+	*end = ft_entry(g, i + 1);
+	return 0;
+}
+
 /* ---- moduledata: where 1.18+ funcdata offsets start ------------------------- */
 
 /*

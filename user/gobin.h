@@ -83,5 +83,11 @@ int gobin__runtime_code(const struct gobin *g, struct gobin_runtime *out);
 
 /* Number of functions in the table (tests, stats). */
 int gobin__nr_funcs(const struct gobin *g);
+/*
+ * Function i of the table (0 <= i < gobin__nr_funcs, by address): its
+ * name, entry and end.  -ERANGE for a bad i, -ENOENT for a broken entry.
+ */
+int gobin__func_at(const struct gobin *g, int i, const char **name,
+		   uint64_t *entry, uint64_t *end);
 
 #endif /* MT_GOBIN_H */
