@@ -28,7 +28,9 @@ WORKLOADS := $(patsubst tests/workloads/%.c,$(OUTPUT)/workloads/%,$(WORKLOAD_SRC
 	     $(OUTPUT)/workloads/allocs_mtalloc $(OUTPUT)/workloads/libmtalloc.so \
 	     $(OUTPUT)/workloads/libmtfwd.so $(OUTPUT)/workloads/cxx_mtalloc \
 	     $(OUTPUT)/workloads/realloc_race \
-	     $(patsubst tests/workloads/%.cpp,$(OUTPUT)/workloads/%,$(wildcard tests/workloads/*.cpp))
+	     $(patsubst tests/workloads/%.cpp,$(OUTPUT)/workloads/%,$(wildcard tests/workloads/*.cpp)) \
+	     $(OUTPUT)/workloads/chain $(OUTPUT)/workloads/chain_mixed \
+	     $(OUTPUT)/workloads/chain_plt $(OUTPUT)/workloads/libmtchain.so
 
 # jemalloc's own API, where Debian's libjemalloc2 is installed (make test
 # installs it first, then builds in a sub-make that sees it)
@@ -187,6 +189,25 @@ $(OUTPUT)/bench/gosym_bench: tools/bench/gosym_bench.c $(USER_OBJS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CFLAGS) $(INCLUDES) $< $(USER_OBJS) $(LIBS) -o $@
+
+# Built as distributions build: -O2 without frame pointers (CFI unwinding).
+NOFP_CFLAGS := -O2 -g -fomit-frame-pointer -Wall -Wno-unused-result
+$(OUTPUT)/workloads/chain: tests/workloads/cfi/chain.c tests/workloads/truth.h | $(OUTPUT)/workloads
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(NOFP_CFLAGS) -o $@ $<
+
+$(OUTPUT)/workloads/chain_mixed: tests/workloads/cfi/chain.c tests/workloads/truth.h | $(OUTPUT)/workloads
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(NOFP_CFLAGS) -DCHAIN_MIXED -o $@ $<
+
+$(OUTPUT)/workloads/libmtchain.so: tests/workloads/cfi/xmalloc.c | $(OUTPUT)/workloads
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(NOFP_CFLAGS) -fPIC -shared -o $@ $<
+
+$(OUTPUT)/workloads/chain_plt: tests/workloads/cfi/chain.c tests/workloads/truth.h $(OUTPUT)/workloads/libmtchain.so
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(NOFP_CFLAGS) -DCHAIN_LIB -o $@ $< \
+		-L$(OUTPUT)/workloads -lmtchain -Wl,-rpath,'$$ORIGIN'
 
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h

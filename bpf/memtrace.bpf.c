@@ -772,6 +772,386 @@ static __always_inline void fix_frame0(struct walk_ctx *c,
 	c->fp = fp;
 }
 
+/* ---- unwinding by CFI ------------------------------------------------- */
+
+/*
+ * For code without frame pointers (most of a distribution's binaries)
+ * the walk follows the rules user space compiled from each file's
+ * .eh_frame (see struct mt_cfi_row); code that keeps frame pointers, and
+ * code whose CFI is not known, is walked by frame pointer as before.
+ */
+const volatile bool cfi_on = false;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1 << 21);	/* resized by the loader */
+	__type(key, u32);
+	__type(value, struct mt_cfi_row);
+} cfi_rows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct mt_cfi_key);
+	__type(value, struct mt_cfi_file);
+} cfi_files SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 16384);
+	__type(key, u32);
+	__type(value, struct mt_cfi_proc);
+} cfi_procs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, MT_UW_MAX);
+	__type(key, u32);
+	__type(value, u64);
+} uw_stats SEC(".maps");
+
+const struct mt_cfi_proc zero_cfi_proc = {};
+
+static __always_inline void uw_add(u32 idx, u64 v)
+{
+	u64 *p = bpf_map_lookup_elem(&uw_stats, &idx);
+
+	if (p && v)
+		*p += v;	/* this CPU's own slot: no atomics */
+}
+
+/* The kernel's device number of the file, as user space encodes it too. */
+static __always_inline void cfi_key_of(struct file *f, struct mt_cfi_key *k)
+{
+	k->ino = BPF_CORE_READ(f, f_inode, i_ino);
+	k->dev = BPF_CORE_READ(f, f_inode, i_sb, s_dev);
+	k->pad = 0;
+}
+
+/*
+ * tgid mapped code from file f at [start, end): enter it in the
+ * process's table, replacing what was mapped there before.
+ */
+static __always_inline void cfi_map_add(u32 tgid, u64 start, u64 end,
+					u64 pgoff, struct file *f)
+{
+	struct mt_cfi_proc *cp;
+	struct mt_cfi_map *m;
+	u32 i, n;
+
+	if (!cfi_on || !f)
+		return;
+	cp = bpf_map_lookup_elem(&cfi_procs, &tgid);
+	if (!cp) {
+		bpf_map_update_elem(&cfi_procs, &tgid, &zero_cfi_proc,
+				    BPF_NOEXIST);
+		cp = bpf_map_lookup_elem(&cfi_procs, &tgid);
+		if (!cp) {
+			uw_add(MT_UW_MAPS_FULL, 1);
+			return;
+		}
+	}
+	n = cp->n;
+	for (i = 0; i < MT_CFI_MAPS; i++) {
+		if (i >= n)
+			break;
+		m = &cp->m[i];
+		if (m->start < end && start < m->end)
+			break;
+	}
+	if (i >= MT_CFI_MAPS) {
+		uw_add(MT_UW_MAPS_FULL, 1);
+		return;
+	}
+	m = &cp->m[i];
+	m->start = start;
+	m->end = end;
+	m->pgoff = pgoff;
+	cfi_key_of(f, &m->key);
+	if (i >= n)
+		cp->n = i + 1;
+}
+
+/*
+ * The walk's state lives in a per-CPU map value, not on the BPF stack:
+ * the verifier then knows nothing of its values from one bpf_loop()
+ * step to the next and checks a step once, instead of following every
+ * window offset and table index it could take through 32 frames.
+ */
+struct cfi_state {
+	u64 ip, sp, bp;
+	u64 base, valid;	/* the window of stack memory in w->win */
+	u64 h;
+	u32 n;
+	u32 exact;		/* ip is an exact pc (frame 0, after a signal) */
+	u32 map;		/* the mapping looked up last, + 1 */
+	u32 first, nrows, flags;	/* its file */
+	s64 delta;
+	u64 cfi, fp, unknown, pending, signal;
+	u64 pc;			/* lookups: the pc, and what they found */
+	u32 mn, mfound;
+	u32 lo, hi, va;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct cfi_state);
+} cfi_scratch SEC(".maps");
+
+struct cfi_ctx {
+	struct mt_walk *w;
+	struct cfi_state *s;
+	struct mt_cfi_proc *cp;
+};
+
+/* 8 bytes of user stack at addr, through the window. */
+static __always_inline int cfi_read(struct cfi_ctx *c, u64 addr, u64 *out)
+{
+	struct cfi_state *s = c->s;
+	u64 off = addr - s->base;
+
+	if (addr < s->base || off + 8 > s->valid) {
+		s->base = addr;
+		off = 0;
+		s->valid = MT_WINDOW;
+		if (bpf_probe_read_user(c->w->win, MT_WINDOW, (void *)addr)) {
+			s->valid = 8;
+			if (bpf_probe_read_user(c->w->win, 8, (void *)addr)) {
+				s->valid = 0;
+				return -1;
+			}
+		}
+	}
+	off &= MT_WINDOW - 1;
+	*out = *(u64 *)(c->w->win + off);
+	return 0;
+}
+
+/* bpf_loop() steps of the lookups below: checked once, not unrolled. */
+static long map_step(u32 i, void *vctx)
+{
+	struct cfi_ctx *c = vctx;
+	struct cfi_state *s = c->s;
+	struct mt_cfi_map *m;
+
+	if (i >= s->mn || i >= MT_CFI_MAPS || !c->cp)
+		return 1;
+	m = &c->cp->m[i];
+	if (s->pc >= m->start && s->pc < m->end) {
+		s->mfound = i + 1;
+		return 1;
+	}
+	return 0;
+}
+
+/* the last row at or below va: rows are sorted by pc */
+static long row_step(u32 i, void *vctx)
+{
+	struct cfi_ctx *c = vctx;
+	struct cfi_state *s = c->s;
+	struct mt_cfi_row *r;
+	u32 mid;
+
+	if (s->lo + 1 >= s->hi)
+		return 1;
+	mid = s->lo + (s->hi - s->lo) / 2;
+	r = bpf_map_lookup_elem(&cfi_rows, &mid);
+	if (!r) {
+		s->hi = s->lo;	/* not found */
+		return 1;
+	}
+	if (r->pc <= s->va)
+		s->lo = mid;
+	else
+		s->hi = mid;
+	return 0;
+}
+
+/* The rule for pc: NULL when none (no mapping, no file, a gap). */
+static __always_inline struct mt_cfi_row *cfi_find(struct cfi_ctx *c, u64 pc)
+{
+	struct mt_cfi_proc *cp = c->cp;
+	struct cfi_state *s = c->s;
+	struct mt_cfi_file *fi;
+	struct mt_cfi_map *m = NULL;
+	struct mt_cfi_row *r;
+	u32 i;
+	u64 va;
+
+	if (!cp)
+		return NULL;
+	i = s->map - 1;
+	if (s->map && i < MT_CFI_MAPS) {
+		m = &cp->m[i];
+		if (pc < m->start || pc >= m->end)
+			m = NULL;
+	}
+	if (!m) {
+		s->pc = pc;
+		s->mn = cp->n;
+		s->mfound = 0;
+		bpf_loop(MT_CFI_MAPS, map_step, c, 0);
+		i = s->mfound - 1;
+		if (!s->mfound || i >= MT_CFI_MAPS) {
+			s->map = 0;
+			return NULL;
+		}
+		m = &cp->m[i];
+		fi = bpf_map_lookup_elem(&cfi_files, &m->key);
+		if (!fi) {
+			s->map = 0;
+			s->pending++;
+			return NULL;
+		}
+		s->map = i + 1;
+		s->first = fi->first;
+		s->nrows = fi->nrows;
+		s->flags = fi->flags;
+		s->delta = fi->delta;
+	}
+	if (s->flags & MT_CFI_FP)
+		return NULL;
+	va = pc - m->start + m->pgoff + s->delta;
+	if (va >> 32 || !s->nrows)
+		return NULL;
+	s->lo = s->first;
+	s->hi = s->first + s->nrows;
+	s->va = va;
+	bpf_loop(32, row_step, c, 0);
+	if (s->hi <= s->lo)
+		return NULL;
+	i = s->lo;
+	r = bpf_map_lookup_elem(&cfi_rows, &i);
+	if (!r || r->pc > (u32)va)
+		return NULL;
+	return r;
+}
+
+/*
+ * One frame: store it, then find the caller's registers by the CFI rule
+ * at pc, or by frame pointer where the code keeps one or none is known.
+ * Run by bpf_loop(), so the verifier checks it once.
+ */
+static long cfi_frame(u32 i, void *vctx)
+{
+	struct cfi_ctx *c = vctx;
+	struct cfi_state *s = c->s;
+	struct mt_walk *w = c->w;
+	u64 idx = s->n, pc, cfa, ra = 0, bp, sp;
+	struct mt_cfi_row *r;
+	u8 type;
+	s8 k;
+
+	if (!w || !s || idx >= MT_MAX_STACK || !s->ip)
+		return 1;
+	barrier_var(idx);
+	w->st.ips[idx & (MT_MAX_STACK - 1)] = s->ip;
+	s->h ^= s->ip;
+	s->h *= 0x100000001b3ULL;
+	s->n = idx + 1;
+	/* a return address points after the call: look up the call itself */
+	pc = s->exact ? s->ip : s->ip - 1;
+	s->exact = 0;
+	s->ip = 0;
+	r = cfi_find(c, pc);
+	type = r ? r->type : MT_CFI_NONE;
+	if (type == MT_CFI_END)
+		return 1;
+	if (type == MT_CFI_RSP || type == MT_CFI_RBP) {
+		cfa = (type == MT_CFI_RSP ? s->sp : s->bp) +
+		      ((u64)r->cfa_off << 3);
+		k = r->rbp_off;
+		bp = s->bp;
+		if (k && cfi_read(c, cfa + (s64)k * 8, &bp))
+			return 1;
+		if (cfi_read(c, cfa - 8, &ra) || cfa <= s->sp)
+			return 1;
+		s->cfi++;
+		s->ip = ra;
+		s->sp = cfa;
+		s->bp = bp;
+		return 0;
+	}
+	if (type == MT_CFI_SIGNAL) {
+		/*
+		 * The kernel's signal frame: at the trampoline the stack
+		 * holds a ucontext, its saved registers 40 bytes in
+		 * (r8..r15, rdi, rsi, rbp, rbx, rdx, rax, rcx, rsp, rip);
+		 * the interrupted pc is exact, not a return address.
+		 */
+		sp = s->sp;
+		if (cfi_read(c, sp + 40 + 10 * 8, &bp) ||
+		    cfi_read(c, sp + 40 + 16 * 8, &ra) ||
+		    cfi_read(c, sp + 40 + 15 * 8, &cfa))
+			return 1;
+		s->signal++;
+		s->ip = ra;
+		s->sp = cfa;
+		s->bp = bp;
+		s->exact = 1;
+		return 0;
+	}
+	/* frame pointers: [bp] = caller's bp, [bp + 8] = return address */
+	if (!r && s->map && (s->flags & MT_CFI_FP))
+		s->fp++;
+	else
+		s->unknown++;
+	bp = s->bp;
+	if (!bp || (bp & 7) || bp < s->sp || cfi_read(c, bp + 8, &ra) ||
+	    cfi_read(c, bp, &s->bp))
+		return 1;
+	s->ip = ra;
+	s->sp = bp + 16;
+	/* the stack grows down: a caller's frame is always higher */
+	if (s->bp <= bp)
+		s->bp = 0;
+	return 0;
+}
+
+static __always_inline u64 cfi_capture(struct pt_regs *ctx,
+				       struct mt_inflight *in)
+{
+	u32 zero = 0, tgid = bpf_get_current_pid_tgid() >> 32;
+	struct cfi_ctx c = {};
+	struct cfi_state *s;
+	int i;
+
+	c.w = bpf_map_lookup_elem(&stack_buf, &zero);
+	s = c.s = bpf_map_lookup_elem(&cfi_scratch, &zero);
+	if (!c.w || !s)
+		return 0;
+	__builtin_memset(s, 0, sizeof(*s));
+	c.cp = bpf_map_lookup_elem(&cfi_procs, &tgid);
+	s->h = 0xcbf29ce484222325ULL;
+	/*
+	 * At the allocator's return (or a page fault): the code's own
+	 * registers, its pc exact.
+	 */
+	s->ip = PT_REGS_IP(ctx);
+	s->sp = in && in->sp ? in->sp + 8 : PT_REGS_SP(ctx);
+	s->bp = PT_REGS_FP(ctx);
+	s->exact = 1;
+	bpf_loop(MT_MAX_STACK, cfi_frame, &c, 0);
+	uw_add(MT_UW_STACKS, 1);
+	uw_add(MT_UW_FRAMES, s->n);
+	uw_add(MT_UW_CFI, s->cfi);
+	uw_add(MT_UW_FP, s->fp);
+	uw_add(MT_UW_UNKNOWN, s->unknown);
+	uw_add(MT_UW_PENDING, s->pending);
+	uw_add(MT_UW_SIGNAL, s->signal);
+	if (s->n >= MT_MAX_STACK && s->ip)
+		uw_add(MT_UW_TRUNCATED, 1);
+	if (!s->n)
+		return 0;
+	for (i = 0; i < MT_MAX_STACK; i++)
+		if (i >= s->n)
+			c.w->st.ips[i] = 0;
+	return s->h | 1;
+}
+
 static __always_inline u64 stack_capture(struct pt_regs *ctx,
 					 struct mt_inflight *in, u32 tag)
 {
@@ -779,6 +1159,8 @@ static __always_inline u64 stack_capture(struct pt_regs *ctx,
 	u32 zero = 0;
 	int i;
 
+	if (cfi_on)
+		return cfi_capture(ctx, in);
 	c.w = bpf_map_lookup_elem(&stack_buf, &zero);
 	if (!c.w)
 		return 0;
@@ -1329,6 +1711,7 @@ static __always_inline void exe_mapfile(u32 tgid, struct mt_kproc *p)
 
 	if (!code || bpf_find_vma(t, code, vma_cb, &vi, 0) || !vi.file)
 		return;
+	cfi_map_add(tgid, vi.start, vi.end, vi.pgoff, vi.file);
 	mapfile_event(tgid, p, vi.start, vi.end - vi.start, vi.pgoff, vi.file);
 }
 
@@ -1345,8 +1728,9 @@ int BPF_PROG(on_exec, struct task_struct *task, pid_t old_pid,
 	if (!p && (!trace_all || tgid == self_tgid))
 		return 0;
 	old_gen = p ? p->gen : 0;
-	/* the old image's allocators are unmapped */
+	/* the old image's allocators are unmapped, and all its code */
 	bpf_map_delete_elem(&alloc_text, &tgid);
+	bpf_map_delete_elem(&cfi_procs, &tgid);
 	/*
 	 * The old image's heap is gone: start a new generation so its
 	 * blocks and sites are recognised as stale.
@@ -1373,6 +1757,7 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	u32 ptgid = BPF_CORE_READ(parent, tgid);
 	u32 ctgid = BPF_CORE_READ(child, tgid);
 	struct mt_alloc_text *t;
+	struct mt_cfi_proc *cp;
 	struct mt_kproc *p, *c;
 	struct mt_event *e;
 
@@ -1393,6 +1778,9 @@ int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 	t = bpf_map_lookup_elem(&alloc_text, &ptgid);
 	if (t)
 		bpf_map_update_elem(&alloc_text, &ctgid, t, BPF_ANY);
+	cp = bpf_map_lookup_elem(&cfi_procs, &ptgid);
+	if (cp && bpf_map_update_elem(&cfi_procs, &ctgid, cp, BPF_ANY))
+		uw_add(MT_UW_MAPS_FULL, 1);
 	e = event_new(MT_EV_FORK, ctgid, p, MT_EV_SIZE(fork));
 	if (!e)
 		return 0;
@@ -1417,6 +1805,7 @@ int BPF_PROG(on_exit, struct task_struct *task, bool group_dead)
 	if (!group_dead)
 		return 0;
 	bpf_map_delete_elem(&alloc_text, &tgid);
+	bpf_map_delete_elem(&cfi_procs, &tgid);
 	p = bpf_map_lookup_elem(&procs, &tgid);
 	if (!p)
 		return 0;
@@ -1567,7 +1956,12 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	if (type == MT_EV_MMAP && !e->mm.err && (e->mm.prot & PROT_EXEC_) &&
 	    !(e->mm.flags & MAP_ANONYMOUS_)) {
 		struct file *f = fd_file(regs->r8);
+		struct vma_info vi = {};
 
+		/* the mapping's own file (an overlay's real one), as at exec */
+		if (cfi_on && !bpf_find_vma(bpf_get_current_task_btf(), ret,
+					    vma_cb, &vi, 0) && vi.file)
+			cfi_map_add(tgid, vi.start, vi.end, vi.pgoff, vi.file);
 		mapfile_event(tgid, p, ret, regs->si, regs->r9, f);
 		if (f)
 			alloc_text_add(tgid, f, ret, regs->si);

@@ -15,6 +15,8 @@
 #ifndef __VMLINUX_H__
 #include <linux/types.h>
 typedef __u8 u8;
+typedef __s8 s8;
+typedef __u16 u16;
 typedef __u32 u32;
 typedef __s16 s16;
 typedef __s32 s32;
@@ -246,6 +248,78 @@ enum mt_old_state {
 	MT_OLD_NONE = 0,	/* no old block, or nothing to account */
 	MT_OLD_TAKEN,		/* taken and its free accounted */
 	MT_OLD_MISSING,		/* in neither table: unmatched if freed */
+};
+
+/*
+ * Unwinding by CFI (.eh_frame), for code without frame pointers.
+ *
+ * User space compiles each executable file's CFI once (cfi.c) into rows
+ * sorted by address, one rule per address range: where the canonical
+ * frame address (CFA, the stack pointer before the call) is, and where
+ * rbp was saved; the return address is always at CFA - 8 on x86-64.
+ * The rows of every file sit in one array (cfi_rows), each file's as
+ * one run, found by (device, inode) in cfi_files: shared by every
+ * process that maps the file.  Per process, cfi_procs says which file
+ * is mapped where; the kernel keeps it (exec, mmap, fork), user space
+ * fills it for processes that ran before memtrace.
+ */
+enum mt_cfi_type {
+	MT_CFI_NONE = 0,	/* no CFI here: frame pointers */
+	MT_CFI_RSP,		/* CFA = rsp + off */
+	MT_CFI_RBP,		/* CFA = rbp + off */
+	MT_CFI_END,		/* return address undefined: outermost frame */
+	MT_CFI_UNSUP,		/* a rule the kernel cannot follow (expression) */
+	MT_CFI_SIGNAL,		/* signal trampoline: registers in a ucontext */
+};
+
+struct mt_cfi_row {
+	u32 pc;			/* ELF address where this rule starts */
+	u16 cfa_off;		/* CFA offset from rsp/rbp, in 8-byte units */
+	u8 type;		/* enum mt_cfi_type */
+	s8 rbp_off;		/* rbp saved at CFA + 8 * rbp_off; 0: unchanged */
+};
+
+struct mt_cfi_key {
+	u64 ino;
+	u32 dev;		/* the kernel's encoding: major << 20 | minor */
+	u32 pad;
+};
+
+/* A compiled file: its rows are cfi_rows[first, first + nrows). */
+#define MT_CFI_FP	1	/* every function keeps a frame pointer */
+struct mt_cfi_file {
+	u32 first;
+	u32 nrows;
+	u32 flags;
+	u32 pad;
+	s64 delta;		/* ELF address - file offset of its code */
+};
+
+/* One file-backed code mapping of a process. */
+#define MT_CFI_MAPS	64
+struct mt_cfi_map {
+	u64 start, end, pgoff;
+	struct mt_cfi_key key;
+};
+
+struct mt_cfi_proc {
+	u32 n;
+	u32 pad;
+	struct mt_cfi_map m[MT_CFI_MAPS];
+};
+
+/* Stack-walk statistics (per-CPU array uw_stats), for every stack taken. */
+enum mt_uw_stat {
+	MT_UW_STACKS = 0,	/* stacks walked */
+	MT_UW_FRAMES,		/* frames stored */
+	MT_UW_CFI,		/* steps taken by a CFI rule */
+	MT_UW_FP,		/* steps taken by frame pointer (code that keeps one) */
+	MT_UW_UNKNOWN,		/* steps from code with no CFI known: frame pointer tried */
+	MT_UW_PENDING,		/* of those, in a file whose CFI is still compiling */
+	MT_UW_TRUNCATED,	/* stacks cut at MT_MAX_STACK frames */
+	MT_UW_MAPS_FULL,	/* code mappings not entered: a process table full */
+	MT_UW_SIGNAL,		/* signal frames crossed */
+	MT_UW_MAX,
 };
 
 /* Global counters, index into the "counters" array map. */

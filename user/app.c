@@ -99,6 +99,7 @@ void app__refresh_model(struct app *app)
 	gorow__refresh(app, now);
 	collect__sites(app->collect, app->table);
 	collect__counters(app->collect, app->counters);
+	collect__unwind(app->collect, app->unwind_stats);
 	if (app->prev_refresh_ns && secs > 0)
 		app->events_ps = (app->events - app->prev_events) / secs;
 	app->prev_events = app->events;

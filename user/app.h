@@ -53,6 +53,7 @@ struct env {
 	const char *cgroup_path;	/* --cgroup DIR: its members, now and later */
 	double max_overhead;	/* --max-overhead PCT of a process's CPU; 0 = none */
 	uint64_t fault_sample;	/* node view: bytes faulted per stack */
+	bool no_cfi;		/* --no-cfi: frame pointers only */
 
 	/* pre-OOM capture (dump.c) */
 	const char *dump_dir;	/* --dump-dir, default /var/lib/memtrace */
@@ -81,6 +82,8 @@ struct app {
 	struct table *table;
 	struct syms *syms;
 	struct unwind *unwind;	/* frameless allocator callers; NULL: no stacks */
+	struct cfi *cfi;	/* .eh_frame unwinding; NULL: frame pointers only */
+	uint64_t unwind_stats[MT_UW_MAX];	/* the kernel's walk counts */
 	struct dump *dump;	/* NULL unless pre-OOM capture is armed */
 	FILE *out;		/* the views write here (outq's stream) */
 	FILE *out_file;		/* stdout or -o FILE itself */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <sys/mman.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include "collect.h"
 #include "gorow.h"
@@ -20,7 +21,7 @@
 #define BATCH 4096
 
 struct collect {
-	int procs_fd, sites_fd, stacks_fd, blocks_fd, counters_fd;
+	int procs_fd, sites_fd, stacks_fd, blocks_fd, counters_fd, uw_fd;
 	struct mt_bucket *hot;	/* the small block table, mapped */
 	size_t hot_len;
 	uint32_t nbuckets;
@@ -42,6 +43,7 @@ int collect__new(struct memtrace_bpf *skel, struct collect **out)
 	c->stacks_fd = bpf_map__fd(skel->maps.stacks);
 	c->blocks_fd = bpf_map__fd(skel->maps.blocks);
 	c->counters_fd = bpf_map__fd(skel->maps.counters);
+	c->uw_fd = bpf_map__fd(skel->maps.uw_stats);
 	c->spilled = (int64_t *)&skel->bss->spilled;
 	/* the sweep frees slots in place, as the kernel does */
 	c->nbuckets = bpf_map__max_entries(skel->maps.hot);
@@ -293,6 +295,27 @@ int collect__sites(struct collect *c, struct table *t)
 		sites_end(r);
 	}
 	return err;
+}
+
+/* The stack walk's counts (per-CPU, summed); zeros without the map. */
+int collect__unwind(struct collect *c, uint64_t out[MT_UW_MAX])
+{
+	int ncpu = libbpf_num_possible_cpus(), j;
+	uint64_t *v;
+	uint32_t i;
+
+	memset(out, 0, MT_UW_MAX * sizeof(*out));
+	if (ncpu <= 0 || c->uw_fd < 0)
+		return 0;
+	v = calloc(ncpu, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (i = 0; i < MT_UW_MAX; i++)
+		if (!bpf_map_lookup_elem(c->uw_fd, &i, v))
+			for (j = 0; j < ncpu; j++)
+				out[i] += v[j];
+	free(v);
+	return 0;
 }
 
 int collect__counters(struct collect *c, uint64_t out[MT_CNT_MAX])

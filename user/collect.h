@@ -23,6 +23,8 @@ int collect__sites(struct collect *c, struct table *t);
 int collect__counters(struct collect *c, uint64_t out[MT_CNT_MAX]);
 /* Forget the kernel state of process (pid, gen) (its blocks and sites). */
 void collect__forget(struct collect *c, int pid, uint64_t gen);
+/* The kernel's stack-walk counts (enum mt_uw_stat), summed over CPUs. */
+int collect__unwind(struct collect *c, uint64_t out[MT_UW_MAX]);
 void collect__forget_gen(struct collect *c, int pid, uint32_t gen);
 int collect__sweep(struct collect *c);
 

@@ -13,6 +13,7 @@
 #include "gorow.h"
 #include "syms.h"
 #include "unwind.h"
+#include "cfi.h"
 #include "util.h"
 #include "watchdog.h"
 
@@ -86,6 +87,7 @@ int app__prepare_exact(struct app *app, int pid)
 	syms__load_pid(app->syms, pid);
 	if (app->unwind)
 		unwind__scan_pid(app->unwind, pid);
+	cfi__scan_pid(app->cfi, pid);
 	return 0;
 }
 
@@ -182,6 +184,8 @@ static void on_mapfile(struct app *app, struct mt_row *r,
 	syms__note_map(app->syms, e->tgid, e->mapfile.start,
 		       e->mapfile.start + e->mapfile.len, e->mapfile.pgoff,
 		       e->mapfile.ino, path);
+	/* the kernel maps it for the walk; its CFI is compiled here */
+	cfi__note_file(app->cfi, path, e->mapfile.ino);
 	/*
 	 * Node-wide probes: a new allocator (another libc, jemalloc) is
 	 * probed from the kernel's record even when the process that
@@ -288,6 +292,8 @@ int events__handle(void *ctx, void *data, size_t len)
 		syms__load_pid(app->syms, e->tgid);
 		if (app->unwind)
 			unwind__scan_pid(app->unwind, e->tgid);
+		/* the dynamic loader, which exec mapped without an mmap */
+		cfi__scan_pid(app->cfi, e->tgid);
 		/*
 		 * musl's loader is its libc and is mapped by exec itself:
 		 * probe now; glibc shows up with an mmap a moment later.

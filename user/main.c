@@ -38,6 +38,7 @@
 #include "sites.h"
 #include "syms.h"
 #include "unwind.h"
+#include "cfi.h"
 #include "tui.h"
 #include "util.h"
 
@@ -140,6 +141,8 @@ static const char usage[] =
 "      --ringbuf-mb N       ring-buffer size in MiB (default 8)\n"
 "      --no-session         uprobe + uretprobe even where the kernel has\n"
 "                           session uprobes\n"
+"      --no-cfi             walk stacks by frame pointer only (no .eh_frame\n"
+"                           unwinding of code built without them)\n"
 "      --entry-probes       probe function entries (no probe-site shifting)\n"
 "      --bench-floor        empty programs at the same probe sites: the\n"
 "                           kernel's own cost, for make bench\n"
@@ -161,6 +164,7 @@ enum {
 	OPT_SLOW_DOWN, OPT_FLOOR, OPT_ENTRY_PROBES, OPT_NO_SESSION,
 	OPT_HOT_BLOCKS, OPT_GO_ENABLE,
 	OPT_EXACT, OPT_WATCHDOG, OPT_CGROUP, OPT_MAX_OVERHEAD,
+	OPT_NO_CFI,
 };
 
 static const struct option long_opts[] = {
@@ -193,6 +197,7 @@ static const struct option long_opts[] = {
 	{ "watchdog", required_argument, NULL, OPT_WATCHDOG },
 	{ "cgroup", required_argument, NULL, OPT_CGROUP },
 	{ "max-overhead", required_argument, NULL, OPT_MAX_OVERHEAD },
+	{ "no-cfi", no_argument, NULL, OPT_NO_CFI },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -459,6 +464,9 @@ static int parse_args(int argc, char **argv, struct env *env)
 				     &env->watchdog))
 				return -EINVAL;
 			break;
+		case OPT_NO_CFI:
+			env->no_cfi = true;
+			break;
 		case 'v':
 			env->verbose = true;
 			break;
@@ -608,6 +616,12 @@ static int open_and_load(struct app *app)
 	bpf_map__set_max_entries(skel->maps.blocks, env->max_blocks);
 	if (!env->stacks)
 		bpf_map__set_max_entries(skel->maps.stacks, 1);
+	/* CFI unwinding: the row table is the one big fixed cost (16 MiB) */
+	skel->rodata->cfi_on = env->stacks && !env->no_cfi && !env->floor;
+	if (!skel->rodata->cfi_on) {
+		bpf_map__set_max_entries(skel->maps.cfi_rows, 1);
+		bpf_map__set_max_entries(skel->maps.cfi_procs, 1);
+	}
 	err = memtrace_bpf__load(skel);
 	if (err) {
 		fprintf(stderr, "memtrace: cannot load BPF programs: %s%s\n",
@@ -794,6 +808,8 @@ static int start_node(struct app *app)
 		/* the node view: every process, nothing to attach */
 		if (app__growth_view(app)) {
 			collect__track(app->collect, pid, 0);
+			/* fault stacks are walked too: their code's CFI */
+			cfi__scan_pid(app->cfi, pid);
 			continue;
 		}
 		/* every process with a C library gets a row from the start */
@@ -802,6 +818,7 @@ static int start_node(struct app *app)
 		collect__track(app->collect, pid, app->env.sample_bytes);
 		if (app->unwind)
 			unwind__scan_pid(app->unwind, pid);
+		cfi__scan_pid(app->cfi, pid);
 	}
 	closedir(d);
 	libs = attach__nr_libs(app->attach);
@@ -920,6 +937,20 @@ static int start_cmd(struct app *app)
 	/* its first allocations come before its mappings can be read */
 	if (!err && app->unwind)
 		unwind__scan_exe(app->unwind, path, libc[0] ? libc : NULL);
+	/*
+	 * Its code's CFI before it runs (the view has not started yet):
+	 * its first stacks are then whole.  A big program may take longer;
+	 * its first frames are walked by frame pointer meanwhile.
+	 */
+	if (!err && app->cfi) {
+		char dir[PATH_MAX];
+		const char *slash = strrchr(libc, '/');
+
+		snprintf(dir, sizeof(dir), "%.*s", slash && libc[0] ?
+			 (int)(slash - libc) : 0, libc);
+		cfi__scan_exe(app->cfi, path, dir[0] ? dir : NULL);
+		cfi__wait(app->cfi, 3000);
+	}
 	if (err == -ENOENT) {
 		/* a stripped static binary: the rest is still traced */
 		app__warn_no_libc(app, r);
@@ -1116,7 +1147,9 @@ int main(int argc, char **argv)
 			(app.env.entry_probes ? ATTACH_ENTRY : 0) |
 			(app.session ? ATTACH_SESSION : 0), &app.attach) ||
 	    (app.env.stacks && !app.env.floor &&
-	     unwind__new(app.skel, &app.unwind)))
+	     unwind__new(app.skel, &app.unwind)) ||
+	    (app.skel->rodata->cfi_on &&
+	     cfi__new(app.skel, app.env.verbose, &app.cfi)))
 		goto cleanup;
 	rb = ring_buffer__new(bpf_map__fd(app.skel->maps.events),
 			      events__handle, &app, NULL);
@@ -1212,6 +1245,7 @@ cleanup:
 	}
 	dump__free(app.dump);
 	ring_buffer__free(rb);
+	cfi__free(app.cfi);
 	memtrace_bpf__destroy(app.skel);
 	collect__free(app.collect);
 	syms__free(app.syms);

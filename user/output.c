@@ -9,6 +9,7 @@
 
 #include "app.h"
 #include "attach.h"
+#include "cfi.h"
 #include "collect.h"
 #include "gorow.h"
 #include "sites.h"
@@ -223,6 +224,38 @@ static void json_row(struct app *app, struct mt_row *r)
 	fputc('}', f);
 }
 
+/*
+ * How stacks were walked, never guessed: frames by CFI rule, by frame
+ * pointer (code that keeps one), from code with no CFI known (frame
+ * pointer tried: may skip a caller), stacks cut at the depth limit, and
+ * code mappings a process table had no room for.
+ */
+static void output__unwind_json(struct app *app, FILE *f)
+{
+	const uint64_t *u = app->unwind_stats;
+	struct cfi_stats cs;
+
+	cfi__stats(app->cfi, &cs);
+	fprintf(f, ",\"unwind\":{\"cfi\":%s,\"stacks\":%llu,\"frames\":%llu,"
+		"\"mean_depth\":%.1f,\"cfi_steps\":%llu,\"fp_steps\":%llu,"
+		"\"unknown_steps\":%llu,\"pending_steps\":%llu,"
+		"\"signal_frames\":%llu,\"truncated\":%llu,\"maps_full\":%llu,"
+		"\"files\":%d,\"files_failed\":%d,\"files_queued\":%d,"
+		"\"rows\":%llu,\"rows_max\":%llu,\"compile_ms\":%.1f}",
+		app->cfi ? "true" : "false",
+		(unsigned long long)u[MT_UW_STACKS],
+		(unsigned long long)u[MT_UW_FRAMES],
+		u[MT_UW_STACKS] ? (double)u[MT_UW_FRAMES] / u[MT_UW_STACKS] : 0,
+		(unsigned long long)u[MT_UW_CFI], (unsigned long long)u[MT_UW_FP],
+		(unsigned long long)u[MT_UW_UNKNOWN],
+		(unsigned long long)u[MT_UW_PENDING],
+		(unsigned long long)u[MT_UW_SIGNAL],
+		(unsigned long long)u[MT_UW_TRUNCATED],
+		(unsigned long long)u[MT_UW_MAPS_FULL], cs.files, cs.failed,
+		cs.queued, (unsigned long long)cs.rows,
+		(unsigned long long)cs.max_rows, cs.compile_ms);
+}
+
 void output__json(struct app *app, bool final)
 {
 	FILE *f = app->out;
@@ -251,6 +284,7 @@ void output__json(struct app *app, bool final)
 	json_u64(f, "allocator_probes", attach__nr_libs(app->attach));
 	/* one uprobe hit, measured at start: the unit of probe_cost_pct */
 	json_dbl(f, "probe_floor_ns", app->floor_s * 1e9);
+	output__unwind_json(app, f);
 	fputs(",\"processes\":[", f);
 	for (i = 0; i < n; i++) {
 		if (i)

@@ -454,6 +454,10 @@ static void exe_rename(struct pprof *p, int pid, struct syms_mapping *maps,
 			path = p->exes[i].path;
 	if (!path || stat_in(pid, path, &want))
 		return;
+	/* anyone's bytes: a name with control characters is not shown */
+	for (i = 0; path[i]; i++)
+		if ((unsigned char)path[i] < 0x20 || path[i] == 0x7f)
+			return;
 	for (j = 0; j < n; j++) {
 		if (maps[j].path[0] != '/' || !strcmp(maps[j].path, path) ||
 		    stat_in(pid, maps[j].path, &st) || st.st_dev != want.st_dev ||
