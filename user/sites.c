@@ -18,6 +18,7 @@
 #include "sites.h"
 #include "syms.h"
 #include "util.h"
+#include "wrapper.h"
 
 #define MAX_INLINE 8
 
@@ -42,11 +43,117 @@ static bool is_alloc_frame(const struct syms_frame *f)
 	return false;
 }
 
+/* The node view's estimate: a stack sampled at page faults. */
+static bool site_is_growth(const struct mt_site_row *s)
+{
+	return !s->go && MT_SITE_GROWTH(s->stack_id);
+}
+
+/*
+ * Verdicts of wrapper__passes_through per call site (object and ELF
+ * address), kept for the run: code does not change under a build-id.
+ */
+#define WRAP_CACHE	4096
+static struct wrap_cent {
+	uint64_t obj, vaddr;
+	int verdict;		/* 0 unknown, 1 wrapper, 2 not */
+} wrap_cache[WRAP_CACHE];
+
+struct code_ctx {
+	struct app *app;
+	int pid;
+};
+
+/* The code of the function holding addr in pid, from its ELF file. */
+static int read_func(void *vctx, uint64_t addr, uint8_t *buf, size_t len,
+		     uint64_t *start)
+{
+	struct code_ctx *c = vctx;
+	uint64_t size;
+	int err;
+
+	err = syms__func_range(c->app->syms, c->pid, addr, start, &size);
+	if (err)
+		return err;
+	if (size && size < len)
+		len = size;
+	return syms__read_code(c->app->syms, c->pid, *start, buf, len);
+}
+
+/*
+ * The allocator's own API may see a block a wrapper passes through: it
+ * asks how big the block really is (redis's zmalloc_usable).
+ */
+static bool allocator_api(void *vctx, uint64_t addr)
+{
+	static const char *const names[] = {
+		"malloc_usable_size", "malloc_size", "sallocx",
+		"je_malloc_usable_size", "tc_malloc_size", "mi_usable_size",
+	};
+	struct code_ctx *c = vctx;
+	struct syms_frame f;
+	char name[256];
+	size_t i;
+
+	if (syms__plt_name(c->app->syms, c->pid, addr, name, sizeof(name))) {
+		if (syms__resolve(c->app->syms, c->pid, addr, &f, 1) <= 0 ||
+		    f.offset)
+			return false;
+		snprintf(name, sizeof(name), "%s", f.func);
+	}
+	for (i = 0; i < ARRAY_SIZE(names); i++)
+		if (!strcmp(name, names[i]))
+			return true;
+	return false;
+}
+
+/*
+ * Does the function that made the call returning to ra (frame f) only
+ * pass the allocation through (see wrapper.h)?
+ */
+static bool is_wrapper(struct app *app, int pid, uint64_t ra,
+		       const struct syms_frame *f)
+{
+	struct code_ctx c = { .app = app, .pid = pid };
+	struct wrapper_src src = {
+		.read = read_func, .allows = allocator_api, .ctx = &c,
+	};
+	struct wrap_cent *e;
+	int v;
+
+	if (!f->module[0])
+		return false;
+	e = &wrap_cache[(f->build_id_hash ^ f->module_offset *
+			 0x9e3779b97f4a7c15ULL) % WRAP_CACHE];
+	if (e->verdict && e->obj == f->build_id_hash &&
+	    e->vaddr == f->module_offset)
+		return e->verdict == 1;
+	v = wrapper__passes_through(&src, ra);
+	e->obj = f->build_id_hash;
+	e->vaddr = f->module_offset;
+	e->verdict = v == 1 ? 1 : 2;
+	return v == 1;
+}
+
+static void frame_name(const struct syms_frame *f, char *buf, size_t len)
+{
+	if (f->func[0])
+		snprintf(buf, len, "%s", f->func);
+	else
+		syms__format(f, buf, len);
+}
+
+/*
+ * A site is named by the code that asked for the memory: the first frame
+ * outside the allocator, or, past the wrappers that only pass the block
+ * through, "caller via wrapper" (the wrapper it called).
+ */
 int sites__first_user_frame(struct app *app, struct mt_row *r,
 			    const struct mt_site_row *s, char *buf, size_t len)
 {
-	struct syms_frame fr[MAX_INLINE];
-	int i, n;
+	struct syms_frame fr[MAX_INLINE], up[MAX_INLINE];
+	char inner[256], outer[256];
+	int i, j, n, m;
 
 	buf[0] = '\0';
 	if (!s->stack_id || !s->nframes) {
@@ -61,20 +168,28 @@ int sites__first_user_frame(struct app *app, struct mt_row *r,
 		/* the innermost of the inlined frames names the site */
 		if (is_alloc_frame(&fr[n - 1]))
 			continue;
-		if (fr[0].func[0])
-			snprintf(buf, len, "%s", fr[0].func);
-		else
-			syms__format(&fr[0], buf, len);
+		frame_name(&fr[0], buf, len);
+		/*
+		 * A wrapper inlined into its caller is no frame of its own;
+		 * a page-fault stack (node view) holds no allocator call.
+		 */
+		for (j = i; j + 1 < s->nframes && j - i < 8 && n == 1 &&
+		     !site_is_growth(s) &&
+		     is_wrapper(app, r->pid, s->stack[j], &fr[0]); j++) {
+			m = syms__resolve_ret(app->syms, r->pid,
+					      s->stack[j + 1], up, MAX_INLINE);
+			if (m <= 0 || is_alloc_frame(&up[m - 1]))
+				break;
+			frame_name(&fr[0], inner, sizeof(inner));
+			frame_name(&up[0], outer, sizeof(outer));
+			snprintf(buf, len, "%s via %s", outer, inner);
+			memcpy(fr, up, m * sizeof(*up));
+			n = m;
+		}
 		return 0;
 	}
 	snprintf(buf, len, "[allocator]");
 	return 0;
-}
-
-/* The node view's estimate: a stack sampled at page faults. */
-static bool site_is_growth(const struct mt_site_row *s)
-{
-	return !s->go && MT_SITE_GROWTH(s->stack_id);
 }
 
 void sites__top_names(struct app *app)
@@ -164,13 +279,18 @@ void sites__json(struct app *app, struct mt_row *r, FILE *f)
 	fputs(",\"sites\":[", f);
 	for (i = 0; i < n; i++) {
 		const struct mt_site_row *s = &r->sites[i];
+		char name[300];
 
 		if (i)
 			fputc(',', f);
 		/* growth: an estimate from sampled page faults (node view) */
 		fprintf(f, "{\"kind\":\"%s\",", site_is_growth(s) ? "growth" :
 			"alloc");
-		fprintf(f, "\"heap\":\"%s\",\"live_bytes\":%lld,"
+		/* named by the code that asked: see sites__first_user_frame */
+		sites__first_user_frame(app, r, s, name, sizeof(name));
+		fputs("\"site\":", f);
+		json_str(f, name, sizeof(name));
+		fprintf(f, ",\"heap\":\"%s\",\"live_bytes\":%lld,"
 			"\"live_allocs\":%lld,\"alloc_bytes\":%llu,"
 			"\"allocs\":%llu,\"growth_bps\":%.1f,\"stack\":",
 			s->go ? "go" : "c",

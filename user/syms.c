@@ -1193,6 +1193,133 @@ int syms__mappings(struct syms *s, int pid, struct syms_mapping *out,
 	return n;
 }
 
+int syms__read_code(struct syms *s, int pid, uint64_t addr, void *buf,
+		    size_t len)
+{
+	const struct syms_load *l;
+	struct syms_proc *p;
+	struct syms_map *m;
+	const char *img;
+	Dwarf_Addr bias;
+	size_t size;
+	uint64_t va, off;
+	Elf *elf;
+	int i, err;
+
+	err = proc_get(s, pid, &p);
+	if (err)
+		return err;
+	m = proc_addr_map(p, addr);
+	if (!m || !m->obj)
+		return -ENOENT;
+	elf = dwfl_module_getelf(m->obj->mod, &bias);
+	img = elf ? elf_rawfile(elf, &size) : NULL;
+	if (!img)
+		return -ENOEXEC;
+	va = addr - m->bias;
+	for (i = 0; i < m->obj->nr_loads; i++) {
+		l = &m->obj->loads[i];
+		if (va < l->vaddr || va >= l->vaddr + l->filesz)
+			continue;
+		off = va - l->vaddr + l->offset;
+		if (off >= size)
+			break;
+		if (len > l->vaddr + l->filesz - va)
+			len = l->vaddr + l->filesz - va;
+		if (len > size - off)
+			len = size - off;
+		memcpy(buf, img + off, len);
+		return len;
+	}
+	return -ENOENT;
+}
+
+int syms__plt_name(struct syms *s, int pid, uint64_t addr, char *buf,
+		   size_t len)
+{
+	struct syms_proc *p;
+	struct syms_map *m;
+	unsigned char code[16];
+	Elf_Scn *scn = NULL;
+	Dwarf_Addr bias;
+	uint64_t got;
+	int32_t disp;
+	size_t i = 0, j, cnt;
+	GElf_Shdr sh;
+	Elf *elf;
+	int err;
+
+	err = proc_get(s, pid, &p);
+	if (err)
+		return err;
+	m = proc_addr_map(p, addr);
+	if (!m || !m->obj || syms__read_code(s, pid, addr, code, sizeof(code))
+	    != sizeof(code))
+		return -ENOENT;
+	/* [endbr64] [bnd] jmp *disp32(%rip) */
+	if (!memcmp(code, "\xf3\x0f\x1e\xfa", 4))
+		i = 4;
+	if (code[i] == 0xf2)
+		i++;
+	if (code[i] != 0xff || code[i + 1] != 0x25)
+		return -ENOENT;
+	memcpy(&disp, code + i + 2, 4);
+	got = addr - m->bias + i + 6 + disp;
+	elf = dwfl_module_getelf(m->obj->mod, &bias);
+	while (elf && (scn = elf_nextscn(elf, scn))) {
+		Elf_Data *data, *syms;
+		Elf_Scn *symscn;
+		GElf_Shdr symsh;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != SHT_RELA ||
+		    !sh.sh_entsize || !(data = elf_getdata(scn, NULL)))
+			continue;
+		symscn = elf_getscn(elf, sh.sh_link);
+		syms = symscn ? elf_getdata(symscn, NULL) : NULL;
+		if (!syms || !gelf_getshdr(symscn, &symsh))
+			continue;
+		cnt = sh.sh_size / sh.sh_entsize;
+		for (j = 0; j < cnt; j++) {
+			GElf_Rela r;
+			GElf_Sym sym;
+			const char *name;
+
+			if (!gelf_getrela(data, j, &r) || r.r_offset != got ||
+			    !gelf_getsym(syms, GELF_R_SYM(r.r_info), &sym))
+				continue;
+			name = elf_strptr(elf, symsh.sh_link, sym.st_name);
+			if (!name)
+				return -ENOENT;
+			copy_str(buf, len, name);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+int syms__func_range(struct syms *s, int pid, uint64_t addr, uint64_t *start,
+		     uint64_t *size)
+{
+	struct syms_proc *p;
+	struct syms_map *m;
+	GElf_Off off = 0;
+	GElf_Sym sym;
+	int err;
+
+	err = proc_get(s, pid, &p);
+	if (err)
+		return err;
+	m = proc_addr_map(p, addr);
+	if (!m || !m->obj)
+		return -ENOENT;
+	if (!dwfl_module_addrinfo(m->obj->mod, addr - m->bias, &off, &sym,
+				  NULL, NULL, NULL))
+		return -ENOENT;
+	*start = addr - off;
+	*size = sym.st_size;
+	return 0;
+}
+
 int syms__nr_objects(const struct syms *s)
 {
 	return s ? s->nr_objs : 0;

@@ -135,6 +135,27 @@ void syms__format(const struct syms_frame *f, char *buf, size_t len);
 int syms__mappings(struct syms *s, int pid, struct syms_mapping *out,
 		   int max);
 
+/*
+ * Up to len bytes of the code at process address addr of pid, read from
+ * the ELF file mapped there (not from the process, which may be gone).
+ * Returns the bytes copied, or a negative errno.
+ */
+int syms__read_code(struct syms *s, int pid, uint64_t addr, void *buf,
+		    size_t len);
+/*
+ * The function a PLT stub at process address addr of pid jumps to (its
+ * GOT slot's relocation), e.g. "malloc_usable_size"; -ENOENT if addr is
+ * no PLT stub.
+ */
+int syms__plt_name(struct syms *s, int pid, uint64_t addr, char *buf,
+		   size_t len);
+/*
+ * The function (by symbol table) holding process address addr of pid:
+ * its start address in the process and its size (0 if unknown).
+ */
+int syms__func_range(struct syms *s, int pid, uint64_t addr, uint64_t *start,
+		     uint64_t *size);
+
 /* Number of distinct ELF objects currently loaded (for tests/stats). */
 int syms__nr_objects(const struct syms *s);
 

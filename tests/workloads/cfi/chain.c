@@ -9,7 +9,10 @@
  * of its own, reached through the PLT.  --signal also allocates from a
  * signal handler entered inside store (a signal frame on the way).
  *
- *   chain [--signal] --truth FILE   writes the truth, waits for EOF on stdin
+ *   chain [--signal] [--wait] --truth FILE
+ *
+ * writes the truth, then waits for EOF on stdin; --wait: first waits for
+ * a line on stdin (a tracer attaches meanwhile), and says "ready" after.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -94,16 +97,22 @@ int main(int argc, char **argv)
 {
 	const char *truth = NULL;
 	char buf[1024], c;
-	int i, n, r;
+	int i, n, r, wait = 0;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--signal"))
 			want_signal = 1;
+		else if (!strcmp(argv[i], "--wait"))
+			wait = 1;
 		else if (!strcmp(argv[i], "--truth") && i + 1 < argc)
 			truth = argv[++i];
 	}
 	signal(SIGUSR1, on_signal);
+	while (wait && read(0, &c, 1) == 1 && c != '\n')
+		;
 	r = serve(20);
+	if (wait && write(1, "ready\n", 6) != 6)
+		return 1;
 	if (truth) {
 		n = snprintf(buf, sizeof(buf),
 			     "{\"pid\":%d,\"r\":%d,"
