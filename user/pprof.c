@@ -639,9 +639,21 @@ static int64_t loc_get(struct pprof *p, struct pp_proc *pr, uint64_t ra)
 		return -ENOMEM;
 	/* Innermost first, the order pprof wants Line entries in. */
 	for (i = 0; i < n; i++) {
-		if (!fr[i].func[0])
+		char addr[300];
+		const char *name = fr[i].func;
+
+		/*
+		 * An address in a file without symbols is a function of its
+		 * own, "[memcached+0x11d1d]": left without one, pprof lumps
+		 * every such frame of the file into a single "[memcached]".
+		 */
+		if (!name[0] && fr[i].module[0]) {
+			syms__format(&fr[i], addr, sizeof(addr));
+			name = addr;
+		}
+		if (!name[0])
 			continue;
-		fid = func_get(p, fr[i].func, fr[i].file);
+		fid = func_get(p, name, fr[i].file);
 		if (fid < 0)
 			goto err;
 		key.lines[key.nr_lines].func_id = fid;
