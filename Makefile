@@ -30,7 +30,8 @@ WORKLOADS := $(patsubst tests/workloads/%.c,$(OUTPUT)/workloads/%,$(WORKLOAD_SRC
 	     $(OUTPUT)/workloads/realloc_race \
 	     $(patsubst tests/workloads/%.cpp,$(OUTPUT)/workloads/%,$(wildcard tests/workloads/*.cpp)) \
 	     $(OUTPUT)/workloads/chain $(OUTPUT)/workloads/chain_mixed \
-	     $(OUTPUT)/workloads/chain_plt $(OUTPUT)/workloads/libmtchain.so
+	     $(OUTPUT)/workloads/chain_plt $(OUTPUT)/workloads/libmtchain.so \
+	     $(OUTPUT)/workloads/bench_deep $(OUTPUT)/workloads/bench_deep_fp
 
 # jemalloc's own API, where Debian's libjemalloc2 is installed (make test
 # installs it first, then builds in a sub-make that sees it)
@@ -199,6 +200,14 @@ $(OUTPUT)/workloads/chain: tests/workloads/cfi/chain.c tests/workloads/truth.h |
 $(OUTPUT)/workloads/chain_mixed: tests/workloads/cfi/chain.c tests/workloads/truth.h | $(OUTPUT)/workloads
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(NOFP_CFLAGS) -DCHAIN_MIXED -o $@ $<
+
+$(OUTPUT)/workloads/bench_deep: tests/workloads/cfi/bench_deep.c | $(OUTPUT)/workloads
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(NOFP_CFLAGS) -o $@ $<
+
+$(OUTPUT)/workloads/bench_deep_fp: tests/workloads/cfi/bench_deep.c | $(OUTPUT)/workloads
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(NOFP_CFLAGS) -fno-omit-frame-pointer -o $@ $<
 
 $(OUTPUT)/workloads/libmtchain.so: tests/workloads/cfi/xmalloc.c | $(OUTPUT)/workloads
 	$(call msg,CC,$@)

@@ -21,6 +21,8 @@ BENCH_LIVE (live blocks for the memory/accuracy runs, 200000),
 BENCH_ACC_RUNS (sampled runs of that live set, 4),
 BENCH_FUNCS (functions in the generated large executable, 20000),
 BENCH_WORKLOADS / BENCH_CONFIGS (comma lists to run a subset),
+BENCH_ONLY=cfi (only the CFI round: stack walk by CFI against frame
+pointers and the floor, time to compile libc's and node's CFI),
 BENCH_OUT (bench-results), MEMTRACE (./memtrace).
 """
 import atexit
@@ -904,8 +906,135 @@ plot for [c=2:%d] '%s' using c:xtic(1) title columnhead, \\
 
 # ---------------------------------------------------------------- main
 
+# ---------------------------------------------------------------- CFI round
+
+CFI_CONFIGS = [
+    # key, label, memtrace options (None: no tracer), workload
+    ("none", "no tracer", None, "bench_deep"),
+    ("floor", "floor (empty programs)", ["--bench-floor"], "bench_deep"),
+    ("fp", "frame pointers (--no-cfi), code that keeps them", ["--no-cfi"],
+     "bench_deep_fp"),
+    ("fp-cfi", "CFI on, code that keeps frame pointers", [], "bench_deep_fp"),
+    ("cfi", "CFI on, code without frame pointers", [], "bench_deep"),
+    ("nofp-nocfi", "--no-cfi, code without them (stacks cut short)",
+     ["--no-cfi"], "bench_deep"),
+]
+
+
+def cfi_compile_ms(argv, path, timeout=60):
+    """memtrace -v on a command: the worker's time to compile path's CFI,
+    and its row count (from the -v lines "CFI of DEV:INO: N rows ...")."""
+    try:
+        ino = os.stat(path).st_ino
+    except OSError:
+        return None
+    p = spawn([MT, "-v", "--json", "-d", "1", "-n", str(timeout)] + argv,
+              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    found = None
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline and found is None:
+            r, _, _ = select.select([p.stderr], [], [], 1.0)
+            if not r:
+                if p.poll() is not None:
+                    break
+                continue
+            line = p.stderr.readline()
+            if not line:
+                break
+            m = re.search(r"CFI of \d+:%d: (\d+) rows, (\d+) functions .* in "
+                          r"([0-9.]+) ms" % ino, line)
+            if m:
+                found = (float(m.group(3)), int(m.group(1)), int(m.group(2)))
+    finally:
+        kill_group(p)
+    return found
+
+
+def cfi_round():
+    """Per-allocation cost of the stack walk by CFI against frame pointers
+    and the floor (bench_deep: 10 frames per stack), and the time to
+    compile big files' CFI.  Markdown lines."""
+    log("== CFI unwinding: bench_deep (malloc+free under 8 frames of its own)")
+    res = {c[0]: [] for c in CFI_CONFIGS}
+    uw = {}
+    for rnd in range(RUNS):
+        order = CFI_CONFIGS[rnd % len(CFI_CONFIGS):] + \
+            CFI_CONFIGS[:rnd % len(CFI_CONFIGS)]
+        for key, label, opts, wl in order:
+            wargv = [os.path.join(WL, wl), "-w", str(WARM), "-t", str(SECS),
+                     str(ITERS)]
+            jpath = os.path.join(TMP, "cfi.%s.%d.json" % (key, rnd))
+            argv = wargv if opts is None else \
+                [MT] + opts + ["--json", "-o", jpath, "-d", "10", "--"] + wargv
+            wait_quiet()
+            p = spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                      text=True)
+            rc, out, err = finish(p, RUN_TIMEOUT)
+            m = NS_RE.search(out or "")
+            if m:
+                res[key].append(float(m.group(1)))
+            else:
+                warn("cfi round %s: %s" % (key, (err or "no output")[-200:]))
+            if opts is not None:
+                fin = [l for l in json_lines(jpath) if l.get("type") == "final"]
+                if fin and "unwind" in fin[-1]:
+                    uw[key] = fin[-1]["unwind"]
+    md = ["## Stack walk by CFI (.eh_frame) against frame pointers", "",
+          "bench_deep: malloc(32)+free called under 8 functions of its own "
+          "(10 frames per stack), built -O2 without frame pointers, and with "
+          "them (_fp). Median ns per malloc+free pair over %d run(s); x floor "
+          "is the ratio to the floor's median." % RUNS, "",
+          "| config | ns/op | x floor | mean frames per stack | steps by CFI "
+          "/ by frame pointer / blind |", "|---|---:|---:|---:|---|"]
+    floor = median(res["floor"]) if res["floor"] else None
+    for key, label, opts, wl in CFI_CONFIGS:
+        v = median(res[key]) if res[key] else None
+        u = uw.get(key)
+        md.append("| %s (%s) | %s | %s | %s | %s |" % (
+            label, wl, fmt_ns(v) if v else "n/a",
+            fmt_x(v / floor) if v and floor and key != "none" else "",
+            "%.1f" % u["mean_depth"] if u else "",
+            "%d / %d / %d" % (u["cfi_steps"], u["fp_steps"],
+                              u["unknown_steps"]) if u else ""))
+        log("  %-50s %s" % (label + " (" + wl + ")",
+                            fmt_ns(v) if v else "n/a"))
+    md.append("")
+    md.append("Time to compile a file's CFI (memtrace's worker thread, "
+              "never on the refresh path):")
+    md.append("")
+    libc = next((f for f in ("/lib/x86_64-linux-gnu/libc.so.6",
+                             "/usr/lib/x86_64-linux-gnu/libc.so.6")
+                 if os.path.exists(f)), None)
+    targets = []
+    if libc:
+        targets.append(("libc", libc, ["--", os.path.join(WL, "bench_deep"),
+                                       "-t", "0", "1"]))
+    node = shutil.which("node")
+    if node:
+        targets.append(("node", os.path.realpath(node),
+                        ["--", node, "-e", "setTimeout(() => {}, 60000)"]))
+    for name, path, argv in targets:
+        r = cfi_compile_ms(argv, path)
+        line = ("- %s (%s, %.1f MiB): %s" % (
+            name, path, os.path.getsize(path) / 2**20,
+            "%.0f ms, %d rows (8 bytes each), %d functions" % r if r
+            else "n/a"))
+        md.append(line)
+        log(line)
+    md.append("")
+    return md
+
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
+    if os.environ.get("BENCH_ONLY") == "cfi":
+        text = "\n".join(cfi_round()) + "\n"
+        with open(os.path.join(OUT, "cfi.md"), "w") as f:
+            f.write(text)
+        log(text)
+        return 0
     avail, why = check_tools()
     configs = CONFIGS
     if os.environ.get("BENCH_CONFIGS"):
@@ -1192,6 +1321,9 @@ def main():
     else:
         P("n/a")
     P("")
+    if avail["memtrace"]:
+        for line in cfi_round():
+            P(line)
     P("Total bench time: %.0f s. Load average (1 min) at start %.2f, at end "
       "%.2f: anything else running on the machine shows up as noise." %
       (time.time() - t_start, load0[0], os.getloadavg()[0]))
