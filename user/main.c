@@ -1146,7 +1146,8 @@ int main(int argc, char **argv)
 			(app.env.floor ? ATTACH_FLOOR : 0) |
 			(app.env.entry_probes ? ATTACH_ENTRY : 0) |
 			(app.session ? ATTACH_SESSION : 0), &app.attach) ||
-	    (app.env.stacks && !app.env.floor &&
+	    /* the frameless-call-site table serves the frame-pointer walk */
+	    (app.env.stacks && !app.env.floor && !app.skel->rodata->cfi_on &&
 	     unwind__new(app.skel, &app.unwind)) ||
 	    (app.skel->rodata->cfi_on &&
 	     cfi__new(app.skel, app.env.verbose, &app.cfi)))
