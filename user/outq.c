@@ -19,6 +19,7 @@
 
 struct outq {
 	int fd;
+	int own_fd;		/* a private description of the pipe, or -1 */
 	int old_flags;		/* to restore; -1: left alone */
 	char *buf;		/* [0, len): queued, [len, len + pend): the record being written */
 	size_t len, pend, cap, size;
@@ -58,14 +59,26 @@ int outq__new(int fd, size_t cap, struct outq **out, FILE **file)
 	if (!q)
 		return -ENOMEM;
 	q->fd = fd;
+	q->own_fd = -1;
 	q->cap = cap;
 	q->old_flags = -1;
 	/*
 	 * Pipes, FIFOs and sockets can stall; a regular file cannot (a full
 	 * disk fails instead).  A terminal is left alone: its flags are the
-	 * shell's too.
+	 * shell's too.  A pipe is reopened (/proc/self/fd) so that only our
+	 * own description of it is non-blocking: -- CMD's command shares
+	 * the original one, and would see EAGAIN on a full pipe.
 	 */
-	if (!fstat(fd, &st) && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+	if (!fstat(fd, &st) && S_ISFIFO(st.st_mode)) {
+		char path[64];
+
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+		q->own_fd = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		if (q->own_fd >= 0)
+			q->fd = q->own_fd;
+	}
+	if (q->own_fd < 0 && !fstat(fd, &st) &&
+	    (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
 		q->old_flags = fcntl(fd, F_GETFL);
 		if (q->old_flags >= 0)
 			fcntl(fd, F_SETFL, q->old_flags | O_NONBLOCK);
@@ -88,6 +101,8 @@ void outq__free(struct outq *q)
 		fclose(q->file);
 	if (q->old_flags >= 0)
 		fcntl(q->fd, F_SETFL, q->old_flags);
+	if (q->own_fd >= 0)
+		close(q->own_fd);
 	free(q->buf);
 	free(q);
 }
