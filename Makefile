@@ -154,7 +154,9 @@ GO123	:= $(wildcard /usr/lib/go-1.23/bin/go)
 GOENV	:= GOCACHE=$(abspath $(OUTPUT))/go-cache GO111MODULE=off GOFLAGS= \
 	   GOTOOLCHAIN=local CGO_ENABLED=0
 GODIR	:= $(OUTPUT)/workloads/go
-GO_VARIANTS := goheap goheap-stripped goheap-pie noprof
+# goinline: heap stacks through inlined calls (test_gosyms.py)
+GO_VARIANTS := goheap goheap-stripped goheap-pie noprof \
+	       goinline goinline-stripped goinline-pie
 ifneq ($(GO119),)
 WORKLOADS += $(patsubst %,$(GODIR)/%-119,$(GO_VARIANTS))
 endif
@@ -170,14 +172,16 @@ GOFLAGS_goheap-pie := -buildmode=pie
 $(GODIR):
 	$(Q)mkdir -p $@
 
+# $(1): variant ("", -stripped, -pie), $(2): toolchain, $(3): program
 define go_rules
-$(GODIR)/goheap$(1)-$(2): tests/workloads/go/goheap.go | $(GODIR)
+$(GODIR)/$(3)$(1)-$(2): tests/workloads/go/$(3).go | $(GODIR)
 	$$(call msg,GO$(2),$$@)
 	$(Q)$(GOENV) $$(GO_$(2)) build $$(GOFLAGS_goheap$(1)) -o $$@ $$<
 endef
-$(foreach v,119 123,$(eval $(call go_rules,,$(v))))
-$(foreach v,119 123,$(eval $(call go_rules,-stripped,$(v))))
-$(foreach v,119 123,$(eval $(call go_rules,-pie,$(v))))
+$(foreach p,goheap goinline,$(foreach v,119 123,\
+	$(eval $(call go_rules,,$(v),$(p)))\
+	$(eval $(call go_rules,-stripped,$(v),$(p)))\
+	$(eval $(call go_rules,-pie,$(v),$(p)))))
 
 # A Go program that does not import runtime/pprof: the linker compiles
 # heap profiling out.

@@ -252,13 +252,18 @@ static void json_frame(FILE *f, const struct syms_frame *fr)
 void sites__json_stack(struct app *app, struct mt_row *r,
 			const struct mt_site_row *s, FILE *f)
 {
+	uint64_t stk[MT_MAX_STACK];
 	bool firstf = true;
-	int j, k;
+	int j, k, n;
 
+	/* a Go stack as pprof shows it: each inlined call listed once */
+	n = syms__go_stack(app->syms, r->pid, s->stack,
+			   s->nframes < MT_MAX_STACK ? s->nframes : MT_MAX_STACK,
+			   stk);
 	fputc('[', f);
-	for (j = 0; j < s->nframes; j++) {
+	for (j = 0; j < n; j++) {
 		struct syms_frame fr[MAX_INLINE];
-		int nf = syms__resolve_ret(app->syms, r->pid, s->stack[j], fr,
+		int nf = syms__resolve_ret(app->syms, r->pid, stk[j], fr,
 					   MAX_INLINE);
 
 		for (k = 0; k < nf; k++) {

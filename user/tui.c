@@ -1009,7 +1009,8 @@ static int open_stack(struct tui *t)
 	const struct mt_site_row *s;
 	struct syms_frame fr[MAX_INLINE];
 	char raw[600], txt[600], mod[300], name[256];
-	int i, j, n, cap = 0, err = 0;
+	uint64_t stk[MT_MAX_STACK];
+	int i, j, n, nstk, cap = 0, err = 0;
 
 	if (!r || !r->nsites)
 		return -ENOENT;
@@ -1024,13 +1025,17 @@ static int open_stack(struct tui *t)
 	if (!s->stack_id || !s->nframes)
 		err = add_line(t, &cap, false, "  no stack was recorded for "
 			       "this site (stack map full, or --no-stacks)");
-	for (i = 0; i < s->nframes && !err; i++) {
-		n = syms__resolve_ret(t->app->syms, r->pid, s->stack[i], fr,
+	/* a Go stack as pprof shows it: each inlined call listed once */
+	nstk = syms__go_stack(t->app->syms, r->pid, s->stack,
+			      s->nframes < MT_MAX_STACK ? s->nframes :
+			      MT_MAX_STACK, stk);
+	for (i = 0; i < nstk && !err; i++) {
+		n = syms__resolve_ret(t->app->syms, r->pid, stk[i], fr,
 				      MAX_INLINE);
 		if (n <= 0) {
 			err = add_line(t, &cap, false,
 				       "#%-3d 0x%012llx  [unknown]", i,
-				       (unsigned long long)s->stack[i]);
+				       (unsigned long long)stk[i]);
 			continue;
 		}
 		for (j = 0; j < n && !err; j++) {
@@ -1048,7 +1053,7 @@ static int open_stack(struct tui *t)
 			if (!j)
 				err = add_line(t, &cap, false,
 					       "#%-3d 0x%012llx  %s%s", i,
-					       (unsigned long long)s->stack[i],
+					       (unsigned long long)stk[i],
 					       txt, mod);
 			else
 				err = add_line(t, &cap, true, "%20s  %s%s", "",
