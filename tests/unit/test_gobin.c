@@ -579,6 +579,83 @@ static void test_toolchain(const char *go, const char *name)
 	printf("ok test_gobin %s\n", name);
 }
 
+/*
+ * The Go 1.2-1.15 layout, from the toolchain's own test data: debug/gosym's
+ * testdata/pcln115.gz is the raw pclntab of a Go 1.15 hello world
+ * (/tmp/hello.go, main.main at line 3 at 0x105c280, its test says).  It
+ * is wrapped here in a minimal ELF with no section headers: one PT_LOAD.
+ */
+static void test_go115_layout(void)
+{
+	static const char *const gz[] = {
+		"/usr/lib/go-1.19/src/debug/gosym/testdata/pcln115.gz",
+		"/usr/lib/go-1.23/src/debug/gosym/testdata/pcln115.gz",
+	};
+	unsigned char hdr[0x1000] = { 0 };
+	struct gobin_frame fr[4];
+	char blob[600], elf[600], *out;
+	uint64_t size = 0, v;
+	struct stat st;
+	struct gobin *g;
+	unsigned i;
+	int fd, n;
+
+	for (i = 0; i < 2 && access(gz[i], R_OK); i++)
+		;
+	if (i == 2) {
+		printf("skip test_go115_layout: no Go source tree with pcln115.gz\n");
+		return;
+	}
+	snprintf(blob, sizeof(blob), "%s/pcln115", tmp);
+	snprintf(elf, sizeof(elf), "%s/pcln115.elf", tmp);
+	out = run("zcat %s > %s && echo ok", gz[i], blob);
+	if (!ASSERT_TRUE(out) || stat(blob, &st)) {
+		free(out);
+		return;
+	}
+	free(out);
+	/* Elf64_Ehdr: x86-64 executable, program headers at 64 */
+	memcpy(hdr, "\x7f" "ELF\x02\x01\x01", 7);
+	hdr[16] = 2;			/* e_type ET_EXEC */
+	hdr[18] = 62;			/* e_machine EM_X86_64 */
+	hdr[20] = 1;			/* e_version */
+	v = 64;
+	memcpy(hdr + 32, &v, 8);	/* e_phoff */
+	hdr[52] = 64;			/* e_ehsize */
+	hdr[54] = 56;			/* e_phentsize */
+	hdr[56] = 1;			/* e_phnum */
+	/* Elf64_Phdr PT_LOAD R: the blob at file 0x1000, vaddr 0x2000000 */
+	hdr[64] = 1;
+	hdr[68] = 4;
+	v = 0x1000;
+	memcpy(hdr + 72, &v, 8);
+	v = 0x2000000;
+	memcpy(hdr + 80, &v, 8);
+	memcpy(hdr + 88, &v, 8);
+	size = st.st_size;
+	memcpy(hdr + 96, &size, 8);
+	memcpy(hdr + 104, &size, 8);
+	fd = open(elf, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd >= 0) {
+		ASSERT_EQ(write(fd, hdr, sizeof(hdr)), (long)sizeof(hdr));
+		close(fd);
+	}
+	out = run("cat %s >> %s && echo ok", blob, elf);
+	free(out);
+	if (!ASSERT_EQ(gobin__open(elf, &g), 0))
+		return;
+	ASSERT_TRUE(gobin__nr_funcs(g) > 100);
+	ASSERT_EQ(gobin__func(g, "main.main", NULL), 0x105c280);
+	n = gobin__frames(g, 0x105c280, false, fr, 4);
+	if (ASSERT_EQ(n, 1)) {
+		ASSERT_STREQ(fr[0].func, "main.main");
+		ASSERT_STREQ(fr[0].file, "/tmp/hello.go");
+		ASSERT_EQ(fr[0].line, 3);
+	}
+	ASSERT_TRUE(gobin__func(g, "runtime.mallocgc", NULL) != 0);
+	gobin__free(g);
+}
+
 static void test_not_go(void)
 {
 	struct gobin *g;
@@ -599,6 +676,7 @@ int main(void)
 	if (!mkdtemp(tmp))
 		return 1;
 	RUN_TEST(test_not_go);
+	RUN_TEST(test_go115_layout);
 	test_toolchain("go", "1.19");
 	test_toolchain("/usr/lib/go-1.23/bin/go", "1.23");
 	free(run("chmod -R u+w %s; rm -rf %s", tmp, tmp));
