@@ -399,6 +399,7 @@ const struct mt_cfi_row *cfi__lookup(const struct cfi_table *t, uint64_t va)
 struct cfi_job {
 	int fd;
 	struct mt_cfi_key key;
+	char name[64];		/* for -v: the file's name */
 };
 
 struct cfi_done {
@@ -534,12 +535,12 @@ static void compile_job(struct cfi *c, const struct cfi_job *j)
 	pthread_mutex_unlock(&c->lock);
 	if (c->verbose)
 		fprintf(stderr, "memtrace: CFI of %llu:%llu: %u rows, %u "
-			"functions (%u frameless)%s%s in %.1f ms\n",
+			"functions (%u frameless)%s%s in %.1f ms (%s)\n",
 			(unsigned long long)j->key.dev,
 			(unsigned long long)j->key.ino, t.nrows, t.fdes,
 			t.frameless, t.flags & MT_CFI_FP ?
 			", frame pointers kept: no rows needed" : "",
-			err ? ", failed" : "", (now_ns() - t0) / 1e6);
+			err ? ", failed" : "", (now_ns() - t0) / 1e6, j->name);
 	cfi__table_free(&t);
 }
 
@@ -625,8 +626,15 @@ static bool known(struct cfi *c, const struct mt_cfi_key *k)
 }
 
 /* Queue the file open at fd (consumed) unless it is known already. */
-static int enqueue(struct cfi *c, int fd, const struct mt_cfi_key *k)
+static int enqueue(struct cfi *c, int fd, const struct mt_cfi_key *k,
+		   const char *path)
 {
+	char name[64];
+	const char *slash = strrchr(path, '/');
+
+	/* escaped: a file name is anyone's bytes, and -v prints it */
+	sanitize(slash ? slash + 1 : path, strlen(slash ? slash + 1 : path),
+		 name, sizeof(name));
 	int err = 0;
 
 	if (known(c, k) ||
@@ -642,6 +650,8 @@ static int enqueue(struct cfi *c, int fd, const struct mt_cfi_key *k)
 	} else {
 		c->jobs[c->njobs].fd = fd;
 		c->jobs[c->njobs].key = *k;
+		snprintf(c->jobs[c->njobs].name, sizeof(c->jobs[c->njobs].name),
+			 "%s", name);
 		c->njobs++;
 		c->st.queued++;
 		pthread_cond_signal(&c->cond);
@@ -664,7 +674,7 @@ int cfi__note_file(struct cfi *c, const char *path, uint64_t ino)
 		close(fd);
 		return -ESTALE;	/* replaced since it was mapped */
 	}
-	return enqueue(c, fd, &k);
+	return enqueue(c, fd, &k, path);
 }
 
 int cfi__scan_pid(struct cfi *c, int pid)
@@ -712,7 +722,8 @@ int cfi__scan_pid(struct cfi *c, int pid)
 		cp->m[n].pgoff = pgoff;
 		cp->m[n].key = k;
 		n++;
-		enqueue(c, fd, &k);
+		line[strcspn(line, "\n")] = '\0';
+		enqueue(c, fd, &k, line + pos);
 	}
 	fclose(f);
 	/*
@@ -772,7 +783,7 @@ static int scan_tree(struct cfi *c, const char *path, const char *libdir,
 		close(fd);
 		return 0;
 	}
-	enqueue(c, fd, &k);
+	enqueue(c, fd, &k, path);
 	if (!elfsym__open(path, &es)) {
 		elfsym__each_needed(es, path, libdir, scan_needed, &t);
 		elfsym__close(es);

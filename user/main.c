@@ -939,8 +939,9 @@ static int start_cmd(struct app *app)
 		unwind__scan_exe(app->unwind, path, libc[0] ? libc : NULL);
 	/*
 	 * Its code's CFI before it runs (the view has not started yet):
-	 * its first stacks are then whole.  A big program may take longer;
-	 * its first frames are walked by frame pointer meanwhile.
+	 * its first stacks are then whole.  Waited for a second at most
+	 * (libc takes ~20 ms, node seconds): a big program's first frames
+	 * are walked by frame pointer meanwhile, and counted.
 	 */
 	if (!err && app->cfi) {
 		char dir[PATH_MAX];
@@ -949,7 +950,7 @@ static int start_cmd(struct app *app)
 		snprintf(dir, sizeof(dir), "%.*s", slash && libc[0] ?
 			 (int)(slash - libc) : 0, libc);
 		cfi__scan_exe(app->cfi, path, dir[0] ? dir : NULL);
-		cfi__wait(app->cfi, 3000);
+		cfi__wait(app->cfi, 1000);
 	}
 	if (err == -ENOENT) {
 		/* a stripped static binary: the rest is still traced */
