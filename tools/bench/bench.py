@@ -980,20 +980,33 @@ def cfi_round():
                 fin = [l for l in json_lines(jpath) if l.get("type") == "final"]
                 if fin and "unwind" in fin[-1]:
                     uw[key] = fin[-1]["unwind"]
+    # the programs' own time (kernel-timed): steadier than wall clock
+    bpf = {}
+    for key, label, opts, wl in CFI_CONFIGS:
+        if opts is None:
+            continue
+        c = bpf_costs((key, label, [wl]), opts)
+        if c:
+            bpf[key] = sum(v[2] for v in c.values())
     md = ["## Stack walk by CFI (.eh_frame) against frame pointers", "",
           "bench_deep: malloc(32)+free called under 8 functions of its own "
           "(10 frames per stack), built -O2 without frame pointers, and with "
           "them (_fp). Median ns per malloc+free pair over %d run(s); x floor "
-          "is the ratio to the floor's median." % RUNS, "",
-          "| config | ns/op | x floor | mean frames per stack | steps by CFI "
-          "/ by frame pointer / blind |", "|---|---:|---:|---:|---|"]
+          "is the ratio to the floor's median; BPF ns/op is the programs' "
+          "own time (kernel.bpf_stats_enabled), per pair." % RUNS, "",
+          "| config | ns/op | x floor | BPF ns/op | mean frames per stack | "
+          "steps by CFI / by frame pointer / blind |",
+          "|---|---:|---:|---:|---:|---|"]
     floor = median(res["floor"]) if res["floor"] else None
     for key, label, opts, wl in CFI_CONFIGS:
         v = median(res[key]) if res[key] else None
         u = uw.get(key)
-        md.append("| %s (%s) | %s | %s | %s | %s |" % (
+        if u and not u.get("cfi"):
+            u = None    # the frame-pointer walk keeps no counts
+        md.append("| %s (%s) | %s | %s | %s | %s | %s |" % (
             label, wl, fmt_ns(v) if v else "n/a",
             fmt_x(v / floor) if v and floor and key != "none" else "",
+            fmt_ns(bpf[key]) if key in bpf else "",
             "%.1f" % u["mean_depth"] if u else "",
             "%d / %d / %d" % (u["cfi_steps"], u["fp_steps"],
                               u["unknown_steps"]) if u else ""))
