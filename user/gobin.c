@@ -245,7 +245,8 @@ static void load_relocs(struct gobin *g, Elf *elf)
 		g->relocs[g->nrelocs].addend = rd64(r + 16);
 		g->nrelocs++;
 	}
-	qsort(g->relocs, g->nrelocs, sizeof(*g->relocs), reloc_cmp);
+	if (g->nrelocs)
+		qsort(g->relocs, g->nrelocs, sizeof(*g->relocs), reloc_cmp);
 }
 
 static struct span section_span(const struct gobin *g, Elf *elf,
@@ -1090,6 +1091,13 @@ int gobin__open_fd(int fd, struct gobin **out)
 	err = load_segments(g, elf);
 	if (err)
 		goto out;
+	/* most files the symbolizer opens are not Go: say so cheaply */
+	if (!g->no_shdrs && !section_span(g, elf, ".go.buildinfo", NULL).p &&
+	    !section_span(g, elf, ".gopclntab", NULL).p &&
+	    !section_span(g, elf, ".data.rel.ro.gopclntab", NULL).p) {
+		err = -ENOEXEC;
+		goto out;
+	}
 	load_symtab(g, elf, &gofunc, &sym_pclntab, &mprof);
 	find_buildinfo(g, elf);
 	if (find_pcln(g, elf, sym_pclntab) && !g->version[0]) {
