@@ -61,6 +61,15 @@ void app__warn_no_libc(struct app *app, struct mt_row *r)
  * malloc and free).  Right after exec the library is not mapped yet, so
  * a pid may wait here until an mmap shows it, up to a few refreshes.
  */
+/*
+ * Frameless allocator callers matter to allocation stacks only: the node
+ * view scans the processes it traces exactly, not every exec.
+ */
+static bool wants_unwind(const struct app *app, const struct mt_row *r)
+{
+	return app->unwind && (!app__growth_view(app) || r->exact);
+}
+
 static int try_probe(struct app *app, int pid)
 {
 	struct mt_row *r = table__get(app->table, pid);
@@ -290,7 +299,7 @@ int events__handle(void *ctx, void *data, size_t len)
 		/* the kernel mapped the new executable: read it while alive */
 		syms__forget_pid(app->syms, e->tgid);
 		syms__load_pid(app->syms, e->tgid);
-		if (app->unwind)
+		if (wants_unwind(app, r))
 			unwind__scan_pid(app->unwind, e->tgid);
 		/* the dynamic loader, which exec mapped without an mmap */
 		cfi__scan_pid(app->cfi, e->tgid);
@@ -334,7 +343,7 @@ int events__handle(void *ctx, void *data, size_t len)
 		if (!e->mm.err && (e->mm.prot & MT_PROT_EXEC) &&
 		    !(e->mm.flags & MT_MAP_ANONYMOUS)) {
 			syms__load_pid(app->syms, e->tgid);
-			if (app->unwind)
+			if (wants_unwind(app, r))
 				unwind__scan_pid(app->unwind, e->tgid);
 		}
 		/*

@@ -14,6 +14,7 @@
 #include "gorow.h"
 #include "sites.h"
 #include "util.h"
+#include "watchdog.h"
 
 uint64_t output__lost(const struct app *app)
 {
@@ -168,6 +169,8 @@ static void json_dbl(FILE *f, const char *k, double v)
 static void json_row(struct app *app, struct mt_row *r)
 {
 	FILE *f = app->out;
+
+	watchdog__beat();	/* thousands of rows: progress, not a hang */
 
 	fprintf(f, "{\"pid\":%d,\"comm\":", r->pid);
 	json_str(f, r->comm, sizeof(r->comm));

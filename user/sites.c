@@ -18,6 +18,7 @@
 #include "sites.h"
 #include "syms.h"
 #include "util.h"
+#include "watchdog.h"
 #include "wrapper.h"
 
 #define MAX_INLINE 8
@@ -199,6 +200,8 @@ void sites__top_names(struct app *app)
 	for (i = 0; i < table__nr(app->table); i++) {
 		struct mt_row *r = table__row(app->table, i);
 		bool growth = app__growth_view(app) && !r->probed;
+
+		watchdog__beat();	/* symbolizing: progress, not a hang */
 		const struct mt_site_row *top = NULL;
 		int j;
 

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -56,8 +57,37 @@ void watchdog__bpf(volatile uint64_t *hb)
 	watchdog__beat();
 }
 
+/* memtrace's state letter and CPU ticks, from /proc/PID/stat. */
+static bool proc_state(pid_t pid, char *state, unsigned long long *ticks)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut, st;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	if (read_file(path, buf, sizeof(buf)) <= 0)
+		return false;
+	p = strrchr(buf, ')');
+	if (!p || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
+			 "%*u %llu %llu", state, &ut, &st) != 3)
+		return false;
+	*ticks = ut + st;
+	return true;
+}
+
+/*
+ * Is memtrace stuck?  Its heartbeat is stale, and it is stopped, or has
+ * used no CPU for the last second (blocked in a write, a lock, the
+ * kernel).  A memtrace busy with a long refresh (thousands of rows, a
+ * big symbol table) is not; past STUCK_HARD times the allowance it is
+ * ended anyway.
+ */
+#define STUCK_HARD	12
+
 static void __attribute__((noreturn)) watch(pid_t mt, uint64_t stale_ns)
 {
+	unsigned long long ticks = 0, prev = 0;
+	uint64_t idle_since = now_ns();
+	char state = '?';
 	struct timespec tick = { 0, 200 * 1000 * 1000 };
 	int err;
 
@@ -81,8 +111,15 @@ static void __attribute__((noreturn)) watch(pid_t mt, uint64_t stale_ns)
 			_exit(0);	/* memtrace is gone: nothing to watch */
 		now = now_ns();
 		hb = shm->hb;
+		if (proc_state(mt, &state, &ticks) && ticks != prev)
+			idle_since = now;
+		prev = ticks;
 		if (now <= hb || now - hb < stale_ns || now < shm->busy_until)
 			continue;
+		if (state != 'T' && state != 't' &&
+		    now - idle_since < 1000000000ull &&
+		    now - hb < STUCK_HARD * stale_ns)
+			continue;	/* working, not stuck */
 		dprintf(STDERR_FILENO, "\nmemtrace: watchdog: pid %d has not "
 			"checked in for %.0f s (hung, blocked or stopped): "
 			"killed it, so its probes are gone\n", mt,

@@ -24,6 +24,9 @@ BENCH_WORKLOADS / BENCH_CONFIGS (comma lists to run a subset),
 BENCH_ONLY=cfi (only the CFI round: stack walk by CFI against frame
 pointers and the floor, time to compile libc's and node's CFI),
 BENCH_OUT (bench-results), MEMTRACE (./memtrace).
+BENCH_ONLY=node runs only the node view's rounds (node_bench.py: the
+default view, -p and --sample-bytes against untraced, a malloc loop and
+redis; time to first table with 1,000 processes; refresh jitter).
 """
 import atexit
 import csv
@@ -1039,12 +1042,28 @@ def cfi_round():
     return md
 
 
+def node_rounds():
+    """The node view's rounds (tools/bench/node_bench.py): markdown lines."""
+    sys.path.insert(0, os.path.join(ROOT, "tools", "bench"))
+    import node_bench
+    try:
+        return node_bench.run()
+    finally:
+        node_bench.cleanup()
+
 
 def main():
     os.makedirs(OUT, exist_ok=True)
     if os.environ.get("BENCH_ONLY") == "cfi":
         text = "\n".join(cfi_round()) + "\n"
         with open(os.path.join(OUT, "cfi.md"), "w") as f:
+            f.write(text)
+        log(text)
+        return 0
+    # BENCH_ONLY=node: only the node view's rounds (issue 13)
+    if os.environ.get("BENCH_ONLY") == "node":
+        text = "\n".join(node_rounds()) + "\n"
+        with open(os.path.join(OUT, "node.md"), "w") as f:
             f.write(text)
         log(text)
         return 0
@@ -1337,6 +1356,8 @@ def main():
     if avail["memtrace"]:
         for line in cfi_round():
             P(line)
+        log("== the node view against exact tracing")
+        md.extend(node_rounds())
     P("Total bench time: %.0f s. Load average (1 min) at start %.2f, at end "
       "%.2f: anything else running on the machine shows up as noise." %
       (time.time() - t_start, load0[0], os.getloadavg()[0]))
