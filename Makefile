@@ -158,7 +158,7 @@ GODIR	:= $(OUTPUT)/workloads/go
 GO_VARIANTS := goheap goheap-stripped goheap-pie noprof \
 	       goinline goinline-stripped goinline-pie
 ifneq ($(GO119),)
-WORKLOADS += $(patsubst %,$(GODIR)/%-119,$(GO_VARIANTS))
+WORKLOADS += $(patsubst %,$(GODIR)/%-119,$(GO_VARIANTS)) $(GODIR)/cgoheap-119
 endif
 ifneq ($(GO123),)
 WORKLOADS += $(patsubst %,$(GODIR)/%-123,$(GO_VARIANTS))
@@ -221,6 +221,12 @@ $(OUTPUT)/workloads/chain_plt: tests/workloads/cfi/chain.c tests/workloads/truth
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(NOFP_CFLAGS) -DCHAIN_LIB -o $@ $< \
 		-L$(OUTPUT)/workloads -lmtchain -Wl,-rpath,'$$ORIGIN'
+
+# cgo: a Go heap and a C heap in one process
+$(GODIR)/cgoheap-%: tests/workloads/go/cgo/cgoheap.go | $(GODIR)
+	$(call msg,GO$*,$@)
+	$(Q)$(GOENV) CGO_ENABLED=1 CGO_CFLAGS='-O1 -g -fno-omit-frame-pointer' \
+		$(GO_$*) build -o $@ $<
 
 vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h

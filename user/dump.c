@@ -43,6 +43,7 @@
 #include "app.h"
 #include "cgroup.h"
 #include "dump.h"
+#include "gorow.h"
 #include "hold.h"
 #include "pprof.h"
 #include "sites.h"
@@ -846,15 +847,21 @@ static int write_pprof(struct dump *d, struct capture *c, struct mt_row *r)
 		return -ENOMEM;
 	if (d->app->env.sample_bytes)
 		pprof__set_period(p, d->app->env.sample_bytes);
+	if (r && gorow__rate(r))
+		pprof__set_period(p, gorow__rate(r));	/* a Go heap profile */
 	if (r) {
 		pprof__set_comm(p, r->pid, r->comm);
 		for (i = 0; i < r->nsites && !err; i++) {
 			const struct mt_site_row *s = &r->sites[i];
 
+			if (s->go)
+				continue;	/* whole stacks below */
 			err = pprof__add(p, r->pid, s->stack, s->nframes,
 					 s->allocs, s->alloc_bytes,
 					 s->live_allocs, s->live_bytes);
 		}
+		if (!err)
+			err = gorow__pprof_add(p, r, false);
 	}
 	/* through the directory fd: pprof writes path.tmp, then renames */
 	snprintf(path, sizeof(path), "/proc/self/fd/%d/heap.pb.gz", c->artfd);
@@ -874,6 +881,10 @@ static int write_pprof(struct dump *d, struct capture *c, struct mt_row *r)
 	else
 		c->written++;
 	pprof__free(p);
+	/* Go: also what the next GCs will publish (allocations since the last) */
+	if (!err && r && r->go)
+		err = gorow__write_unpublished(d->app, r, c->artfd,
+					       "go-heap-unpublished.pb.gz");
 	return err;
 }
 

@@ -132,6 +132,18 @@ static void file_put(const struct gobin *bin)
 	}
 }
 
+bool goheap__is_go(int pid)
+{
+	struct gofile *f;
+	int err;
+
+	f = file_get(pid, &err);
+	if (!f)
+		return false;
+	f->refs--;	/* kept cached for the goheap__open that follows */
+	return true;
+}
+
 static struct gofile *file_of(const struct goheap *g)
 {
 	struct gofile *f;

@@ -102,6 +102,8 @@ struct goheap {
  */
 int goheap__open(int pid, struct goheap **out);
 void goheap__free(struct goheap *g);
+/* Is pid's executable a Go program?  (Cheap after the first of a file.) */
+bool goheap__is_go(int pid);
 
 /* One read of the profile and GC state at time ts (ns, monotonic). */
 int goheap__read(struct goheap *g, uint64_t ts);

@@ -1,14 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Go rows: the Go runtime's heap and GC folded into the process table. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <bpf/libbpf.h>
 
 #include "app.h"
 #include "goheap.h"
 #include "gorow.h"
 #include "memtrace.skel.h"
+#include "pprof.h"
 #include "sites.h"
 #include "util.h"
 
@@ -34,7 +37,12 @@ static void go_open(struct app *app, struct mt_row *r)
 			"its runtime's heap profile\n", r->pid,
 			g->version[0] ? g->version : "version unknown",
 			g->pie ? ", PIE" : "");
-	if (skel && !app->env.floor) {
+	/*
+	 * GC probes for the processes asked for (-p, CMD) only: node-wide,
+	 * every short-lived Go tool would cost three attachments on the
+	 * refresh path; the GC rate still comes from the cycle counter.
+	 */
+	if (skel && !app->env.floor && app->env.mode != MODE_NODE) {
 		err = goheap__attach_gc(g, bpf_map__fd(skel->maps.go_gc),
 					skel->progs.go_gc_start,
 					skel->progs.go_stw_stop,
@@ -297,15 +305,78 @@ void gorow__json(struct app *app, struct mt_row *r, FILE *f)
 	fputs("]}", f);
 }
 
+int gorow__pprof_add(struct pprof *p, const struct mt_row *r, bool unpublished)
+{
+	const struct goheap *g = r->go;
+	int i, k, err;
+
+	if (!g)
+		return 0;
+	for (i = 0; i < g->nsites; i++) {
+		const struct goheap_site *s = &g->sites[i];
+		int64_t v[4];
+
+		if (unpublished) {
+			uint64_t c[4];
+
+			/* active and every future slot: the next two GCs' view */
+			for (k = 0; k < 4; k++)
+				c[k] = s->rec[k] + s->rec[4 + k] + s->rec[8 + k] +
+				       s->rec[12 + k];
+			goheap__scale(c[0], c[2], g->rate, &v[0], &v[1]);
+			goheap__scale((int64_t)(c[0] - c[1]),
+				      (int64_t)(c[2] - c[3]), g->rate, &v[2],
+				      &v[3]);
+		} else {
+			v[0] = s->alloc_objects;
+			v[1] = s->alloc_space;
+			v[2] = s->inuse_objects;
+			v[3] = s->inuse_space;
+		}
+		if (!v[0] && !v[2])
+			continue;
+		err = pprof__add(p, r->pid, s->stk, s->nstk, v[0], v[1], v[2],
+				 v[3]);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int gorow__write_unpublished(struct app *app, const struct mt_row *r,
+			     int dirfd, const char *name)
+{
+	struct pprof *p = pprof__new(app->syms);
+	char path[128];
+	int err;
+
+	if (!p)
+		return -ENOMEM;
+	if (r->go->rate > 0)
+		pprof__set_period(p, r->go->rate);
+	pprof__set_comm(p, r->pid, r->comm);
+	err = gorow__pprof_add(p, r, true);
+	/* through the directory fd: pprof writes path.tmp, then renames */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
+	if (!err)
+		err = pprof__write(p, path);
+	if (!err)
+		fchmodat(dirfd, name, 0600, 0);
+	pprof__free(p);
+	return err;
+}
+
+int64_t gorow__rate(const struct mt_row *r)
+{
+	return r->go && r->go->rate > 0 ? r->go->rate : 0;
+}
+
 int64_t gorow__period(struct app *app)
 {
 	int i;
 
-	for (i = 0; i < table__nr(app->table); i++) {
-		struct mt_row *r = table__row(app->table, i);
-
-		if (r->go && r->go->rate > 0)
-			return r->go->rate;
-	}
+	for (i = 0; i < table__nr(app->table); i++)
+		if (gorow__rate(table__row(app->table, i)))
+			return gorow__rate(table__row(app->table, i));
 	return 0;
 }

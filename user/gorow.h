@@ -36,7 +36,18 @@ bool gorow__line(const struct mt_row *r, char *buf, size_t len);
 bool gorow__two_heaps(const struct mt_row *r);
 /* ,"go":{...} for a Go row; nothing for others. */
 void gorow__json(struct app *app, struct mt_row *r, FILE *f);
+/* r's runtime.MemProfileRate: a Go heap profile's period; 0: none. */
+int64_t gorow__rate(const struct mt_row *r);
 /* Period for a profile of these rows: the Go rate, if any row has one. */
 int64_t gorow__period(struct app *app);
+/*
+ * Add r's Go heap profile to p with whole stacks, as /debug/pprof/heap
+ * would serve it now; unpublished: also count the allocations and frees
+ * of the cycles the runtime has not published yet (since the last GC).
+ */
+int gorow__pprof_add(struct pprof *p, const struct mt_row *r, bool unpublished);
+/* That unpublished profile, written as name in directory dirfd. */
+int gorow__write_unpublished(struct app *app, const struct mt_row *r,
+			     int dirfd, const char *name);
 
 #endif /* MT_GOROW_H */

@@ -30,6 +30,7 @@
 #include "attach.h"
 #include "collect.h"
 #include "dump.h"
+#include "goheap.h"
 #include "memtrace.skel.h"
 #include "budget.h"
 #include "follow.h"
@@ -812,8 +813,11 @@ static int start_node(struct app *app)
 			cfi__scan_pid(app->cfi, pid);
 			continue;
 		}
-		/* every process with a C library gets a row from the start */
-		if (attach__node_lib(app->attach, pid))
+		/*
+		 * Every process with a C library gets a row from the start,
+		 * and every Go program (its runtime's heap is read)
+		 */
+		if (attach__node_lib(app->attach, pid) && !goheap__is_go(pid))
 			continue;
 		collect__track(app->collect, pid, app->env.sample_bytes);
 		if (app->unwind)

@@ -166,9 +166,16 @@ int sites__first_user_frame(struct app *app, struct mt_row *r,
 				      MAX_INLINE);
 		if (n <= 0)
 			continue;
-		/* the innermost of the inlined frames names the site */
-		if (is_alloc_frame(&fr[n - 1]))
+		/*
+		 * The innermost of the inlined frames names the site.  A Go
+		 * stack made of runtime frames only is named by its first,
+		 * as pprof shows it.
+		 */
+		if (is_alloc_frame(&fr[n - 1]) && !(s->go && i == s->nframes - 1))
 			continue;
+		if (s->go && i == s->nframes - 1 && is_alloc_frame(&fr[n - 1]))
+			n = syms__resolve_ret(app->syms, r->pid, s->stack[0],
+					      fr, MAX_INLINE);
 		frame_name(&fr[0], buf, len);
 		/*
 		 * A wrapper inlined into its caller is no frame of its own;
@@ -331,9 +338,12 @@ static int write_pprof(struct app *app, const char *path)
 		for (j = 0; j < r->nsites; j++) {
 			const struct mt_site_row *s = &r->sites[j];
 
+			if (s->go)
+				continue;	/* whole stacks from gorow */
 			pprof__add(p, r->pid, s->stack, s->nframes, s->allocs,
 				   s->alloc_bytes, s->live_allocs, s->live_bytes);
 		}
+		gorow__pprof_add(p, r, false);
 	}
 	err = pprof__write(p, path);
 	pprof__free(p);

@@ -227,6 +227,62 @@ def test_enable_profiling():
     assert w.poll() is None
 
 
+def test_cgo_two_heaps():
+    """A cgo program: the C heap (probed) and the Go heap (read from the
+    runtime) in one row, each site saying which; LIVE is their sum."""
+    w = spawn([go_exe("cgoheap-119")], stdin=subprocess.DEVNULL)
+    pid = int(expect(w, "ready")[1])
+    p = memtrace_json(["-p", str(pid), "-d", "0.3", "--top-sites", "200"])
+    next_json(p, timeout=20)            # attached: C mallocs from now on are seen
+    w.send_signal(signal.SIGUSR2)
+    expect(w, "held c")
+    w.send_signal(signal.SIGUSR1)
+    expect(w, "written")
+
+    def c_hold(r):
+        return [s for s in r.get("sites", []) if s["heap"] == "c" and
+                "c_hold" in [f["func"] for f in s["stack"]]]
+
+    def both(r):
+        return c_hold(r) and c_hold(r)[0]["live_bytes"] == 409600
+    r, _ = wait_row(p, pid, both, timeout=20)
+    c_live = sum(s["live_bytes"] for s in r["sites"] if s["heap"] == "c")
+    assert r["live_bytes"] == r["go"]["inuse_bytes"] + c_live, r
+    go = [s for s in r["sites"] if s["heap"] == "go"]
+    held = [s for s in go if s["stack"][0]["func"] == "main.holdGo" and s["live_allocs"] == 40]
+    assert held and held[0]["live_bytes"] == 40 * 256 * 1024, \
+        [(s["live_bytes"], s["stack"][0]["func"]) for s in go]    # MemProfileRate = 1
+    assert not [s for s in r["go"]["sites"] if "c_hold" in str(s["stack"])]
+
+
+def test_capture():
+    """memtrace dump of a Go process: heap.pb.gz is the Go heap profile
+    (as the program's own, per function), go-heap-unpublished.pb.gz adds
+    what the next GCs will publish, and the report names the Go sites."""
+    from common import MEMTRACE
+    d = tempfile.mkdtemp(prefix="mt-go-")
+    try:
+        w, pid, own = start_workload(go_exe("goheap-119"), d, ["-rate", "1"])
+        snapshot(w)
+        out = os.path.join(d, "dumps")
+        p = subprocess.run([MEMTRACE, "dump", "--dump-dir", out, "--no-core", str(pid)],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        art = os.path.join(out, os.listdir(out)[0])
+        want, got = raw_by_func(own), raw_by_func(os.path.join(art, "heap.pb.gz"))
+        for fn in MAIN_FUNCS:
+            assert got.get(fn) == want.get(fn), f"{fn}: capture {got.get(fn)} != {want.get(fn)}"
+        unpub = raw_by_func(os.path.join(art, "go-heap-unpublished.pb.gz"))
+        # the profile write and the signal's handling allocated since
+        assert sum(v[0] for v in unpub.values()) > sum(v[0] for v in got.values())
+        with open(os.path.join(art, "report.txt")) as f:
+            report = f.read()
+        assert "#1 main.holdLarge: " in report, report[:2000]
+        assert w.poll() is None
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 TESTS = [
     ("go119_exact", make_test("goheap-119")),
     ("go119_rate1_exact", make_test("goheap-119", ["-rate", "1"])),
@@ -238,4 +294,6 @@ TESTS = [
     ("gc_events", test_gc_events),
     ("profiling_compiled_out", test_profiling_compiled_out),
     ("enable_profiling", test_enable_profiling),
+    ("cgo_two_heaps", test_cgo_two_heaps),
+    ("capture", test_capture),
 ]
