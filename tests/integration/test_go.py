@@ -113,7 +113,7 @@ def snapshot(w):
 MAIN_FUNCS = ("main.holdSmall", "main.holdLarge", "main.holdMap", "main.churn")
 
 
-def compare(exe, extra=(), strict_top=False):
+def compare(exe, extra=(), strict_top=True):
     d = tempfile.mkdtemp(prefix="mt-go-")
     try:
         w, pid, own = start_workload(exe, d, extra)
@@ -163,7 +163,7 @@ def compare(exe, extra=(), strict_top=False):
         shutil.rmtree(d, ignore_errors=True)
 
 
-def make_test(name, extra=(), strict_top=False):
+def make_test(name, extra=(), strict_top=True):
     def t():
         compare(go_exe(name), extra, strict_top)
     return t
@@ -285,7 +285,10 @@ def test_capture():
 
 TESTS = [
     ("go119_exact", make_test("goheap-119")),
-    ("go119_rate1_exact", make_test("goheap-119", ["-rate", "1"])),
+    # every allocation recorded: the runtime's own timer site differs in
+    # -top (runtime.doaddtimer vs time.resetTimer: which leading runtime
+    # frames pprof hides at an inlined return pc), so per function only
+    ("go119_rate1_exact", make_test("goheap-119", ["-rate", "1"], strict_top=False)),
     ("go119_stripped_exact", make_test("goheap-stripped-119")),
     ("go119_pie_exact", make_test("goheap-pie-119")),
     ("go123_exact", make_test("goheap-123")),
