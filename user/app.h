@@ -142,7 +142,11 @@ void app__pending_run(struct app *app);
  * alone, its children too) on or off.  Blocks seen so far stay counted.
  */
 int app__set_exact(struct app *app, int pid, bool on);
-/* -p's descendants, --cgroup's members: trace one more pid exactly. */
+/*
+ * -p's descendants, --cgroup's members: trace one more pid exactly.  Its
+ * row is there at once; it is probed by app__pending_run(), a few
+ * processes per refresh.
+ */
 int app__trace_pid(struct app *app, int pid);
 /* Before probing pid exactly: its counters, mappings and unwind sites. */
 int app__prepare_exact(struct app *app, int pid);

@@ -117,12 +117,13 @@ int app__trace_pid(struct app *app, int pid)
 		if (n > 0 && r->comm[n - 1] == '\n')
 			r->comm[n - 1] = '\0';
 	}
-	err = app__prepare_exact(app, pid);
-	if (!err)
-		err = try_probe(app, pid);
-	if (err == -ENOENT)
-		app__warn_no_libc(app, r);
-	return err == -ENOENT ? 0 : err;
+	/* counted from now; mappings and probes at the next refresh's turn */
+	err = collect__track(app->collect, pid, app->env.sample_bytes);
+	if (err)
+		return err;
+	r->prep_pending = true;
+	app__pending_add(app, pid);
+	return 0;
 }
 
 int app__set_exact(struct app *app, int pid, bool on)
@@ -149,16 +150,32 @@ int app__set_exact(struct app *app, int pid, bool on)
 	return err;
 }
 
+/*
+ * Attaching takes the kernel a while per process (it visits every mapping
+ * of the library): a refresh spends at most this long on it, so the
+ * first table comes at once and later ones keep their interval while a
+ * cgroup of hundreds of processes is being probed.
+ */
+#define PENDING_BUDGET_NS	(200 * 1000 * 1000ull)
+
 void app__pending_run(struct app *app)
 {
 	int i, err;
 
+	uint64_t end = now_ns() + PENDING_BUDGET_NS;
+
 	for (i = 0; i < app->npending; i++) {
 		int pid = app->pending[i];
-
-		watchdog__beat();
 		struct mt_row *r = table__get(app->table, pid);
 
+		/* the rest waits for the next turn: the table keeps its pace */
+		if (now_ns() > end)
+			break;
+		watchdog__beat();
+		if (r && r->prep_pending) {
+			r->prep_pending = false;
+			app__prepare_exact(app, pid);
+		}
 		err = try_probe(app, pid);
 		if (err == -ENOENT && r && !r->exited && ++r->attach_tries < 3)
 			continue;	/* not mapped yet: try again later */

@@ -106,9 +106,12 @@ void output__batch(struct app *app, bool final)
 	uint64_t lost = output__lost(app);
 
 	strftime(tbuf, sizeof(tbuf), "%H:%M:%S", localtime(&now));
-	fprintf(f, "memtrace - %s%s  procs: %d  events/s: %.0f  lost: %llu%s\n",
+	fprintf(f, "memtrace - %s%s  procs: %d  events/s: %.0f  lost: %llu%s",
 		tbuf, final ? " (final)" : "", n, app->events_ps,
 		(unsigned long long)lost, lost ? " (numbers may be low)" : "");
+	if (app->npending)
+		fprintf(f, "  attaching: %d processes to go", app->npending);
+	fputc('\n', f);
 	if (app__growth_view(app)) {
 		batch_growth(app, f);
 		return;
@@ -287,6 +290,8 @@ void output__json(struct app *app, bool final)
 	json_u64(f, "allocator_probes", attach__nr_libs(app->attach));
 	/* one uprobe hit, measured at start: the unit of probe_cost_pct */
 	json_dbl(f, "probe_floor_ns", app->floor_s * 1e9);
+	/* processes still waiting for their probes (attached a few a turn) */
+	json_u64(f, "attach_pending", app->npending);
 	output__unwind_json(app, f);
 	fputs(",\"processes\":[", f);
 	for (i = 0; i < n; i++) {

@@ -75,6 +75,7 @@ struct mt_row {
 	bool probed;			/* allocator probes on its libc */
 	bool exact;			/* node view: exact tracing asked for */
 	bool budget_stopped;		/* --max-overhead ended its tracing */
+	bool prep_pending;		/* to be probed exactly: queued */
 	double cost_pct;		/* probes' share of its CPU, <0 = n/a */
 	double cpu_prev;		/* its CPU seconds at the last refresh */
 	uint64_t hits_prev;		/* probe hits then */

@@ -603,7 +603,12 @@ static void draw_header(struct tui *t)
 	x += put(t, 0, x, COLS - x, buf, 0);
 	attroff(A_REVERSE | A_BOLD | COLOR_PAIR(1));
 	if (lost)
-		put(t, 0, x, COLS - x, " (numbers may be low)", 0);
+		x += put(t, 0, x, COLS - x, " (numbers may be low)", 0);
+	/* probes still being attached, a few processes per refresh */
+	if (app->npending) {
+		snprintf(buf, sizeof(buf), "  attaching %d", app->npending);
+		put(t, 0, x, COLS - x, buf, 0);
+	}
 
 	x = 0;
 	if (t->paused) {

@@ -3,6 +3,7 @@
 traces every process of a cgroup, those there at start and those that
 join later.  Each worker allocates a known amount: rows are exact."""
 import os
+import time
 import signal
 
 from common import memtrace_json, readline, spawn, wait_row, workload
@@ -71,7 +72,35 @@ def test_cgroup_now_and_later():
         cg.remove()
 
 
+def test_cgroup_many_attached_in_the_background():
+    """--cgroup of 60 processes: the first table comes at once, and they
+    are probed a few per refresh, the header counting down."""
+    from common import next_json
+    cg = Cgroup(1 << 40)
+    try:
+        sleeps = [spawn(["sleep", "600"]) for _ in range(60)]
+        for s in sleeps:
+            add(cg, s.pid)
+        t0 = time.time()
+        mt = memtrace_json(["-d", "0.3", "--cgroup", cg.dir])
+        doc = next_json(mt, timeout=20)
+        first = time.time() - t0
+        deadline = time.time() + 60
+        while doc["attach_pending"] and time.time() < deadline:
+            doc = next_json(mt)
+        assert doc["attach_pending"] == 0, doc["attach_pending"]
+        probed = {r["pid"] for r in doc["processes"] if r["probed"]}
+        assert {s.pid for s in sleeps} <= probed, len(probed)
+        assert first < 5, f"first table after {first:.1f}s"
+    finally:
+        from common import cleanup
+        cleanup()
+        cg.remove()
+
+
 TESTS = [
     ("pid_covers_existing_workers", test_pid_covers_existing_workers),
     ("cgroup_now_and_later", test_cgroup_now_and_later),
+    ("cgroup_many_attached_in_the_background",
+     test_cgroup_many_attached_in_the_background),
 ]
