@@ -283,6 +283,81 @@ def test_capture():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def free_port():
+    import socket
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
+
+
+def top_values(path, n=6):
+    """The n largest inuse_space flat rows: {function: bytes}."""
+    per = raw_by_func(path)
+    top = sorted(per.items(), key=lambda kv: -kv[1][3])[:n]
+    return {k: v[3] for k, v in top if v[3] > 0}
+
+
+def test_prometheus():
+    """Debian's prometheus, a real Go service: memtrace's profile against
+    its own /debug/pprof/heap fetched just before and just after (a GC
+    may publish in between): same top functions, values within 10%."""
+    import urllib.request
+    exe = "/usr/bin/prometheus"
+    if not os.path.exists(exe):
+        raise Skip("prometheus not installed (tools/setup.sh installs it)")
+    d = tempfile.mkdtemp(prefix="mt-prom-")
+    w = None
+    try:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        with open(os.path.join(d, "p.yml"), "w") as f:
+            f.write("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: self\n"
+                    f"    static_configs:\n      - targets: ['127.0.0.1:{port}']\n")
+        w = spawn([exe, "--config.file=" + os.path.join(d, "p.yml"),
+                   "--storage.tsdb.path=" + os.path.join(d, "data"),
+                   f"--web.listen-address=127.0.0.1:{port}"], stdin=subprocess.DEVNULL,
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while True:
+            try:
+                urllib.request.urlopen(url + "/-/ready", timeout=2).read()
+                break
+            except OSError:
+                if time.time() > deadline or w.poll() is not None:
+                    raise AssertionError("prometheus did not start")
+                time.sleep(0.3)
+        time.sleep(3)                   # a few scrapes and GCs
+
+        def own(name):
+            path = os.path.join(d, name)
+            with open(path, "wb") as f:
+                f.write(urllib.request.urlopen(url + "/debug/pprof/heap", timeout=10).read())
+            return top_values(path)
+        before = own("before.pb.gz")
+        mine = os.path.join(d, "memtrace.pb.gz")
+        p = memtrace_json(["-p", str(w.pid), "-n", "1", "-d", "0.2", "--top-sites", "5",
+                           "--pprof", mine])
+        code, docs, err = finish(p, timeout=60)
+        after = own("after.pb.gz")
+        assert code == 0, err
+        g = row(docs[-1], w.pid)["go"]
+        assert g["profiling"] and g["version"].startswith("go1."), g
+        got = top_values(mine)
+
+        def close(ref):
+            if set(list(ref)[:3]) != set(list(got)[:3]):
+                return False
+            return all(abs(got[k] - v) <= 0.1 * v for k, v in ref.items() if k in got)
+        assert close(before) or close(after), \
+            f"memtrace {got}\nprometheus before {before}\nprometheus after {after}"
+        assert w.poll() is None
+    finally:
+        if w and w.poll() is None:      # ours: stopped before its data goes
+            w.terminate()
+            w.wait(timeout=30)
+        shutil.rmtree(d, ignore_errors=True)
+
+
 TESTS = [
     ("go119_exact", make_test("goheap-119")),
     # every allocation recorded: the runtime's own timer site differs in
@@ -299,4 +374,5 @@ TESTS = [
     ("enable_profiling", test_enable_profiling),
     ("cgo_two_heaps", test_cgo_two_heaps),
     ("capture", test_capture),
+    ("prometheus", test_prometheus),
 ]
