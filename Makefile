@@ -158,7 +158,8 @@ GODIR	:= $(OUTPUT)/workloads/go
 GO_VARIANTS := goheap goheap-stripped goheap-pie noprof \
 	       goinline goinline-stripped goinline-pie
 ifneq ($(GO119),)
-WORKLOADS += $(patsubst %,$(GODIR)/%-119,$(GO_VARIANTS)) $(GODIR)/cgoheap-119
+WORKLOADS += $(patsubst %,$(GODIR)/%-119,$(GO_VARIANTS)) $(GODIR)/cgoheap-119 \
+	     $(GODIR)/gobench-119
 endif
 ifneq ($(GO123),)
 WORKLOADS += $(patsubst %,$(GODIR)/%-123,$(GO_VARIANTS))
@@ -221,6 +222,16 @@ $(OUTPUT)/workloads/chain_plt: tests/workloads/cfi/chain.c tests/workloads/truth
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(NOFP_CFLAGS) -DCHAIN_LIB -o $@ $< \
 		-L$(OUTPUT)/workloads -lmtchain -Wl,-rpath,'$$ORIGIN'
+
+# make bench: a Go allocation loop, and a profile of many buckets
+$(GODIR)/gobench-%: tests/workloads/go/gobench/gobench.go | $(GODIR)
+	$(call msg,GO$*,$@)
+	$(Q)$(GOENV) $(GO_$*) build -o $@ $<
+
+$(OUTPUT)/bench/goheap_bench: tools/bench/goheap_bench.c $(USER_OBJS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(CFLAGS) $(INCLUDES) $< $(USER_OBJS) $(LIBS) -o $@
 
 # cgo: a Go heap and a C heap in one process
 $(GODIR)/cgoheap-%: tests/workloads/go/cgo/cgoheap.go | $(GODIR)

@@ -35,6 +35,8 @@ python3 tools/bench/bench.py "$@"
 python3 tools/bench/consumer_bench.py
 # Go symbolization: pclntab open and 10,000 PCs of a large Go program
 python3 tools/bench/gosym_bench.py
+# Go heap profile: a Go allocation loop traced vs not; a 10,000-bucket read
+python3 tools/bench/goheap_bench.py
 # pre-OOM capture timing (real cgroup v1; skipped where none is writable)
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
 	python3 tools/bench/dump_bench.py 256
