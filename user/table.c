@@ -320,7 +320,8 @@ void row__reset(struct mt_row *r)
 	r->live_bytes = r->live_allocs = r->peak_bytes = 0;
 	goheap__free(r->go);
 	r->go = NULL;
-	r->go_checked = false;
+	r->go_checked = r->go_enabled = false;
+	r->go_prev_inuse = 0;
 }
 
 struct mt_site_row *row__site(struct mt_row *r, uint64_t stack_id)

@@ -358,6 +358,46 @@ def test_prometheus():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def make_ctl_test(name):
+    def t():
+        """GOGC, GOMEMLIMIT and the heap goal read from gcController equal
+        what the program's runtime reports (debug.SetGCPercent,
+        SetMemoryLimit, MemStats.NextGC): the version's layout is right."""
+        d = tempfile.mkdtemp(prefix="mt-go-")
+        try:
+            own = os.path.join(d, "own.pb.gz")
+            w = spawn([go_exe(name), "-out", own, "-gogc", "150"], stdin=subprocess.DEVNULL,
+                      env=dict(os.environ, GOMEMLIMIT="3GiB"))
+            pid = int(expect(w, "ready")[1])
+            w.send_signal(signal.SIGUSR1)
+            f = expect(w, "written")
+            nextgc, memlimit = int(f[7]), int(f[9])
+            p = memtrace_json(["-p", str(pid), "-n", "1", "-d", "0.2", "--top-sites", "0"])
+            code, docs, err = finish(p, timeout=60)
+            assert code == 0, err
+            g = row(docs[-1], pid)["go"]
+            assert g["gogc"] == 150 and g["gomemlimit"] == memlimit == 3 << 30, g
+            assert g["heap_goal"] == nextgc, f"heap_goal {g['heap_goal']} != NextGC {nextgc}"
+            assert 0 < g["heap_marked"] <= g["heap_live"] < nextgc, g
+            assert g["total_alloc"] >= g["alloc_bytes"] * 0.5, g
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+    return t
+
+
+def test_cmd():
+    """memtrace -- a Go program: found after its exec, read from the start."""
+    p = memtrace_json(["-d", "0.3", "-n", "4", "--top-sites", "5", "--",
+                       go_exe("goheap-119"), "-rate", "1"], stdin=subprocess.DEVNULL)
+    code, docs, err = finish(p, timeout=60)
+    rows = [r for d in docs for r in d["processes"] if r.get("go")]
+    assert rows, err
+    g = rows[-1]["go"]
+    assert g["profiling"] and g["gc_probed"] and g["gc_cycles"] >= 2, g
+    assert g["sites"][0]["stack"][0]["func"] == "main.holdLarge", g["sites"][0]
+    assert g["sites"][0]["inuse_bytes"] == 40 * 256 * 1024, g["sites"][0]
+
+
 TESTS = [
     ("go119_exact", make_test("goheap-119")),
     # every allocation recorded: the runtime's own timer site differs in
@@ -369,10 +409,13 @@ TESTS = [
     ("go123_exact", make_test("goheap-123")),
     ("go123_stripped_exact", make_test("goheap-stripped-123")),
     ("go123_pie_exact", make_test("goheap-pie-123")),
+    ("go119_gc_controller", make_ctl_test("goheap-119")),
+    ("go123_gc_controller", make_ctl_test("goheap-123")),
     ("gc_events", test_gc_events),
     ("profiling_compiled_out", test_profiling_compiled_out),
     ("enable_profiling", test_enable_profiling),
     ("cgo_two_heaps", test_cgo_two_heaps),
     ("capture", test_capture),
+    ("cmd", test_cmd),
     ("prometheus", test_prometheus),
 ]

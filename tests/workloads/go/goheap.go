@@ -55,6 +55,7 @@ func main() {
 	out := flag.String("out", "", "where SIGUSR1 writes the heap profile")
 	scale := flag.Int("scale", 1, "multiply the amounts")
 	spin := flag.Bool("spin", false, "keep allocating (churn) until killed")
+	gogc := flag.Int("gogc", -1, "GOGC once started (-1: GC off, quiescent)")
 	flag.Parse()
 	if *rate >= 0 {
 		runtime.MemProfileRate = *rate
@@ -75,7 +76,7 @@ func main() {
 			}
 		}()
 	} else {
-		debug.SetGCPercent(-1)
+		debug.SetGCPercent(*gogc)
 	}
 	fmt.Printf("ready %d\n", os.Getpid())
 	for range usr1 {
@@ -91,8 +92,10 @@ func main() {
 		if err != nil {
 			fmt.Printf("error %v\n", err)
 		} else {
-			fmt.Printf("written %s numgc %d rate %d\n", *out, ms.NumGC,
-				runtime.MemProfileRate)
+			fmt.Printf("written %s numgc %d rate %d nextgc %d "+
+				"memlimit %d\n", *out, ms.NumGC,
+				runtime.MemProfileRate, ms.NextGC,
+				debug.SetMemoryLimit(-1))
 		}
 	}
 }
