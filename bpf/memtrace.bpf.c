@@ -1855,26 +1855,36 @@ int BPF_PROG(on_oom_victim, struct task_struct *task, u32 uid)
  * standing for that many bytes: the cost follows memory growth, never
  * the allocation rate.  A huge page counts as one page: an estimate.
  */
-static __always_inline void fault_sample(struct pt_regs *regs,
-					 struct mt_kproc *p, u32 tgid)
+static __always_inline void growth_sample(struct pt_regs *regs,
+					  struct mt_kproc *p, u32 tgid,
+					  u64 *count, u64 bytes, u64 kind)
 {
 	struct mt_site_key sk = { .tgid = tgid, .gen = p->gen };
 	struct mt_ksite *s;
-	u64 old;
+	u64 old, n;
 	u32 i;
 
-	old = __sync_fetch_and_add(&p->fault_bytes, MT_PAGE);
-	if (((old + MT_PAGE) & (fault_sample_bytes - 1)) >= MT_PAGE)
+	old = __sync_fetch_and_add(count, bytes);
+	/* samples whose boundary this growth crossed */
+	n = (old + bytes) / fault_sample_bytes - old / fault_sample_bytes;
+	if (!n)
 		return;
-	sk.stack = stack_capture(regs, NULL, 0) & ~1ULL;
+	sk.stack = (stack_capture(regs, NULL, 0) & ~3ULL) | kind;
 	if (!sk.stack)
-		sk.stack = MT_GROWTH_NO_STACK;
+		sk.stack = MT_MAP_NO_STACK;
 	s = site_get(p, &sk);
 	if (!s)
 		return;
 	i = slot();
-	__sync_fetch_and_add(&s->c[i].alloc_bytes, fault_sample_bytes);
-	__sync_fetch_and_add(&s->c[i].allocs, 1);
+	__sync_fetch_and_add(&s->c[i].alloc_bytes, n * fault_sample_bytes);
+	__sync_fetch_and_add(&s->c[i].allocs, n);
+}
+
+static __always_inline void fault_sample(struct pt_regs *regs,
+					 struct mt_kproc *p, u32 tgid)
+{
+	growth_sample(regs, p, tgid, &p->fault_bytes, MT_PAGE,
+		      MT_GROWTH_NO_STACK);
 }
 
 SEC("tp_btf/page_fault_user")
@@ -1909,6 +1919,32 @@ int BPF_PROG(on_page_fault, unsigned long address, struct pt_regs *regs,
  * syscall on the node (among them the uretprobe syscall that ends each
  * traced malloc): the number is checked before anything else.
  */
+/*
+ * Node view: who reserves address space, the other half of growth.  An
+ * anonymous mmap or a brk that moves the break up is sampled as page
+ * faults are (per fault_sample_bytes of the process's own count); the
+ * memory is not touched yet, so these map sites stay apart from the
+ * growth sites of page faults.
+ */
+static __always_inline void map_sample(struct pt_regs *regs, long ret,
+				       u32 type, struct mt_kproc *p, u32 tgid)
+{
+	u64 len = 0;
+
+	if (ret < 0 && ret > -4096)
+		return;
+	if (type == MT_EV_MMAP && (regs->r10 & MAP_ANONYMOUS_)) {
+		len = regs->si;
+	} else if (type == MT_EV_BRK) {
+		/* brk(0) asks; only a break that moved up grew the heap */
+		if (p->last_brk && (u64)ret > p->last_brk)
+			len = ret - p->last_brk;
+		p->last_brk = ret;
+	}
+	if (len)
+		growth_sample(regs, p, tgid, &p->map_bytes, len, 0);
+}
+
 SEC("tp_btf/sys_exit")
 int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 {
@@ -1942,6 +1978,8 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	p = bpf_map_lookup_elem(&procs, &tgid);
 	if (!p)
 		return 0;
+	if (fault_sample_bytes)
+		map_sample(regs, ret, type, p, tgid);
 	e = event_new(type, tgid, p, MT_EV_SIZE(mm));
 	if (!e)
 		return 0;

@@ -88,7 +88,9 @@ struct mt_kproc {
 	u64 lost_events;
 	u64 sampled;
 	u64 fault_bytes;	/* node view: memory faulted in (estimate) */
-	u64 pad[8];
+	u64 map_bytes;		/* node view: anonymous mmap and brk growth */
+	u64 last_brk;		/* the break after its last brk() */
+	u64 pad[6];
 	struct mt_counts c[MT_SLOTS];
 };
 
@@ -159,13 +161,17 @@ struct mt_stack_key {
 };
 
 /*
- * Two kinds of site share the site map, told apart by the stack hash's
- * low bit: allocator sites (exact tracing) have it set; growth sites
- * (the node view: user stacks sampled at page faults that bring in new
- * memory, each sample standing for fault_sample_bytes) have it clear.
+ * Three kinds of site share the site map, told apart by the stack hash's
+ * low bits: allocator sites (exact tracing) have bit 0 set; the node
+ * view's growth sites, user stacks sampled at page faults that bring in
+ * new memory, end in binary 10; its map sites, stacks sampled at
+ * anonymous mmap and brk growth (address space reserved, not yet
+ * touched), in 00.  A growth or map sample stands for fault_sample_bytes.
  */
-#define MT_SITE_GROWTH(h)	((h) && !((h) & 1))
-#define MT_GROWTH_NO_STACK	2	/* growth sample whose walk failed */
+#define MT_SITE_GROWTH(h)	(((h) & 3) == 2)
+#define MT_SITE_MAP(h)		((h) && !((h) & 3))
+#define MT_GROWTH_NO_STACK	2	/* fault sample whose walk failed */
+#define MT_MAP_NO_STACK		4	/* map sample whose walk failed */
 
 /* Per allocation site (tgid, stack) key. */
 struct mt_site_key {

@@ -219,7 +219,8 @@ void sites__top_names(struct app *app)
 		 */
 		for (j = 0; j < r->nsites && !top; j++)
 			if (site_is_growth(&r->sites[j]) ? growth :
-			    r->sites[j].go || !growth)
+			    r->sites[j].go || (!growth &&
+			    !MT_SITE_MAP(r->sites[j].stack_id)))
 				top = &r->sites[j];
 		r->top_site[0] = '\0';
 		if (top && top->live_bytes > 0) {
@@ -300,7 +301,7 @@ void sites__json(struct app *app, struct mt_row *r, FILE *f)
 			fputc(',', f);
 		/* growth: an estimate from sampled page faults (node view) */
 		fprintf(f, "{\"kind\":\"%s\",", site_is_growth(s) ? "growth" :
-			"alloc");
+			!s->go && MT_SITE_MAP(s->stack_id) ? "map" : "alloc");
 		/* named by the code that asked: see sites__first_user_frame */
 		sites__first_user_frame(app, r, s, name, sizeof(name));
 		fputs("\"site\":", f);

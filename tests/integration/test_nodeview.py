@@ -40,11 +40,11 @@ def allocator_probes(pid):
     return [k for k in links(pid) if k == "uprobe_multi"]
 
 
-def growth_bytes(r):
+def growth_bytes(r, kind="growth"):
     """Growth-attributed bytes per innermost user function."""
     out = {}
     for s in r.get("sites", []):
-        if s["kind"] != "growth" or not s["stack"]:
+        if s["kind"] != kind or not s["stack"]:
             continue
         fn = first_user_func(s)
         out[fn] = out.get(fn, 0) + s["live_bytes"]
@@ -54,7 +54,7 @@ def growth_bytes(r):
 def test_node_view_growth_sites():
     """Default view: the function that faults memory in is named, with
     bytes within one sample of the truth, and no allocator is probed."""
-    p = memtrace_json(["-d", "0.3", "--top-sites", "8"])
+    p = memtrace_json(["-d", "0.3", "--top-sites", "12"])
     doc = next_json(p, timeout=20)
     assert doc["view"] == "growth", doc.get("view")
     w = spawn([workload("touch"), "32", "4"], stdin=subprocess.PIPE)
@@ -68,6 +68,9 @@ def test_node_view_growth_sites():
     assert abs(got["touch_big"] - 32 * MIB) <= SAMPLE, got
     assert abs(got["touch_small"] - 4 * MIB) <= SAMPLE, got
     assert r["rss_anon"] >= 36 * MIB, r
+    # the address space reserved: map sites, from the mmap calls' stacks
+    maps = growth_bytes(r, "map")
+    assert sum(maps.values()) >= 36 * MIB, maps
     assert r["mmap_bytes"] >= 36 * MIB, r
     assert r["fault_bytes"] >= 36 * MIB, r
     assert not r["exact"] and r["allocs"] == 0, r
