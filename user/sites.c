@@ -200,6 +200,13 @@ int sites__first_user_frame(struct app *app, struct mt_row *r,
 	return 0;
 }
 
+const char *sites__kind(const struct mt_site_row *s)
+{
+	if (site_is_growth(s))
+		return "growth";
+	return !s->go && MT_SITE_MAP(s->stack_id) ? "map" : "alloc";
+}
+
 void sites__top_names(struct app *app)
 {
 	int i;
@@ -300,8 +307,7 @@ void sites__json(struct app *app, struct mt_row *r, FILE *f)
 		if (i)
 			fputc(',', f);
 		/* growth: an estimate from sampled page faults (node view) */
-		fprintf(f, "{\"kind\":\"%s\",", site_is_growth(s) ? "growth" :
-			!s->go && MT_SITE_MAP(s->stack_id) ? "map" : "alloc");
+		fprintf(f, "{\"kind\":\"%s\",", sites__kind(s));
 		/* named by the code that asked: see sites__first_user_frame */
 		sites__first_user_frame(app, r, s, name, sizeof(name));
 		fputs("\"site\":", f);

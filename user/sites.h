@@ -25,4 +25,10 @@ int sites__write_profiles(struct app *app);
 int sites__first_user_frame(struct app *app, struct mt_row *r,
 			    const struct mt_site_row *s, char *buf, size_t len);
 
+/*
+ * What a site is: "alloc" (allocator calls, exact), "growth" (page faults
+ * sampled in the node view) or "map" (anonymous mmap and brk sampled).
+ */
+const char *sites__kind(const struct mt_site_row *s);
+
 #endif /* MT_SITES_H */

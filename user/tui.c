@@ -807,6 +807,11 @@ static void draw_sites(struct tui *t)
 		sites__first_user_frame(t->app, r, s, name, sizeof(name));
 		if (s->go && gorow__two_heaps(r))
 			strncat(name, " [go]", sizeof(name) - strlen(name) - 1);
+		/* the node view's estimates: memory faulted in, or reserved */
+		if (strcmp(sites__kind(s), "alloc"))
+			strncat(name, strcmp(sites__kind(s), "map") ?
+				" [faulted in]" : " [mapped]",
+				sizeof(name) - strlen(name) - 1);
 		sanitize(name, sizeof(name), clean, sizeof(clean));
 		human_bytes(b[0], sizeof(b[0]), s->live_bytes);
 		fmt_count(b[1], sizeof(b[1]), s->live_allocs);

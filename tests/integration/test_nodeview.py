@@ -123,6 +123,12 @@ def test_tui_toggle_exact():
         w.trigger()
         s = pane.wait(lambda s: _cell(s, w.pid, "LIVE") == "9.0M", "LIVE 9.0M")
         assert "grow_big" in _row(s, w.pid), s
+        # its sites: exact ones, and the node view's estimates, labelled
+        pane.keys("Enter")
+        pane.wait_text("grow_big")
+        pane.wait_text("[faulted in]")
+        pane.keys("Escape")
+        pane.wait_text("TRACE")
         pane.keys("e")
         s = pane.wait(lambda s: "exact" not in (_row(s, w.pid) or "x"), "row not exact")
         deadline = time.time() + 5
