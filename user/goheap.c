@@ -395,11 +395,24 @@ static int read_records(struct goheap *g)
 	return 0;
 }
 
-/* cycle << 1 | flushed since 1.19; {u32 cycle; bool flushed} before */
+/*
+ * mProfCycle = cycle << 1 | flushed since 1.19; mProf {u32 cycle; bool
+ * flushed} before.  A version the buildinfo did not give is taken as new.
+ */
+static bool cycle_packed(const struct goheap *g)
+{
+	return !g->vnum || g->vnum >= 119;
+}
+
+static uint32_t cycle_of(const struct goheap *g, uint64_t raw)
+{
+	return cycle_packed(g) ? (uint32_t)raw >> 1 : (uint32_t)raw;
+}
+
 static int read_cycle(struct goheap *g, uint64_t *raw)
 {
 	uint64_t v = 0;
-	int err = rd_var(g, g->rt.mprof_cycle, &v, g->vnum >= 119 ? 4 : 8);
+	int err = rd_var(g, g->rt.mprof_cycle, &v, cycle_packed(g) ? 4 : 8);
 
 	*raw = v;
 	return err;
@@ -551,7 +564,7 @@ static int read_profile(struct goheap *g)
 	}
 	if (tries == READ_TRIES)
 		g->read_errors++;
-	g->cycle = g->vnum >= 119 ? (uint32_t)after >> 1 : (uint32_t)after;
+	g->cycle = cycle_of(g, after);
 	g->have_cycle = true;
 	publish(g, g->cycle);
 	return 0;
@@ -589,7 +602,7 @@ int goheap__read(struct goheap *g, uint64_t ts)
 		uint64_t raw;
 
 		if (!read_cycle(g, &raw)) {
-			g->cycle = g->vnum >= 119 ? (uint32_t)raw >> 1 : raw;
+			g->cycle = cycle_of(g, raw);
 			g->have_cycle = true;
 		}
 	}
