@@ -398,6 +398,28 @@ def test_cmd():
     assert g["sites"][0]["inuse_bytes"] == 40 * 256 * 1024, g["sites"][0]
 
 
+def test_growth():
+    """A Go site that grows between two reads: its growth, the row's LIVE
+    and GROW/s follow the runtime's published heap."""
+    w = spawn([go_exe("goheap-119"), "-rate", "1"], stdin=subprocess.DEVNULL)
+    pid = int(expect(w, "ready")[1])
+    p = memtrace_json(["-p", str(pid), "-d", "0.5", "--top-sites", "3"])
+    before = row(next_json(p, timeout=20), pid)
+    w.send_signal(signal.SIGUSR2)
+    expect(w, "grown")
+
+    def grown(r):
+        """holdLarge's site under the signal's goroutine: new since then"""
+        s = [s for s in r["go"]["sites"] if s["stack"][0]["func"] == "main.holdLarge"
+             and s["stack"][1]["func"] == "main.main.func1"]
+        return s[0] if s else None
+    r, _ = wait_row(p, pid, lambda r: grown(r) and grown(r)["growth_bps"] > 0, timeout=20)
+    s = grown(r)
+    assert s["inuse_bytes"] == 40 * 256 * 1024 and s["inuse_objects"] == 40, s
+    assert r["go"]["inuse_bytes"] >= before["go"]["inuse_bytes"] + 40 * 256 * 1024, r["go"]
+    assert r["growth_bps"] > 0 and r["live_bytes"] == r["go"]["inuse_bytes"], r
+
+
 TESTS = [
     ("go119_exact", make_test("goheap-119")),
     # every allocation recorded: the runtime's own timer site differs in
@@ -417,5 +439,6 @@ TESTS = [
     ("cgo_two_heaps", test_cgo_two_heaps),
     ("capture", test_capture),
     ("cmd", test_cmd),
+    ("growth", test_growth),
     ("prometheus", test_prometheus),
 ]

@@ -4,6 +4,7 @@
 // is published in the heap profile), writes its own profile with
 // pprof.WriteHeapProfile and prints "written PATH numgc N"; with GC
 // switched off it then stays quiescent, so a reader sees the same heap.
+// SIGUSR2 holds 10 MiB more in holdLarge and prints "grown".
 package main
 
 import (
@@ -68,6 +69,17 @@ func main() {
 	runtime.GC()
 	usr1 := make(chan os.Signal, 1)
 	signal.Notify(usr1, syscall.SIGUSR1)
+	// SIGUSR2: hold 10 MiB more in holdLarge, published by two GCs
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	go func() {
+		for range usr2 {
+			holdLarge(40 * *scale)
+			runtime.GC()
+			runtime.GC()
+			fmt.Printf("grown\n")
+		}
+	}()
 	if *spin {
 		go func() {
 			for {
