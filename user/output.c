@@ -61,7 +61,7 @@ static void row_texts(const struct mt_row *r, struct row_texts *t)
 static void batch_growth(struct app *app, FILE *f)
 {
 	int i, n = table__nr(app->table);
-	char b[8][16];
+	char b[8][16], gline[256];
 
 	fprintf(f, "node view: no allocator probes; RSS ANON FILE SHMEM HEAP "
 		"MMAP PF/s exact; FAULT/s and GROWTH SITE are estimates from "
@@ -83,7 +83,8 @@ static void batch_growth(struct app *app, FILE *f)
 		human_bytes(b[4], sizeof(b[4]), r->brk_bytes);
 		human_bytes(b[5], sizeof(b[5]), r->mmap_bytes);
 		human_bytes(b[6], sizeof(b[6]), r->fault_bps);
-		if (r->probed)
+		/* a Go heap is read from its runtime: known without probes */
+		if (r->probed || r->go)
 			human_bytes(b[7], sizeof(b[7]), r->live_bytes);
 		else
 			snprintf(b[7], sizeof(b[7]), "-");
@@ -92,6 +93,8 @@ static void batch_growth(struct app *app, FILE *f)
 			r->pf_ps, b[6], b[7], t.lim, t.eta, t.cg[0] ? t.cg : "-",
 			t.site, r->probed ? " <exact>" : "", t.cost,
 			r->exited ? " <exited>" : "");
+		if (gorow__line(r, gline, sizeof(gline)))
+			fprintf(f, "%7s %s\n", "", gline);
 	}
 	fputc('\n', f);
 	fflush(f);

@@ -669,8 +669,11 @@ static void row_text(const struct tui *t, const struct mt_row *r, int c,
 		sanitize(r->cgroup, sizeof(r->cgroup), buf, len);
 		break;
 	case C_LIVE:
-		/* the node view knows the live heap of exact rows only */
-		if (growth && !r->probed && !r->cur.allocs)
+		/*
+		 * The node view knows the live heap of exact rows only, and
+		 * of Go programs (read from their runtime, no probe needed)
+		 */
+		if (growth && !r->probed && !r->cur.allocs && !r->go)
 			snprintf(buf, len, "-");
 		else
 			human_bytes(buf, len, r->live_bytes);

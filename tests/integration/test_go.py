@@ -420,6 +420,20 @@ def test_growth():
     assert r["growth_bps"] > 0 and r["live_bytes"] == r["go"]["inuse_bytes"], r
 
 
+def test_node_view():
+    """The default node view (no probes at all): a Go program's heap is
+    still read, its LIVE known, no GC probe attached."""
+    w = spawn([go_exe("goheap-119"), "-rate", "1"], stdin=subprocess.DEVNULL)
+    pid = int(expect(w, "ready")[1])
+    p = memtrace_json(["-d", "0.5", "--top-sites", "3"])
+    r, _ = wait_row(p, pid, lambda r: r.get("go") and r["go"]["sites"], timeout=30)
+    g = r["go"]
+    assert not g["gc_probed"] and g["profiling"], g
+    assert g["sites"][0]["stack"][0]["func"] == "main.holdLarge", g["sites"][0]
+    assert g["sites"][0]["inuse_bytes"] == 40 * 256 * 1024, g["sites"][0]
+    assert r["live_bytes"] >= g["inuse_bytes"], r
+
+
 TESTS = [
     ("go119_exact", make_test("goheap-119")),
     # every allocation recorded: the runtime's own timer site differs in
@@ -440,5 +454,6 @@ TESTS = [
     ("capture", test_capture),
     ("cmd", test_cmd),
     ("growth", test_growth),
+    ("node_view", test_node_view),
     ("prometheus", test_prometheus),
 ]
