@@ -434,6 +434,36 @@ def test_node_view():
     assert r["live_bytes"] >= g["inuse_bytes"], r
 
 
+def test_oom_postmortem():
+    """A Go program leaking into a 64 MiB cgroup v1 limit: the OOM
+    post-mortem names its top Go sites from memtrace's last read."""
+    import test_dump as td
+    cg = td.Cgroup(64 << 20)
+    d = td.dump_dir()
+    try:
+        exe = go_exe("goheap-119")
+        w = spawn(["sh", "-c", f"echo $$ > {cg.dir}/cgroup.procs && exec {exe} "
+                   "-rate 65536 -gogc 100 -leak 2"], stdin=subprocess.PIPE)
+        pid = int(expect(w, "ready")[1])
+        assert pid in cg.pids()
+        mt = td.Memtrace(["-p", str(pid), "--dump-dir", d])
+        mt.out.wait_for(r'"pid":%d,.*"go":\{"version"' % pid, 30)
+        td.go(w)
+        mt.out.wait_for(r'"type":"oom","pid":%d' % pid, 60)
+        a = td.wait_artifact(d, pid, ("report.txt", "heap.pb.gz"), timeout=30, suffix="-oom")
+        with open(os.path.join(a, "report.txt")) as f:
+            report = f.read()
+        # the leak as of the last GC memtrace read: among the top sites
+        # (holdLarge's 10 MiB held from the start may still lead)
+        assert "OOM" in report and re.search(r"#[12] main.holdLeak: ", report), report[:3000]
+        top = raw_by_func(os.path.join(a, "heap.pb.gz"))
+        assert top.get("main.holdLeak", [0] * 4)[3] > 4 << 20, top
+        assert mt.p.poll() is None, "memtrace died"
+    finally:
+        cg.remove()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 TESTS = [
     ("go119_exact", make_test("goheap-119")),
     # every allocation recorded: the runtime's own timer site differs in
@@ -455,5 +485,6 @@ TESTS = [
     ("cmd", test_cmd),
     ("growth", test_growth),
     ("node_view", test_node_view),
+    ("oom_postmortem", test_oom_postmortem),
     ("prometheus", test_prometheus),
 ]

@@ -45,6 +45,17 @@ func holdMap(n int) {
 }
 
 //go:noinline
+func holdLeak(mib int) {
+	for i := 0; i < mib*16; i++ {
+		b := make([]byte, 64<<10)
+		for j := 0; j < len(b); j += 4096 {
+			b[j] = 1 // touched: resident, counted by the cgroup
+		}
+		keep = append(keep, b)
+	}
+}
+
+//go:noinline
 func churn(n int) {
 	for i := 0; i < n; i++ {
 		sink = make([]byte, 4096)
@@ -57,6 +68,7 @@ func main() {
 	scale := flag.Int("scale", 1, "multiply the amounts")
 	spin := flag.Bool("spin", false, "keep allocating (churn) until killed")
 	gogc := flag.Int("gogc", -1, "GOGC once started (-1: GC off, quiescent)")
+	leak := flag.Int("leak", 0, "after a line on stdin, leak N MiB every 50 ms")
 	flag.Parse()
 	if *rate >= 0 {
 		runtime.MemProfileRate = *rate
@@ -91,6 +103,14 @@ func main() {
 		debug.SetGCPercent(*gogc)
 	}
 	fmt.Printf("ready %d\n", os.Getpid())
+	if *leak > 0 {
+		var line string
+		fmt.Scanln(&line)
+		for {
+			holdLeak(*leak)
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	for range usr1 {
 		runtime.GC()
 		runtime.GC()
