@@ -152,6 +152,11 @@ struct {
 /*
  * Scratch space for one stack walk (too big for the BPF stack): the
  * frames found, and a window of user stack memory read in one go.
+ *
+ * Per thread, not per CPU: uprobe programs run with migration disabled
+ * but preemptible, so another thread on this CPU could walk its own
+ * stack into a per-CPU buffer between this walk and the store of its
+ * frames, and a site would keep the wrong frames for good.
  */
 #define MT_WINDOW 512
 struct mt_walk {
@@ -160,9 +165,9 @@ struct mt_walk {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct mt_walk);
 } stack_buf SEC(".maps");
 
@@ -211,13 +216,6 @@ struct {
 	__type(value, u64);
 } sample_w SEC(".maps");
 
-/* Per-thread bytes left until the next sample. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16384);
-	__type(key, u64);
-	__type(value, s64);
-} sample_left SEC(".maps");
 
 
 static __always_inline void count(u32 idx)
@@ -299,31 +297,32 @@ static __always_inline u64 scaled_weight(u64 size)
 #define W_SKIP		(~0ULL)		/* not sampled */
 #define W_UNDECIDED	(~0ULL - 1)	/* not decided at entry */
 
-static __always_inline u64 sample_weight(u64 id, u64 size)
+/*
+ * The countdown is the thread's own, in its task storage: no map of
+ * threads that could fill up (when one did, every allocation of a
+ * thread left out was counted in full, silently) and nothing to delete
+ * when the thread exits.
+ */
+static __always_inline u64 sample_weight(struct mt_inflight *in, u64 size)
 {
-	s64 *left, init;
 	u32 r;
 	u64 *gap;
 
 	if (!sample_bytes)
 		return size;
-	left = bpf_map_lookup_elem(&sample_left, &id);
-	if (!left) {
+	if (!in->sample_armed) {
 		r = bpf_get_prandom_u32() % MT_SAMPLE_TABLE;
 		gap = bpf_map_lookup_elem(&sample_gaps, &r);
-		init = gap ? *gap : sample_bytes;
-		bpf_map_update_elem(&sample_left, &id, &init, BPF_ANY);
-		left = bpf_map_lookup_elem(&sample_left, &id);
-		if (!left)
-			return size;
+		in->sample_left = gap ? *gap : sample_bytes;
+		in->sample_armed = 1;
 	}
-	*left -= size;
-	if (*left > 0)
+	in->sample_left -= size;
+	if (in->sample_left > 0)
 		return W_SKIP;
 	/* draw the next gap; several samples may fit in one huge block */
 	r = bpf_get_prandom_u32() % MT_SAMPLE_TABLE;
 	gap = bpf_map_lookup_elem(&sample_gaps, &r);
-	*left = gap ? *gap : sample_bytes;
+	in->sample_left = gap ? *gap : sample_bytes;
 	return scaled_weight(size);
 }
 
@@ -361,17 +360,6 @@ static __always_inline int alloc_enter(struct pt_regs *ctx, u32 fn, u64 size,
 	if ((!trace_all || tgid == self_tgid) &&
 	    !bpf_map_lookup_elem(&procs, &tgid))
 		return 1;
-	/*
-	 * With sampling, a session probe decides at entry: an unsampled
-	 * allocation then costs no return probe at all.  realloc must
-	 * always return here, its old block may be a sampled one.
-	 */
-	if (session && sample_bytes && fn != MT_FN_REALLOC &&
-	    fn != MT_FN_REALLOCARRAY) {
-		weight = sample_weight(id, size);
-		if (weight == W_SKIP)
-			return 1;
-	}
 	if (!in) {
 		in = bpf_task_storage_get(&inflight, task, NULL,
 					  BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -383,6 +371,17 @@ static __always_inline int alloc_enter(struct pt_regs *ctx, u32 fn, u64 size,
 				__sync_fetch_and_add(&p->lost, 1);
 			return 1;
 		}
+	}
+	/*
+	 * With sampling, a session probe decides at entry: an unsampled
+	 * allocation then costs no return probe at all.  realloc must
+	 * always return here, its old block may be a sampled one.
+	 */
+	if (session && sample_bytes && fn != MT_FN_REALLOC &&
+	    fn != MT_FN_REALLOCARRAY) {
+		weight = sample_weight(in, size);
+		if (weight == W_SKIP)
+			return 1;
 	}
 	in->size = size;
 	in->weight = weight;
@@ -688,7 +687,7 @@ static long walk_frame(u32 i, void *vctx)
 }
 
 /*
- * Walk the user stack (frame pointers) into this CPU's scratch buffer
+ * Walk the user stack (frame pointers) into this thread's scratch buffer
  * and hash it (FNV-1a over the frames).  Returns the hash, 0 on failure.
  * The frames are stored (stack_store) only when the hash makes a new
  * site: a known site already has them, and skipping that lookup is one
@@ -1119,7 +1118,8 @@ static __always_inline u64 cfi_capture(struct pt_regs *ctx,
 	struct cfi_state *s;
 	int i;
 
-	c.w = bpf_map_lookup_elem(&stack_buf, &zero);
+	c.w = bpf_task_storage_get(&stack_buf, bpf_get_current_task_btf(),
+				   NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	s = c.s = bpf_map_lookup_elem(&cfi_scratch, &zero);
 	if (!c.w || !s)
 		return 0;
@@ -1156,12 +1156,12 @@ static __always_inline u64 stack_capture(struct pt_regs *ctx,
 					 struct mt_inflight *in, u32 tag)
 {
 	struct walk_ctx c = {};
-	u32 zero = 0;
 	int i;
 
 	if (cfi_on)
 		return cfi_capture(ctx, in);
-	c.w = bpf_map_lookup_elem(&stack_buf, &zero);
+	c.w = bpf_task_storage_get(&stack_buf, bpf_get_current_task_btf(),
+				   NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!c.w)
 		return 0;
 	c.h = 0xcbf29ce484222325ULL;
@@ -1179,16 +1179,16 @@ static __always_inline u64 stack_capture(struct pt_regs *ctx,
 	return c.h | 1;	/* never 0, which means "no stack" */
 }
 
-/* The frames of the last stack_capture() on this CPU, under hash. */
+/* The frames of this thread's last stack_capture(), under hash. */
 static __always_inline bool stack_store(const struct mt_site_key *sk)
 {
 	struct mt_stack_key key = {
 		.tgid = sk->tgid, .gen = sk->gen, .hash = sk->stack,
 	};
 	struct mt_walk *w;
-	u32 zero = 0;
 
-	w = bpf_map_lookup_elem(&stack_buf, &zero);
+	w = bpf_task_storage_get(&stack_buf, bpf_get_current_task_btf(),
+				 NULL, 0);
 	if (!w)
 		return false;
 	/* EEXIST: another CPU stored it first */
@@ -1234,7 +1234,7 @@ static __always_inline void block_alloc(struct pt_regs *ctx, struct mt_kproc *p,
 	u32 i;
 
 	if (weight == W_UNDECIDED)
-		weight = sample_weight(id, size);
+		weight = sample_weight(in, size);
 	if (weight == W_SKIP)
 		return;
 	if (want_stacks) {
@@ -1541,15 +1541,19 @@ static __always_inline struct mt_event *event_new(u32 type, u32 tgid,
 	return e;
 }
 
-/* Scratch for a MAPFILE path walk (too big for the BPF stack). */
+/*
+ * Scratch for a MAPFILE path walk (too big for the BPF stack), per
+ * thread like the stack walk's: a preempted walk must not find another
+ * thread's path in its buffer.
+ */
 struct mt_pathbuf {
 	char comp[MT_MAPFILE_COMPS][MT_MAPFILE_COMP_LEN];
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
 	__type(value, struct mt_pathbuf);
 } path_buf SEC(".maps");
 
@@ -1615,11 +1619,11 @@ static __always_inline void mapfile_event(u32 tgid, struct mt_kproc *p,
 {
 	struct path_ctx c = {};
 	struct mt_event *e;
-	u32 zero = 0;
 
 	if (!f)
 		return;
-	c.buf = bpf_map_lookup_elem(&path_buf, &zero);
+	c.buf = bpf_task_storage_get(&path_buf, bpf_get_current_task_btf(),
+				     NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!c.buf)
 		return;
 	c.d = BPF_CORE_READ(f, f_path.dentry);
@@ -1801,7 +1805,6 @@ int BPF_PROG(on_exit, struct task_struct *task, bool group_dead)
 	struct mt_event *e;
 
 	/* per-thread state dies with the thread (task storage by itself) */
-	bpf_map_delete_elem(&sample_left, &id);
 	if (!group_dead)
 		return 0;
 	bpf_map_delete_elem(&alloc_text, &tgid);

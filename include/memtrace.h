@@ -247,7 +247,8 @@ struct mt_inflight {
 	u32 old_gen;
 	u32 old_cnt;
 	u32 old_state;		/* MT_OLD_* */
-	u32 pad2;
+	u32 sample_armed;	/* sample_left holds a drawn gap */
+	s64 sample_left;	/* bytes left until the next sample */
 };
 
 enum mt_old_state {
