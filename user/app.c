@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <bpf/libbpf.h>
 
@@ -116,17 +117,29 @@ void app__refresh_model(struct app *app)
  */
 int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms)
 {
-	struct pollfd fds[64];
-	int i, n = 1, err;
+	int i, n = 1, err, need = 1 + dump__nr_pollfds(app->dump);
+	struct pollfd *fds;
 
 	watchdog__beat();	/* alive: the loop turns */
+	/*
+	 * As many fds as there are watched cgroups: a fixed set left the
+	 * cgroups past its end unpolled, their thresholds unnoticed.
+	 */
+	if (need > app->cap_pollfds) {
+		fds = realloc(app->pollfds, need * sizeof(*fds));
+		if (!fds)
+			return -ENOMEM;
+		app->pollfds = fds;
+		app->cap_pollfds = need;
+	}
+	fds = app->pollfds;
 	/* mmap-family records arrive without a wake-up: drain every 50 ms */
 	if (timeout_ms < 0 || timeout_ms > APP_DRAIN_MS)
 		timeout_ms = APP_DRAIN_MS;
 	fds[0].fd = ring_buffer__epoll_fd(rb);
 	fds[0].events = POLLIN;
 	if (app->dump)
-		n += dump__pollfds(app->dump, fds + 1, ARRAY_SIZE(fds) - 1);
+		n += dump__pollfds(app->dump, fds + 1, need - 1);
 	err = poll(fds, n, timeout_ms);
 	if (err < 0)
 		return errno == EINTR ? 0 : -errno;

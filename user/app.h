@@ -70,6 +70,7 @@ struct env {
 };
 
 struct attach;
+struct pollfd;
 struct collect;
 struct syms;
 struct dump;
@@ -103,6 +104,8 @@ struct app {
 	int *pending;		/* pids to probe once their libc is mapped */
 	int npending, cappending;
 	volatile sig_atomic_t *exiting;	/* the signal that ends the run */
+	struct pollfd *pollfds;	/* app__poll's set, as big as it needs */
+	int cap_pollfds;
 };
 
 /*

@@ -1760,6 +1760,12 @@ int dump__pollfds(struct dump *d, struct pollfd *fds, int max)
 	return n;
 }
 
+/* The most fds dump__pollfds() gives now: callers size their set. */
+int dump__nr_pollfds(const struct dump *d)
+{
+	return d ? 1 + 2 * DUMP_MAX_CAPS + d->ncgs : 0;
+}
+
 static void hot_poll(struct dump *d, uint64_t now)
 {
 	char path[1200], buf[64];

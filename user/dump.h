@@ -35,6 +35,8 @@ void dump__refresh(struct dump *d);
 
 /* File descriptors to poll for threshold notifications; returns count. */
 int dump__pollfds(struct dump *d, struct pollfd *fds, int max);
+/* How many dump__pollfds() may give at most, for sizing the set. */
+int dump__nr_pollfds(const struct dump *d);
 /* One of those fds is readable: consume it and capture if crossed. */
 void dump__on_ready(struct dump *d, int fd);
 

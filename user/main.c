@@ -1261,6 +1261,7 @@ cleanup:
 			app.env.cmd[0], app.cmd_log);
 	table__free(app.table);
 	free(app.pending);
+	free(app.pollfds);
 	out_close(&app);
 	watchdog__stop();
 	if (app.out_file && app.out_file != stdout)

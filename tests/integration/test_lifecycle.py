@@ -1,12 +1,15 @@
 # SPDX-License-Identifier: GPL-2.0
 """Process lifecycle and the correctness of memtrace's own edges: the
 command it runs, pid reuse, the files it writes, its limits (issue 11)."""
+import glob
 import os
+import shutil
 import subprocess
 import tempfile
 
 from common import (MEMTRACE, Skip, finish, first_user_func, load_truth,
-                    memtrace_json, row, wait_row, workload)
+                    memtrace_json, row, spawn, wait_row, workload)
+from test_dump import MIB, Cgroup, Memtrace, dump_dir, go, start_grow, wait_artifact
 
 
 def tmpfile(name):
@@ -110,6 +113,64 @@ def test_free_after_longjmp_out_of_realloc():
     for opts in ([], ["--no-session"]):
         truth, r = realloc_run(opts, ["--stale"])
         assert r["unmatched_frees"] == 0, (opts, r)
+
+
+IDLE_C = r"""
+/* no C library, no malloc: a process that only waits (pause) */
+void _start(void)
+{
+	for (;;)
+		__asm__ volatile("mov $34, %%eax; syscall" ::: "rax", "rcx", "r11", "memory");
+}
+"""
+
+
+def build_idle():
+    d = tempfile.mkdtemp(prefix="mt-idle-")
+    with open(os.path.join(d, "idle.c"), "w") as f:
+        f.write(IDLE_C)
+    exe = os.path.join(d, "idle")
+    c = subprocess.run(["gcc", "-nostdlib", "-static", "-O1", "-o", exe,
+                        os.path.join(d, "idle.c")], capture_output=True, text=True)
+    if c.returncode:
+        raise Skip("cannot build a -nostdlib program: " + c.stderr[-300:])
+    return exe, d
+
+
+def test_200_watched_cgroups_all_polled():
+    """200 traced processes, each in a memory cgroup of its own (v1,
+    under the test's own): the threshold notification of the last one
+    watched is polled and fires the capture at once.  The poll set was
+    capped at 64 fds; past ~45 cgroups the notifications were never
+    read and only the next refresh's backstop noticed, much later."""
+    idle, idle_dir = build_idle()
+    cgs, d = [], dump_dir()
+    try:
+        pids = []
+        for _ in range(199):
+            cg = Cgroup(256 * MIB)
+            cgs.append(cg)
+            w = spawn([idle])
+            with open(os.path.join(cg.dir, "cgroup.procs"), "w") as f:
+                f.write(str(w.pid))
+            pids.append(w.pid)
+        cg = Cgroup(64 * MIB)
+        cgs.append(cg)
+        w, pid = start_grow(cg, "--step-mib", "4", "--interval-ms", "20",
+                            "--max-mib", "48")
+        # a refresh every 10 s: the backstop cannot be what fires first
+        mt = Memtrace(["-p", ",".join(map(str, pids + [pid])), "-d", "10",
+                       "--dump-at", "50%", "--no-core", "--dump-dir", d])
+        mt.wait_probed(pid, timeout=60)
+        go(w)
+        a = wait_artifact(d, pid, ("trigger.txt",), timeout=8)
+        trig = open(os.path.join(a, "trigger.txt")).read()
+        assert "[cgroup threshold event]" in trig, trig
+    finally:
+        for cg in cgs:
+            cg.remove()
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(idle_dir, ignore_errors=True)
 
 
 TESTS = [(n[len("test_"):], f) for n, f in list(globals().items())
