@@ -647,6 +647,33 @@ static int open_and_load(struct app *app)
 	return 0;
 }
 
+/*
+ * --pprof and --folded are written at exit, after the whole trace: a
+ * directory they cannot be written to is said now, not then.  The probe
+ * file is created and removed as the real one will be (tmpfile_beside).
+ */
+static int profiles_writable(const struct env *env)
+{
+	const char *paths[] = { env->pprof_path, env->folded_path };
+	char tmp[PATH_MAX + 16];
+	size_t i;
+	int fd;
+
+	for (i = 0; i < ARRAY_SIZE(paths); i++) {
+		if (!paths[i])
+			continue;
+		fd = tmpfile_beside(paths[i], tmp, sizeof(tmp));
+		if (fd < 0) {
+			fprintf(stderr, "memtrace: %s: cannot be written: %s\n",
+				paths[i], strerror(-fd));
+			return fd;
+		}
+		close(fd);
+		unlink(tmp);
+	}
+	return 0;
+}
+
 static int check_env(void)
 {
 	struct btf *btf;
@@ -1113,13 +1140,21 @@ int main(int argc, char **argv)
 			strerror(errno));
 	app.out_file = stdout;
 	if (app.env.output_path) {
-		app.out_file = fopen(app.env.output_path, "we");
+		/* root writes here: never through a symlink someone left */
+		int fd = open(app.env.output_path, O_WRONLY | O_CREAT |
+			      O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+
+		app.out_file = fd < 0 ? NULL : fdopen(fd, "w");
 		if (!app.out_file) {
 			fprintf(stderr, "memtrace: %s: %s\n",
-				app.env.output_path, strerror(errno));
+				app.env.output_path, errno == ELOOP ?
+				"is a symbolic link: give its target" :
+				strerror(errno));
 			return 1;
 		}
 	}
+	if (profiles_writable(&app.env))
+		return 1;
 	if (out_open(&app))
 		goto cleanup;
 	app.exiting = &exiting;

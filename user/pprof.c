@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -997,10 +998,10 @@ static void encode(struct pprof *p, struct pb *out)
 int pprof__write(struct pprof *p, const char *path)
 {
 	struct pb out = { 0 };
-	char *tmp = NULL;
+	char tmp[PATH_MAX + 16] = "";
 	size_t off, chunk;
 	gzFile gz = NULL;
-	int err = 0;
+	int err = 0, fd;
 
 	if (!p || !path)
 		return -EINVAL;
@@ -1009,14 +1010,16 @@ int pprof__write(struct pprof *p, const char *path)
 		err = -ENOMEM;
 		goto out;
 	}
-	if (asprintf(&tmp, "%s.tmp", path) < 0) {
-		tmp = NULL;
-		err = -ENOMEM;
+	fd = tmpfile_beside(path, tmp, sizeof(tmp));
+	if (fd < 0) {
+		err = fd;
+		tmp[0] = '\0';
 		goto out;
 	}
-	gz = gzopen(tmp, "wb");
+	gz = gzdopen(fd, "wb");
 	if (!gz) {
-		err = errno ? -errno : -ENOMEM;
+		close(fd);
+		err = -ENOMEM;
 		goto out;
 	}
 	for (off = 0; off < out.len; off += chunk) {
@@ -1033,9 +1036,8 @@ int pprof__write(struct pprof *p, const char *path)
 out:
 	if (gz)
 		gzclose(gz);
-	if (err && tmp)
+	if (err && tmp[0])
 		unlink(tmp);
-	free(tmp);
 	free(out.buf);
 	return err;
 }

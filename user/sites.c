@@ -362,12 +362,18 @@ static int write_folded(struct app *app, const char *path)
 {
 	char tmp[4096];
 	FILE *f;
-	int i, j, err = 0;
+	int i, j, fd, err = 0;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "we");
-	if (!f)
-		return -errno;
+	fd = tmpfile_beside(path, tmp, sizeof(tmp));
+	if (fd < 0)
+		return fd;
+	f = fdopen(fd, "w");
+	if (!f) {
+		err = -errno;
+		close(fd);
+		unlink(tmp);
+		return err;
+	}
 	for (i = 0; i < table__nr(app->table); i++) {
 		struct mt_row *r = table__row(app->table, i);
 

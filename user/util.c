@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /* Small helpers: clocks, untrusted-text escaping, units, file reads. */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "util.h"
 
@@ -157,6 +159,20 @@ void human_secs(char *buf, size_t len, double v)
 		snprintf(buf, len, "%.0fh", v / 3600);
 	else
 		snprintf(buf, len, "%.0fd", v / 86400);
+}
+
+int tmpfile_beside(const char *path, char *tmp, size_t len)
+{
+	int fd;
+
+	if (snprintf(tmp, len, "%s.XXXXXX", path) >= (int)len)
+		return -ENAMETOOLONG;
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	/* readable like a file created with the usual umask */
+	fchmod(fd, 0644);
+	return fd;
 }
 
 int read_file(const char *path, char *buf, size_t len)

@@ -31,6 +31,16 @@ void human_secs(char *buf, size_t len, double v);
 int read_file(const char *path, char *buf, size_t len);
 
 /*
+ * A new file beside path (PATH.XXXXXX), to be renamed over path once
+ * complete; its name goes to tmp.  Created O_EXCL under a random name,
+ * so it never follows or truncates a file or symlink someone put there
+ * (memtrace runs as root; /tmp is everyone's), and rename() replaces a
+ * symlink at path instead of writing through it.  Returns an fd or
+ * -errno.
+ */
+int tmpfile_beside(const char *path, char *tmp, size_t len);
+
+/*
  * Option values, checked whole: a decimal integer in [lo, hi] (no sign,
  * no trailing text, no wrap past 2^64), or a finite number in [lo, hi].
  * Return 0, -EINVAL (not a number) or -ERANGE (outside the range).

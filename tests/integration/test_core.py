@@ -489,16 +489,17 @@ def test_no_btf():
 
 
 def test_unwritable_profile_path():
-    """--pprof/--folded into a missing directory: a clear error, non-zero
-    exit, and the command's own result is still reported."""
+    """--pprof/--folded into a missing directory: a clear error at start,
+    exit 1, before anything is traced or run (it used to come at exit,
+    after the whole trace)."""
     truth_path = tmpfile("truth.json")
     p = memtrace_json(["--pprof", "/nonexistent-dir/heap.pb.gz", "--folded",
                        "/nonexistent-dir/heap.folded", "--", ALLOCS, "--threads", "0",
                        "--truth", truth_path])
     code, docs, err = finish(p)
-    assert code != 0, code
-    assert "/nonexistent-dir/heap.pb.gz" in err and "/nonexistent-dir/heap.folded" in err, err
-    assert docs and docs[-1]["type"] == "final"
+    assert code == 1, code
+    assert "memtrace: /nonexistent-dir/heap.pb.gz: cannot be written" in err, err
+    assert not docs and not os.path.exists(truth_path), "the command ran"
 
 
 def test_output_disk_full():

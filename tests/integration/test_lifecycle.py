@@ -173,5 +173,36 @@ def test_200_watched_cgroups_all_polled():
         shutil.rmtree(idle_dir, ignore_errors=True)
 
 
+def test_output_files_never_written_through_symlinks():
+    """memtrace runs as root: -o refuses a symlink (at start), and
+    --pprof/--folded are written under a fresh O_EXCL name and renamed:
+    symlinks planted at the old fixed temporary names (PATH.tmp) or at
+    the path itself never get the victim file truncated or written."""
+    d = tempfile.mkdtemp(prefix="mt-lc-out-")
+    victim = os.path.join(d, "victim")
+    with open(victim, "w") as f:
+        f.write("keep\n")
+    folded, pb = os.path.join(d, "heap.folded"), os.path.join(d, "heap.pb.gz")
+    for link in (folded + ".tmp", pb + ".tmp", folded):
+        os.symlink(victim, link)
+    p = subprocess.run([MEMTRACE, "-b", "-d", "5", "--folded", folded, "--pprof", pb,
+                        "--", workload("allocs"), "--threads", "0"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert open(victim).read() == "keep\n", "victim written through a symlink"
+    assert not os.path.islink(folded) and os.path.getsize(folded) > 0
+    assert os.path.getsize(pb) > 0
+    left = [n for n in os.listdir(d) if n.startswith("heap.") and
+            n not in ("heap.folded", "heap.pb.gz", "heap.folded.tmp", "heap.pb.gz.tmp")]
+    assert not left, f"temporary files left: {left}"
+    out = os.path.join(d, "out.txt")
+    os.symlink(victim, out)
+    p = subprocess.run([MEMTRACE, "-b", "-n", "1", "-o", out, "--", "true"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1 and "is a symbolic link" in p.stderr, (p.returncode, p.stderr)
+    assert open(victim).read() == "keep\n"
+    shutil.rmtree(d)
+
+
 TESTS = [(n[len("test_"):], f) for n, f in list(globals().items())
          if n.startswith("test_") and callable(f)]
