@@ -21,6 +21,7 @@
 #include "watchdog.h"
 
 #define APP_DRAIN_MS	50	/* longest a ring-buffer record waits */
+#define APP_DRAIN_BUDGET_NS	(200 * 1000000ULL)	/* one drain, at most */
 
 void app__reap_child(struct app *app)
 {
@@ -143,8 +144,16 @@ int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms)
 	err = poll(fds, n, timeout_ms);
 	if (err < 0)
 		return errno == EINTR ? 0 : -errno;
+	/*
+	 * A storm of records (thousands of execs node-wide) must not hold
+	 * the loop: the drain stops after a budget and the rest waits in
+	 * the ring for the next turn, so refreshes and a signal still get
+	 * their turn.
+	 */
+	app->drain_until = now_ns() + APP_DRAIN_BUDGET_NS;
 	err = ring_buffer__consume(rb);
-	if (err < 0 && err != -EINTR)
+	app->drain_until = 0;
+	if (err < 0 && err != -EINTR && err != -EAGAIN)
 		return err;
 	for (i = 1; i < n; i++)
 		if (fds[i].revents)

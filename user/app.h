@@ -104,6 +104,7 @@ struct app {
 	int *pending;		/* pids to probe once their libc is mapped */
 	int npending, cappending;
 	volatile sig_atomic_t *exiting;	/* the signal that ends the run */
+	uint64_t drain_until;	/* ns: app__poll's drain stops after this */
 	struct pollfd *pollfds;	/* app__poll's set, as big as it needs */
 	int cap_pollfds;
 };

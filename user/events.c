@@ -260,10 +260,9 @@ static size_t record_size(uint32_t type)
 	}
 }
 
-int events__handle(void *ctx, void *data, size_t len)
+static int handle_record(struct app *app, const struct mt_event *e,
+			 size_t len)
 {
-	struct app *app = ctx;
-	const struct mt_event *e = data;
 	struct mt_row *r;
 
 	/* records are as long as their type needs: check before reading */
@@ -394,4 +393,15 @@ int events__handle(void *ctx, void *data, size_t len)
 	if (!r->comm[0])
 		memcpy(r->comm, e->comm, MT_COMM_LEN);
 	return 0;
+}
+
+int events__handle(void *ctx, void *data, size_t len)
+{
+	struct app *app = ctx;
+	int err = handle_record(app, data, len);
+
+	/* handled (and consumed); past the drain's budget: stop here */
+	if (!err && app->drain_until && now_ns() > app->drain_until)
+		return -EAGAIN;
+	return err;
 }
