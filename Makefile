@@ -206,11 +206,11 @@ $(OUTPUT)/workloads/chain_mixed: tests/workloads/cfi/chain.c tests/workloads/tru
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(NOFP_CFLAGS) -DCHAIN_MIXED -o $@ $<
 
-$(OUTPUT)/workloads/bench_deep: tests/workloads/cfi/bench_deep.c | $(OUTPUT)/workloads
+$(OUTPUT)/workloads/bench_deep: tests/workloads/cfi/bench_deep.c tests/workloads/bench_tight.c | $(OUTPUT)/workloads
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(NOFP_CFLAGS) -o $@ $<
 
-$(OUTPUT)/workloads/bench_deep_fp: tests/workloads/cfi/bench_deep.c | $(OUTPUT)/workloads
+$(OUTPUT)/workloads/bench_deep_fp: tests/workloads/cfi/bench_deep.c tests/workloads/bench_tight.c | $(OUTPUT)/workloads
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(NOFP_CFLAGS) -fno-omit-frame-pointer -o $@ $<
 

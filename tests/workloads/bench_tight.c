@@ -14,6 +14,10 @@
  * WARM_SECS have passed (lazy binding, first-hit uprobe costs, the
  * allocator's tcache, and tracers that stall the program while they
  * start up -- heaptrack does, for a few hundred ms).
+ *
+ * Built with -DBENCH_DEEP (tests/workloads/cfi/bench_deep.c), the same loop
+ * is called through 8 functions of their own, so every allocation's stack
+ * has 10 frames to walk (the CFI round of `make bench`).
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -33,7 +37,9 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static __attribute__((noinline)) long pairs(long n, size_t size)
+#define STEP static __attribute__((noinline, noclone, used))
+
+STEP long pairs(long n, size_t size)
 {
 	long i;
 
@@ -45,6 +51,28 @@ static __attribute__((noinline)) long pairs(long n, size_t size)
 	}
 	return n;
 }
+
+#ifdef BENCH_DEEP
+/* each level keeps a frame (a local the compiler cannot drop) */
+#define LEVEL(name, next)						\
+	STEP long name(long n, size_t size)				\
+	{								\
+		volatile long pad[2] = { n, 0 };			\
+		long r = next(n, size);					\
+		return r + pad[1];					\
+	}
+LEVEL(l1, pairs)
+LEVEL(l2, l1)
+LEVEL(l3, l2)
+LEVEL(l4, l3)
+LEVEL(l5, l4)
+LEVEL(l6, l5)
+LEVEL(l7, l6)
+LEVEL(l8, l7)
+#define ENTRY l8
+#else
+#define ENTRY pairs
+#endif
 
 static void usage(void)
 {
@@ -83,13 +111,13 @@ int main(int argc, char **argv)
 
 	t0 = now();
 	do
-		pairs(1000, size);
+		ENTRY(1000, size);
 	while (now() - t0 < warm);
 	t0 = now();
 	while (done < iters) {
 		long chunk = iters - done < 4096 ? iters - done : 4096;
 
-		done += pairs(chunk, size);
+		done += ENTRY(chunk, size);
 		if (max_secs > 0 && now() - t0 >= max_secs)
 			break;
 	}
