@@ -14,6 +14,7 @@
 
 #include "collect.h"
 #include "gorow.h"
+#include "hashmap.h"
 #include "memtrace.skel.h"
 #include "table.h"
 #include "util.h"
@@ -25,10 +26,13 @@ struct collect {
 	struct mt_bucket *hot;	/* the small block table, mapped */
 	size_t hot_len;
 	uint32_t nbuckets;
-	struct dead {
-		uint32_t tgid, gen;
-	} *dead;		/* exited processes whose blocks await sweeping */
-	int ndead, capdead;
+	/*
+	 * Images gone (exit, exec) whose blocks and sites await the sweep,
+	 * by (tgid, gen), and their tgids: the sweep asks of every slot of
+	 * the block table, thousands of entries after an exec storm.
+	 */
+	struct hashmap dead;		/* (tgid, gen) -> 1 */
+	struct hashmap dead_tgids;	/* tgid -> 1 */
 	int64_t *spilled;	/* the kernel's count of big-table blocks */
 };
 
@@ -38,6 +42,8 @@ int collect__new(struct memtrace_bpf *skel, struct collect **out)
 
 	if (!c)
 		return -ENOMEM;
+	hashmap__init(&c->dead, NULL, NULL, NULL);
+	hashmap__init(&c->dead_tgids, NULL, NULL, NULL);
 	c->procs_fd = bpf_map__fd(skel->maps.procs);
 	c->sites_fd = bpf_map__fd(skel->maps.sites);
 	c->stacks_fd = bpf_map__fd(skel->maps.stacks);
@@ -67,7 +73,8 @@ void collect__free(struct collect *c)
 	if (!c)
 		return;
 	munmap(c->hot, c->hot_len);
-	free(c->dead);
+	hashmap__clear(&c->dead);
+	hashmap__clear(&c->dead_tgids);
 	free(c);
 }
 
@@ -331,11 +338,11 @@ int collect__counters(struct collect *c, uint64_t out[MT_CNT_MAX])
 /* One image of pid is gone (exec replaced it): sweep its data. */
 void collect__forget_gen(struct collect *c, int pid, uint32_t gen)
 {
-	if (!c || array_grow(&c->dead, &c->capdead, c->ndead, sizeof(c->dead[0])))
+	if (!c)
 		return;
-	c->dead[c->ndead].tgid = pid;
-	c->dead[c->ndead].gen = gen;
-	c->ndead++;
+	/* already there: fine; no memory: its data stays until exit */
+	hashmap__add(&c->dead, hashmap__pair(pid, gen), (void *)1);
+	hashmap__add(&c->dead_tgids, (uint32_t)pid, (void *)1);
 }
 
 /*
@@ -359,22 +366,12 @@ void collect__forget(struct collect *c, int pid, uint64_t gen)
 
 static bool is_dead(struct collect *c, uint32_t tgid, uint32_t gen)
 {
-	int i;
-
-	for (i = 0; i < c->ndead; i++)
-		if (c->dead[i].tgid == tgid && c->dead[i].gen == gen)
-			return true;
-	return false;
+	return hashmap__find(&c->dead, hashmap__pair(tgid, gen), NULL);
 }
 
 static bool has_dead_tgid(struct collect *c, uint32_t tgid)
 {
-	int i;
-
-	for (i = 0; i < c->ndead; i++)
-		if (c->dead[i].tgid == tgid)
-			return true;
-	return false;
+	return hashmap__find(&c->dead_tgids, tgid, NULL);
 }
 
 /*
@@ -393,7 +390,7 @@ int collect__sweep(struct collect *c)
 	bool more;
 	int n = 0;
 
-	if (!c || !c->ndead)
+	if (!c || !hashmap__size(&c->dead))
 		return 0;
 	for (t = 0; t < c->nbuckets; t++) {
 		struct mt_bucket *bk = &c->hot[t];
@@ -449,6 +446,7 @@ int collect__sweep(struct collect *c)
 			bpf_map_delete_elem(c->stacks_fd, &tk);
 		tk = tnext;
 	}
-	c->ndead = 0;
+	hashmap__clear(&c->dead);
+	hashmap__clear(&c->dead_tgids);
 	return n;
 }

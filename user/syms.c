@@ -31,10 +31,9 @@
 #include <unistd.h>
 
 #include "gobin.h"
+#include "hashmap.h"
 #include "syms.h"
 
-#define OBJ_BUCKETS	64
-#define PROC_BUCKETS	256
 #define CACHE_SLOTS	8192		/* power of two */
 #define CACHE_MAX	(CACHE_SLOTS / 2) /* flush when half full */
 #define MAX_INLINE	16		/* frames kept per cached address */
@@ -53,7 +52,6 @@ struct syms_cent {
 };
 
 struct syms_obj {
-	struct syms_obj *next;
 	int refs;
 	uint64_t hash;
 	size_t key_len;
@@ -81,7 +79,6 @@ struct syms_map {
 };
 
 struct syms_proc {
-	struct syms_proc *next;
 	int pid;
 	struct syms_map *maps;		/* sorted by start, no overlaps */
 	int nr_maps;
@@ -90,8 +87,8 @@ struct syms_proc {
 };
 
 struct syms {
-	struct syms_obj *objs[OBJ_BUCKETS];
-	struct syms_proc *procs[PROC_BUCKETS];
+	struct hashmap objs;		/* key hash -> obj (a multimap) */
+	struct hashmap procs;		/* pid -> proc */
 	int nr_objs;
 	struct stat root;		/* our own "/", to spot chroots */
 };
@@ -181,13 +178,13 @@ static void obj_destroy(struct syms_obj *o)
 
 static void obj_put(struct syms *s, struct syms_obj *o)
 {
-	struct syms_obj **pp;
+	struct hashmap_entry *e;
 
 	if (!o || --o->refs > 0)
 		return;
-	for (pp = &s->objs[o->hash % OBJ_BUCKETS]; *pp; pp = &(*pp)->next) {
-		if (*pp == o) {
-			*pp = o->next;
+	hashmap__for_each_key_entry(&s->objs, e, o->hash) {
+		if (e->value == o) {
+			hashmap__delete_entry(&s->objs, e);
 			break;
 		}
 	}
@@ -402,6 +399,7 @@ static int obj_get(struct syms *s, int pid, const struct syms_map *m,
 {
 	unsigned char key[KEY_MAX];
 	char clean[PATH_MAX], file_name[PATH_MAX + 64], root[64], hex[41];
+	struct hashmap_entry *e;
 	struct syms_obj *o;
 	size_t key_len = 0, len;
 	bool deleted = false;
@@ -423,7 +421,8 @@ static int obj_get(struct syms *s, int pid, const struct syms_map *m,
 		goto out_close;
 
 	hash = fnv1a(key, key_len);
-	for (o = s->objs[hash % OBJ_BUCKETS]; o; o = o->next) {
+	hashmap__for_each_key_entry(&s->objs, e, hash) {
+		o = e->value;
 		if (o->key_len == key_len && !memcmp(o->key, key, key_len)) {
 			o->refs++;
 			*out = o;
@@ -442,8 +441,10 @@ static int obj_get(struct syms *s, int pid, const struct syms_map *m,
 	o->hash = hash;
 	memcpy(o->build_id, hex, sizeof(hex));
 	o->refs = 1;
-	o->next = s->objs[hash % OBJ_BUCKETS];
-	s->objs[hash % OBJ_BUCKETS] = o;
+	if (hashmap__append(&s->objs, hash, o)) {
+		obj_destroy(o);
+		return -ENOMEM;
+	}
 	s->nr_objs++;
 	*out = o;
 	return 0;
@@ -586,14 +587,11 @@ out:
 	return err;
 }
 
+static void proc_free(struct syms *s, struct syms_proc *p);
+
 static struct syms_proc *proc_find(struct syms *s, int pid)
 {
-	struct syms_proc *p;
-
-	for (p = s->procs[(unsigned int)pid % PROC_BUCKETS]; p; p = p->next)
-		if (p->pid == pid)
-			return p;
-	return NULL;
+	return hashmap__get(&s->procs, (uint32_t)pid);
 }
 
 static int proc_get(struct syms *s, int pid, struct syms_proc **out)
@@ -615,8 +613,10 @@ static int proc_get(struct syms *s, int pid, struct syms_proc **out)
 		free(p);
 		return err;
 	}
-	p->next = s->procs[(unsigned int)pid % PROC_BUCKETS];
-	s->procs[(unsigned int)pid % PROC_BUCKETS] = p;
+	if (hashmap__add(&s->procs, (uint32_t)pid, p)) {
+		proc_free(s, p);
+		return -ENOMEM;
+	}
 	*out = p;
 	return 0;
 }
@@ -961,6 +961,8 @@ struct syms *syms__new(void)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
+	hashmap__init(&s->objs, NULL, NULL, NULL);
+	hashmap__init(&s->procs, NULL, NULL, NULL);
 	if (stat("/proc/self/root/", &s->root) && stat("/", &s->root)) {
 		free(s);
 		return NULL;
@@ -976,17 +978,15 @@ static void proc_free(struct syms *s, struct syms_proc *p)
 
 void syms__free(struct syms *s)
 {
-	struct syms_proc *p;
-	int i;
+	struct hashmap_entry *e, *tmp;
+	size_t bkt;
 
 	if (!s)
 		return;
-	for (i = 0; i < PROC_BUCKETS; i++) {
-		while ((p = s->procs[i])) {
-			s->procs[i] = p->next;
-			proc_free(s, p);
-		}
-	}
+	hashmap__for_each_entry_safe(&s->procs, e, tmp, bkt)
+		proc_free(s, e->value);
+	hashmap__clear(&s->procs);
+	hashmap__clear(&s->objs);
 	free(s);
 }
 
@@ -1075,8 +1075,10 @@ int syms__copy_pid(struct syms *s, int pid, int parent)
 	}
 	p->nr_maps = pp->nr_maps;
 	p->loaded = true;
-	p->next = s->procs[(unsigned int)pid % PROC_BUCKETS];
-	s->procs[(unsigned int)pid % PROC_BUCKETS] = p;
+	if (hashmap__add(&s->procs, (uint32_t)pid, p)) {
+		proc_free(s, p);
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -1092,8 +1094,10 @@ int syms__note_map(struct syms *s, int pid, uint64_t start, uint64_t end,
 		if (!p)
 			return -ENOMEM;
 		p->pid = pid;
-		p->next = s->procs[(unsigned int)pid % PROC_BUCKETS];
-		s->procs[(unsigned int)pid % PROC_BUCKETS] = p;
+		if (hashmap__add(&s->procs, (uint32_t)pid, p)) {
+			free(p);
+			return -ENOMEM;
+		}
 	}
 	for (i = 0; i < p->nr_maps; i++)
 		if (p->maps[i].start < end && start < p->maps[i].end)
@@ -1129,18 +1133,10 @@ int syms__note_map(struct syms *s, int pid, uint64_t start, uint64_t end,
 
 void syms__forget_pid(struct syms *s, int pid)
 {
-	struct syms_proc **pp, *p;
+	void *p;
 
-	if (!s)
-		return;
-	for (pp = &s->procs[(unsigned int)pid % PROC_BUCKETS]; (p = *pp);
-	     pp = &p->next) {
-		if (p->pid == pid) {
-			*pp = p->next;
-			proc_free(s, p);
-			return;
-		}
-	}
+	if (s && hashmap__delete(&s->procs, (uint32_t)pid, &p))
+		proc_free(s, p);
 }
 
 void syms__format(const struct syms_frame *f, char *buf, size_t len)

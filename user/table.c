@@ -6,12 +6,19 @@
 #include <unistd.h>
 
 #include "goheap.h"
+#include "hashmap.h"
 #include "table.h"
 #include "util.h"
 
+/*
+ * Rows in an array (the views' order, set by table__sort) and by pid in
+ * a hash map: a record storm looks a row up per record, and a linear
+ * search there was most of memtrace's time with thousands of rows.
+ */
 struct table {
 	struct mt_row **rows;
 	int nr, cap;
+	struct hashmap by_pid;		/* pid -> row */
 	uint64_t interval_ns;
 };
 
@@ -26,7 +33,11 @@ static uint64_t page_size(void)
 
 struct table *table__new(void)
 {
-	return calloc(1, sizeof(struct table));
+	struct table *t = calloc(1, sizeof(struct table));
+
+	if (t)
+		hashmap__init(&t->by_pid, NULL, NULL, NULL);
+	return t;
 }
 
 static void row_free(struct mt_row *r)
@@ -46,17 +57,13 @@ void table__free(struct table *t)
 	for (i = 0; i < t->nr; i++)
 		row_free(t->rows[i]);
 	free(t->rows);
+	hashmap__clear(&t->by_pid);
 	free(t);
 }
 
 struct mt_row *table__get(struct table *t, int pid)
 {
-	int i;
-
-	for (i = 0; i < t->nr; i++)
-		if (t->rows[i]->pid == pid)
-			return t->rows[i];
-	return NULL;
+	return hashmap__get(&t->by_pid, (uint32_t)pid);
 }
 
 struct mt_row *table__add(struct table *t, int pid)
@@ -70,26 +77,34 @@ struct mt_row *table__add(struct table *t, int pid)
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
+	if (hashmap__add(&t->by_pid, (uint32_t)pid, r)) {
+		free(r);
+		return NULL;
+	}
 	r->pid = pid;
 	r->cg_eta_s = -1;
 	r->cost_pct = -1;
+	r->idx = t->nr;
 	t->rows[t->nr++] = r;
 	return r;
 }
 
+/*
+ * The last row takes the removed one's place: the order is the views'
+ * business (they sort before drawing), and a loop over table__row()
+ * that removes row i looks at row i again.
+ */
 void table__remove(struct table *t, int pid)
 {
-	int i;
+	struct mt_row *r;
+	void *v;
 
-	for (i = 0; i < t->nr; i++) {
-		if (t->rows[i]->pid != pid)
-			continue;
-		row_free(t->rows[i]);
-		memmove(&t->rows[i], &t->rows[i + 1],
-			(t->nr - i - 1) * sizeof(t->rows[0]));
-		t->nr--;
+	if (!hashmap__delete(&t->by_pid, (uint32_t)pid, &v))
 		return;
-	}
+	r = v;
+	t->rows[r->idx] = t->rows[--t->nr];
+	t->rows[r->idx]->idx = r->idx;
+	row_free(r);
 }
 
 int table__nr(const struct table *t)
@@ -197,9 +212,13 @@ static int cmp_rows(const void *pa, const void *pb)
 
 void table__sort(struct table *t, enum mt_sort key, bool reverse)
 {
+	int i;
+
 	sort_key = key;
 	sort_rev = reverse;
 	qsort(t->rows, t->nr, sizeof(t->rows[0]), cmp_rows);
+	for (i = 0; i < t->nr; i++)
+		t->rows[i]->idx = i;
 }
 
 const char *table__sort_name(enum mt_sort key)

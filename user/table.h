@@ -31,6 +31,7 @@ struct mt_site_row {
 
 struct mt_row {
 	int pid;
+	int idx;			/* its place in the table (table.c's) */
 	int ppid;
 	char comm[MT_COMM_LEN + 1];	/* raw bytes: untrusted */
 	char exe[MT_PATH_LEN];		/* as exec'd ("" unknown), for pprof */

@@ -164,6 +164,64 @@ static void test_rates_and_sort(void)
 }
 
 /*
+ * Thousands of rows added and removed at random (an exec storm): each pid
+ * finds its own row, and table__row() lists every row exactly once,
+ * also while a loop removes the row it stands on.
+ */
+static void test_many_rows(void)
+{
+	enum { NPIDS = 5000 };
+	static bool in[NPIDS];
+	static unsigned char seen[NPIDS];
+	struct table *t = table__new();
+	unsigned int x = 12345;
+	int op, i, n = 0, wrong = 0;
+
+	for (op = 0; op < 60000; op++) {
+		int pid;
+
+		x = x * 1103515245 + 12345;
+		pid = (x >> 8) % NPIDS;
+		if (in[pid]) {
+			table__remove(t, pid);
+			in[pid] = false;
+			n--;
+		} else {
+			if (!table__add(t, pid))
+				wrong++;
+			in[pid] = true;
+			n++;
+		}
+	}
+	for (i = 0; i < NPIDS; i++) {
+		struct mt_row *r = table__get(t, i);
+
+		if (in[i] != (r != NULL) || (r && r->pid != i))
+			wrong++;
+	}
+	ASSERT_EQ(wrong, 0);
+	ASSERT_EQ(table__nr(t), n);
+	/* expire-style loop: remove every odd pid as it is met */
+	for (i = 0; i < table__nr(t); i++) {
+		struct mt_row *r = table__row(t, i);
+
+		if (seen[r->pid]++)
+			wrong++;
+		if (r->pid % 2) {
+			in[r->pid] = false;
+			table__remove(t, r->pid);
+			i--;
+		}
+	}
+	for (i = 0; i < NPIDS; i++)
+		if (in[i] != (table__get(t, i) != NULL) ||
+		    (in[i] && !seen[i]) || (in[i] && i % 2))
+			wrong++;
+	ASSERT_EQ(wrong, 0);
+	table__free(t);
+}
+
+/*
  * The final table comes a few ms after the last refresh: its rates must
  * cover the last full interval, not 10 KB over 1 ms (10 MB/s).  Peak
  * live bytes are the highest seen.
@@ -278,6 +336,7 @@ int main(void)
 	RUN_TEST(test_ranges);
 	RUN_TEST(test_rates_and_sort);
 	RUN_TEST(test_short_tail_rates_and_peak);
+	RUN_TEST(test_many_rows);
 	RUN_TEST(test_probesite);
 	return test__finish();
 }
