@@ -92,7 +92,7 @@ struct mt_row {
 	struct mt_site_row *sites;
 	int nsites, cap_sites;
 
-	/* filled by dump.c from the process's memory cgroup */
+	/* filled by trigger.c from the process's memory cgroup */
 	char cgroup[128];		/* short container/cgroup name */
 	uint64_t cg_usage;		/* cgroup memory usage */
 	uint64_t cg_limit;		/* limit that applies, 0 = none */

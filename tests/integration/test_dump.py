@@ -403,6 +403,19 @@ def stuck_in_gcore(tmp, extra=()):
                                      dump_path=os.path.join(tmp, "d"))
     wait_artifact(d, pid)
     assert wait_state(pid, lambda s: s == "T", 5), "not stopped for gcore"
+    # gcore starts after the small artifact: on a busy machine the fake
+    # may not have written its pid yet when the test goes on
+    path = os.path.join(tmp, "fake.pid")
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        try:
+            if open(path).read().strip().isdigit():
+                break
+        except FileNotFoundError:
+            pass
+        time.sleep(0.02)
+    else:
+        raise AssertionError("the fake gcore did not start in 5 s")
     return cg, d, w, pid, mt
 
 
