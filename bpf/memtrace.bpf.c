@@ -150,6 +150,31 @@ struct {
 } stacks SEC(".maps");
 
 /*
+ * The CFI walk's state lives in a map value, not on the BPF stack: the
+ * verifier then knows nothing of its values from one bpf_loop() step to
+ * the next and checks a step once, instead of following every window
+ * offset and table index it could take through 32 frames.  It is the
+ * thread's own (in stack_buf), not per-CPU: the walk calls helpers that
+ * read user memory, and a tracing program may be preempted between two
+ * of them on a preemptible kernel (PREEMPT_DYNAMIC can be made full at
+ * boot), when another thread's walk on this CPU would overwrite it.
+ */
+struct cfi_state {
+	u64 ip, sp, bp;
+	u64 base, valid;	/* the window of stack memory in w->win */
+	u64 h;
+	u32 n;
+	u32 exact;		/* ip is an exact pc (frame 0, after a signal) */
+	u32 map;		/* the mapping looked up last, + 1 */
+	u32 first, nrows, flags;	/* its file */
+	s64 delta;
+	u64 cfi, fp, unknown, pending, signal;
+	u64 pc;			/* lookups: the pc, and what they found */
+	u32 mn, mfound;
+	u32 lo, hi, va;
+};
+
+/*
  * Scratch space for one stack walk (too big for the BPF stack): the
  * frames found, and a window of user stack memory read in one go.
  *
@@ -162,6 +187,7 @@ struct {
 struct mt_walk {
 	struct mt_stack st;
 	u8 win[MT_WINDOW + 16];	/* +16: a frame read at the last offset */
+	struct cfi_state cfi;	/* the CFI walk (cfi_capture) */
 };
 
 struct {
@@ -872,34 +898,6 @@ static __always_inline void cfi_map_add(u32 tgid, u64 start, u64 end,
 		cp->n = i + 1;
 }
 
-/*
- * The walk's state lives in a per-CPU map value, not on the BPF stack:
- * the verifier then knows nothing of its values from one bpf_loop()
- * step to the next and checks a step once, instead of following every
- * window offset and table index it could take through 32 frames.
- */
-struct cfi_state {
-	u64 ip, sp, bp;
-	u64 base, valid;	/* the window of stack memory in w->win */
-	u64 h;
-	u32 n;
-	u32 exact;		/* ip is an exact pc (frame 0, after a signal) */
-	u32 map;		/* the mapping looked up last, + 1 */
-	u32 first, nrows, flags;	/* its file */
-	s64 delta;
-	u64 cfi, fp, unknown, pending, signal;
-	u64 pc;			/* lookups: the pc, and what they found */
-	u32 mn, mfound;
-	u32 lo, hi, va;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, u32);
-	__type(value, struct cfi_state);
-} cfi_scratch SEC(".maps");
-
 struct cfi_ctx {
 	struct mt_walk *w;
 	struct cfi_state *s;
@@ -1113,16 +1111,16 @@ static long cfi_frame(u32 i, void *vctx)
 static __always_inline u64 cfi_capture(struct pt_regs *ctx,
 				       struct mt_inflight *in)
 {
-	u32 zero = 0, tgid = bpf_get_current_pid_tgid() >> 32;
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct cfi_ctx c = {};
 	struct cfi_state *s;
 	int i;
 
 	c.w = bpf_task_storage_get(&stack_buf, bpf_get_current_task_btf(),
 				   NULL, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	s = c.s = bpf_map_lookup_elem(&cfi_scratch, &zero);
-	if (!c.w || !s)
+	if (!c.w)
 		return 0;
+	s = c.s = &c.w->cfi;
 	__builtin_memset(s, 0, sizeof(*s));
 	c.cp = bpf_map_lookup_elem(&cfi_procs, &tgid);
 	s->h = 0xcbf29ce484222325ULL;
