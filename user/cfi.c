@@ -89,16 +89,23 @@ static int hdr_read(const unsigned char **p, const unsigned char *end,
 	return 0;
 }
 
-/* The start addresses of the functions .eh_frame_hdr lists, sorted. */
-static int fde_starts(Elf *elf, uint64_t **out, size_t *n)
+/* .eh_frame_hdr's table of (function start, FDE), sorted by start. */
+struct hdr_table {
+	const unsigned char *data, *table, *end;
+	uint64_t addr;		/* of the section */
+	uint64_t count;
+	uint8_t enc;		/* of the entries */
+};
+
+static int hdr_table(Elf *elf, struct hdr_table *t)
 {
 	const unsigned char *p, *end;
 	Elf_Scn *scn = NULL;
-	size_t shstrndx, i, cnt = 0;
-	uint64_t ptr, count, *v;
+	size_t shstrndx;
+	uint64_t ptr;
 	Elf_Data *d = NULL;
 	GElf_Shdr sh;
-	uint8_t penc, cenc, tenc;
+	uint8_t penc, cenc;
 
 	if (elf_getshdrstrndx(elf, &shstrndx))
 		return -ENOEXEC;
@@ -113,7 +120,7 @@ static int fde_starts(Elf *elf, uint64_t **out, size_t *n)
 			break;
 		}
 	}
-	if (!d || d->d_size < 8)
+	if (!d || !d->d_buf || d->d_size < 8)
 		return -ENOENT;
 	p = d->d_buf;
 	end = p + d->d_size;
@@ -121,27 +128,81 @@ static int fde_starts(Elf *elf, uint64_t **out, size_t *n)
 		return -ENOTSUP;
 	penc = p[1];
 	cenc = p[2];
-	tenc = p[3];
+	t->enc = p[3];
 	p += 4;
 	if (hdr_read(&p, end, penc, sh.sh_addr + 4, sh.sh_addr, &ptr) ||
-	    hdr_read(&p, end, cenc, 0, sh.sh_addr, &count) ||
-	    count > (size_t)(end - p))
+	    hdr_read(&p, end, cenc, 0, sh.sh_addr, &t->count) ||
+	    t->count > (size_t)(end - p))
 		return -ENOTSUP;
-	v = calloc(count ? count : 1, sizeof(*v));
+	t->data = d->d_buf;
+	t->table = p;
+	t->end = end;
+	t->addr = sh.sh_addr;
+	return 0;
+}
+
+/* The function start of entry i of the table. */
+static int hdr_start(const struct hdr_table *t, uint64_t i, uint64_t *start)
+{
+	size_t esz = (t->enc & 0x0f) == DW_EH_PE_udata8 ||
+		     (t->enc & 0x0f) == DW_EH_PE_sdata8 ? 16 : 8;
+	const unsigned char *p = t->table + i * esz;
+
+	if (i >= t->count || p + esz > t->end)
+		return -EINVAL;
+	return hdr_read(&p, t->end, t->enc, t->addr + (p - t->data), t->addr,
+			start);
+}
+
+/* The start addresses of the functions .eh_frame_hdr lists, sorted. */
+static int fde_starts(Elf *elf, uint64_t **out, size_t *n)
+{
+	struct hdr_table t;
+	uint64_t *v;
+	size_t i;
+	int err;
+
+	err = hdr_table(elf, &t);
+	if (err)
+		return err;
+	v = calloc(t.count ? t.count : 1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
-	for (i = 0; i < count; i++) {
-		uint64_t start, fde;
-
-		if (hdr_read(&p, end, tenc, sh.sh_addr + (p - (const unsigned char *)d->d_buf),
-			     sh.sh_addr, &start) ||
-		    hdr_read(&p, end, tenc, sh.sh_addr + (p - (const unsigned char *)d->d_buf),
-			     sh.sh_addr, &fde))
+	for (i = 0; i < t.count; i++)
+		if (hdr_start(&t, i, &v[i]))
 			break;
-		v[cnt++] = start;
-	}
 	*out = v;
-	*n = cnt;
+	*n = i;
+	return 0;
+}
+
+int cfi__func_range(Elf *elf, uint64_t va, uint64_t *start, uint64_t *end)
+{
+	uint64_t lo = 0, hi, mid, pc;
+	struct hdr_table t;
+	int err;
+
+	err = hdr_table(elf, &t);
+	if (err)
+		return err;
+	hi = t.count;
+	/* the last entry starting at or below va */
+	while (lo + 1 < hi) {
+		mid = lo + (hi - lo) / 2;
+		err = hdr_start(&t, mid, &pc);
+		if (err)
+			return err;
+		if (pc <= va)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	err = hdr_start(&t, lo, start);
+	if (err || *start > va)
+		return err ? err : -ENOENT;
+	/* up to the next function; the last one's end is unknown (0) */
+	if (hdr_start(&t, lo + 1, end))
+		*end = 0;
 	return 0;
 }
 

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <libelf.h>
 #include <sys/types.h>
 
 #include "memtrace.h"
@@ -36,6 +37,13 @@ struct cfi_table {
 /* Compile the CFI of the ELF file open at fd (not consumed). */
 int cfi__compile(int fd, struct cfi_table *t);
 void cfi__table_free(struct cfi_table *t);
+/*
+ * The function holding ELF address va by .eh_frame_hdr (for code no
+ * symbol names): its start, and the next function's start in end (0
+ * for the last).  Compiled FDEs know nothing of symbols: any function
+ * the compiler emitted, static ones of a stripped binary included.
+ */
+int cfi__func_range(Elf *elf, uint64_t va, uint64_t *start, uint64_t *end);
 /* The rule for ELF address va in t, NULL if none (for tests). */
 const struct mt_cfi_row *cfi__lookup(const struct cfi_table *t, uint64_t va);
 

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cfi.h"
 #include "gobin.h"
 #include "hashmap.h"
 #include "syms.h"
@@ -1293,6 +1294,29 @@ int syms__plt_name(struct syms *s, int pid, uint64_t addr, char *buf,
 	return -ENOENT;
 }
 
+/*
+ * A function no symbol names (static, in a stripped binary): the range
+ * .eh_frame_hdr gives it (to the next function's start).
+ */
+static int fde_range(const struct syms_map *m, uint64_t addr,
+		     uint64_t *start, uint64_t *size)
+{
+	uint64_t lo, hi;
+	Dwarf_Addr bias;
+	Elf *elf;
+	int err;
+
+	elf = dwfl_module_getelf(m->obj->mod, &bias);
+	if (!elf)
+		return -ENOEXEC;
+	err = cfi__func_range(elf, addr - m->bias, &lo, &hi);
+	if (err)
+		return err;
+	*start = lo + m->bias;
+	*size = hi > lo ? hi - lo : 0;
+	return 0;
+}
+
 int syms__func_range(struct syms *s, int pid, uint64_t addr, uint64_t *start,
 		     uint64_t *size)
 {
@@ -1310,7 +1334,7 @@ int syms__func_range(struct syms *s, int pid, uint64_t addr, uint64_t *start,
 		return -ENOENT;
 	if (!dwfl_module_addrinfo(m->obj->mod, addr - m->bias, &off, &sym,
 				  NULL, NULL, NULL))
-		return -ENOENT;
+		return fde_range(m, addr, start, size);
 	*start = addr - off;
 	*size = sym.st_size;
 	return 0;

@@ -150,8 +150,9 @@ int syms__read_code(struct syms *s, int pid, uint64_t addr, void *buf,
 int syms__plt_name(struct syms *s, int pid, uint64_t addr, char *buf,
 		   size_t len);
 /*
- * The function (by symbol table) holding process address addr of pid:
- * its start address in the process and its size (0 if unknown).
+ * The function (by symbol table, else by its .eh_frame FDE) holding
+ * process address addr of pid: its start address in the process and its
+ * size (0 if unknown).
  */
 int syms__func_range(struct syms *s, int pid, uint64_t addr, uint64_t *start,
 		     uint64_t *size);

@@ -14,6 +14,11 @@
  * reaching ret with the value still in rax, having neither written
  * through it nor handed it to a function other than such a helper or
  * the allocator's own, makes the function a wrapper.
+ *
+ * posix_memalign (nginx's ngx_memalign) returns the block through its
+ * first argument: when that was a slot of the caller's own stack frame
+ * (rdi = rsp + d before the call), the value starts in that slot
+ * instead, and a load from it puts it in a register.
  */
 #include <capstone/capstone.h>
 #include <errno.h>
@@ -63,7 +68,11 @@ struct path {
 	uint64_t pc;
 	unsigned int held;	/* registers holding the returned value */
 	bool used;		/* the block was written or handed on */
+	bool in_slot;		/* the value is in the stack slot rsp + slot */
+	int64_t slot;
 };
+
+#define RSP		4	/* gpr() of rsp */
 
 /* rdi rsi rdx rcx r8 r9: the arguments a callee may hand back */
 #define ARGS	(1u << 7 | 1u << 6 | 1u << 2 | 1u << 1 | 1u << 8 | 1u << 9)
@@ -128,6 +137,38 @@ static bool writes_through(const cs_insn *in, unsigned int held)
 	return false;
 }
 
+/* Is operand i the stack slot rsp + slot? */
+static bool is_slot(const cs_x86_op *op, int64_t slot)
+{
+	return op->type == X86_OP_MEM && gpr(op->mem.base) == RSP &&
+	       op->mem.index == X86_REG_INVALID && op->mem.disp == slot;
+}
+
+/* mov slot(%rsp), reg64: the register it loads the value into, or -1. */
+static int loads_slot(const cs_insn *in, int64_t slot)
+{
+	const cs_x86 *x = &in->detail->x86;
+
+	if (in->id != X86_INS_MOV || x->op_count != 2 ||
+	    x->operands[0].type != X86_OP_REG || x->operands[0].size != 8 ||
+	    !is_slot(&x->operands[1], slot))
+		return -1;
+	return gpr(x->operands[0].reg);
+}
+
+/* Does the instruction write the slot? */
+static bool writes_slot(const cs_insn *in, int64_t slot)
+{
+	const cs_x86 *x = &in->detail->x86;
+	int i;
+
+	for (i = 0; i < x->op_count; i++)
+		if (is_slot(&x->operands[i], slot) &&
+		    (x->operands[i].access & CS_AC_WRITE))
+			return true;
+	return false;
+}
+
 /* Registers the instruction writes (flags and rip aside). */
 static unsigned int written(csh h, const cs_insn *in)
 {
@@ -163,13 +204,13 @@ struct sim {
  * an argument back).
  */
 static int simulate(struct sim *sm, const uint8_t *code, size_t len,
-		    uint64_t base, uint64_t pc, unsigned int held, int depth)
+		    uint64_t base, const struct path *from, int depth)
 {
 	struct path work[MAX_PATHS];
 	int nwork = 0, budget = BUDGET, verdict = 0, dst, src;
 	bool tested = false;
 
-	work[nwork++] = (struct path){ .pc = pc, .held = held };
+	work[nwork++] = *from;
 	while (nwork && !verdict && budget > 0) {
 		struct path p = work[--nwork];
 
@@ -179,7 +220,8 @@ static int simulate(struct sim *sm, const uint8_t *code, size_t len,
 			size_t left;
 			uint64_t addr, t;
 
-			if (p.pc < base || p.pc >= base + len || !p.held)
+			if (p.pc < base || p.pc >= base + len ||
+			    (!p.held && !p.in_slot))
 				break;
 			at = code + (p.pc - base);
 			left = len - (p.pc - base);
@@ -217,10 +259,10 @@ static int simulate(struct sim *sm, const uint8_t *code, size_t len,
 			}
 			if (cs_insn_group(sm->h, sm->in, X86_GRP_JUMP)) {
 				t = jump_target(sm->in);
-				if (t && nwork < MAX_PATHS)
-					work[nwork++] = (struct path){
-						.pc = t, .held = p.held,
-						.used = p.used };
+				if (t && nwork < MAX_PATHS) {
+					work[nwork] = p;
+					work[nwork++].pc = t;
+				}
 				continue;
 			}
 			if (sm->in->id == X86_INS_CALL) {
@@ -245,6 +287,17 @@ static int simulate(struct sim *sm, const uint8_t *code, size_t len,
 				break;
 			if (writes_through(sm->in, p.held))
 				p.used = true;	/* fills the block in */
+			if (p.in_slot) {
+				dst = loads_slot(sm->in, p.slot);
+				if (dst >= 0) {
+					p.held |= 1u << dst;
+					continue;
+				}
+				/* overwritten, or rsp moved (an epilogue) */
+				if (writes_slot(sm->in, p.slot) ||
+				    (written(sm->h, sm->in) & 1u << RSP))
+					p.in_slot = false;
+			}
 			if (is_reg_move(sm->in, &dst, &src)) {
 				if (p.held & 1u << src)
 					p.held |= 1u << dst;
@@ -276,16 +329,56 @@ static int returns_arg(struct sim *sm, uint64_t entry, unsigned int args,
 		sm->in = saved;
 		return -ENOMEM;
 	}
-	v = simulate(sm, code, n, start, entry, args, depth);
+	v = simulate(sm, code, n, start,
+		     &(struct path){ .pc = entry, .held = args }, depth);
 	cs_free(sm->in, 1);
 	sm->in = saved;
 	return v;
+}
+
+/*
+ * The call returning to ret, read from the function's start: was its
+ * first argument (rdi) the address of a slot of this frame?  Only a
+ * mov %rsp,%rdi or lea d(%rsp),%rdi last writing rdi on the straight
+ * way there counts.
+ */
+static bool out_slot(struct sim *sm, const uint8_t *code, size_t len,
+		     uint64_t base, uint64_t ret, int64_t *slot)
+{
+	const cs_x86 *x = &sm->in->detail->x86;
+	const uint8_t *at = code;
+	uint64_t addr = base;
+	bool found = false;
+	int g = -1;
+
+	while (addr < ret && cs_disasm_iter(sm->h, &at, &len, &addr, sm->in)) {
+		if (sm->in->id == X86_INS_CALL && addr == ret)
+			return found;
+		if (!(written(sm->h, sm->in) & 1u << 7))	/* rdi */
+			continue;
+		found = false;
+		if (x->op_count != 2 || x->operands[0].type != X86_OP_REG ||
+		    gpr(x->operands[0].reg) != 7 || x->operands[0].size != 8)
+			continue;
+		if (sm->in->id == X86_INS_MOV &&
+		    x->operands[1].type == X86_OP_REG)
+			g = gpr(x->operands[1].reg), *slot = 0;
+		else if (sm->in->id == X86_INS_LEA &&
+			 x->operands[1].mem.index == X86_REG_INVALID)
+			g = gpr(x->operands[1].mem.base),
+			*slot = x->operands[1].mem.disp;
+		else
+			continue;
+		found = g == RSP;
+	}
+	return false;
 }
 
 int wrapper__passes_through(const struct wrapper_src *src, uint64_t ret)
 {
 	static uint8_t code[CODE_MAX];
 	struct sim sm = { .src = src };
+	struct path from = { .pc = ret, .held = RAX };
 	uint64_t start;
 	int n, v;
 
@@ -303,7 +396,12 @@ int wrapper__passes_through(const struct wrapper_src *src, uint64_t ret)
 		cs_close(&sm.h);
 		return -ENOMEM;
 	}
-	v = simulate(&sm, code, n, start, ret, RAX, 1);
+	if (out_slot(&sm, code, n, start, ret, &from.slot)) {
+		/* rax holds posix_memalign's error number, not the block */
+		from.held = 0;
+		from.in_slot = true;
+	}
+	v = simulate(&sm, code, n, start, &from, 1);
 	cs_free(sm.in, 1);
 	cs_close(&sm.h);
 	return v;

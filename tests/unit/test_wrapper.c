@@ -77,7 +77,34 @@ static const uint8_t fills_unless_null[] = {
 	0x5b, 0xc3,
 };
 
+/*
+ * ngx_memalign: push r13; sub rsp,16; lea rdi,[rsp+8]; call
+ * (posix_memalign); test eax,eax; jne fail; mov r13,[rsp+8]; add rsp,16;
+ * mov rax,r13; pop r13; ret; fail: xor eax,eax; add rsp,16; pop r13; ret
+ */
+static const uint8_t memalign_slot[] = {
+	0x41, 0x55, 0x48, 0x83, 0xec, 0x10, 0x48, 0x8d, 0x7c, 0x24, 0x08,
+	0xe8, 0, 0, 0, 0, 0x85, 0xc0, 0x75, 0x0f,
+	0x4c, 0x8b, 0x6c, 0x24, 0x08, 0x48, 0x83, 0xc4, 0x10,
+	0x4c, 0x89, 0xe8, 0x41, 0x5d, 0xc3,
+	0x31, 0xc0, 0x48, 0x83, 0xc4, 0x10, 0x41, 0x5d, 0xc3,
+};
+/* sub rsp,24; mov rdi,rsp; call; mov rax,[rsp]; movq [rax],1; add rsp,24; ret */
+static const uint8_t memalign_inits[] = {
+	0x48, 0x83, 0xec, 0x18, 0x48, 0x89, 0xe7, 0xe8, 0, 0, 0, 0,
+	0x48, 0x8b, 0x04, 0x24, 0x48, 0xc7, 0x00, 0x01, 0, 0, 0,
+	0x48, 0x83, 0xc4, 0x18, 0xc3,
+};
+/* sub rsp,24; mov rdi,rsp; call; add rsp,24; ret: its error number */
+static const uint8_t memalign_status[] = {
+	0x48, 0x83, 0xec, 0x18, 0x48, 0x89, 0xe7, 0xe8, 0, 0, 0, 0,
+	0x48, 0x83, 0xc4, 0x18, 0xc3,
+};
+
 static const struct func funcs[] = {
+	{ 0xd000, memalign_slot, sizeof(memalign_slot) },
+	{ 0xe000, memalign_inits, sizeof(memalign_inits) },
+	{ 0xf000, memalign_status, sizeof(memalign_status) },
 	{ 0xc000, fills_unless_null, sizeof(fills_unless_null) },
 	{ 0x9000, fills, sizeof(fills) },
 	{ 0x9080, asks_size, sizeof(asks_size) },
@@ -141,6 +168,12 @@ static void test_passes_through(void)
 	ASSERT_EQ(wrapper__passes_through(&src, 0xc006), 0);
 	/* written into (a struct's field) before it is returned */
 	ASSERT_EQ(wrapper__passes_through(&src, 0xa009), 0);
+	/* posix_memalign's block loaded from its stack slot and returned */
+	ASSERT_EQ(wrapper__passes_through(&src, 0xd010), 1);
+	/* ... or written into: a site of its own */
+	ASSERT_EQ(wrapper__passes_through(&src, 0xe00c), 0);
+	/* ... or only its error number returned */
+	ASSERT_EQ(wrapper__passes_through(&src, 0xf00c), 0);
 	/* no code there */
 	ASSERT_TRUE(wrapper__passes_through(&src, 0xb006) < 0);
 }
