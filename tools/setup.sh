@@ -11,7 +11,7 @@ golang-go gnuplot-nox bpftrace heaptrack libc6-dev musl-tools"
 # a second Go toolchain, real services, a debuginfod server): without them
 # those tests are skipped, visibly, and nothing else fails.
 OPTIONAL="libjemalloc2 libtcmalloc-minimal4 prometheus debuginfod
-redis-server redis-tools memcached"
+redis-server redis-tools memcached nginx apache2-utils"
 # From bookworm-backports (added below when missing): Go 1.23 has the
 # newer runtime layouts (mProf_Malloc's signature, deeper stacks).
 BACKPORTS="golang-1.23"
@@ -67,7 +67,7 @@ for p in $optional $backports; do
 done
 # Debian's services start themselves on install; tests start their own
 # instances on loopback, so the packaged ones are stopped.
-for s in prometheus redis-server memcached debuginfod; do
+for s in prometheus redis-server memcached debuginfod nginx; do
 	if command -v systemctl >/dev/null 2>&1; then
 		systemctl disable --now "$s" >/dev/null 2>&1 || true
 	fi

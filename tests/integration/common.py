@@ -5,6 +5,7 @@ import json
 import os
 import select
 import signal
+import socket
 import subprocess
 import time
 
@@ -51,6 +52,13 @@ def readline(stream, timeout):
         return None
     line = stream.readline()
     return line.decode() if isinstance(line, bytes) else line
+
+
+def free_port():
+    """A TCP port free on 127.0.0.1 now (for a server a test starts)."""
+    with socket.socket() as so:
+        so.bind(("127.0.0.1", 0))
+        return so.getsockname()[1]
 
 
 def memtrace_json(args, **kw):

@@ -5,15 +5,15 @@ CFI (.eh_frame) in the kernel: the chain workload (-O2
 it, in order -- also when frame-pointer and frameless code mix, across a
 PLT call into a library of its own, and through a signal frame.  Sites
 are named by the caller of the allocation wrapper (JSON, the live table
-through tmux); Debian's redis-server shows its command path."""
+through tmux); Debian's redis-server and nginx show their command and
+request paths."""
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 
-from common import (Skip, finish, load_truth, memtrace_json, next_json, readline, row,
+from common import (Skip, finish, free_port, load_truth, memtrace_json, next_json, readline, row,
                     spawn, wait_row, workload)
 import test_tui
 
@@ -141,10 +141,7 @@ def test_redis_command_path():
     named by _sdsnewlen, not the zmalloc wrapper."""
     if not shutil.which("redis-server") or not shutil.which("redis-benchmark"):
         raise Skip("redis-server / redis-benchmark not installed")
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
+    port = free_port()
     srv = spawn(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
                  "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL)
     time.sleep(0.5)
@@ -161,6 +158,129 @@ def test_redis_command_path():
     f = deep[0]
     assert f.index("setCommand") < f.index("processCommand") < f.index("main"), f
     assert doc["unwind"]["unknown_steps"] < doc["unwind"]["cfi_steps"] / 100, doc["unwind"]
+
+
+def after_call(path, off):
+    """Is file offset off of the ELF file path right after a call
+    instruction (a true return address)?  objdump decodes the bytes before
+    it: a direct call is 5 bytes, indirect ones 2, 3, 6 or 7."""
+    for k in (5, 2, 3, 6, 7, 4):
+        out = subprocess.run(["objdump", "-d", "--no-show-raw-insn",
+                              "--start-address=%d" % (off - k),
+                              "--stop-address=%d" % off, path],
+                             capture_output=True, text=True).stdout
+        ins = [l for l in out.splitlines() if l.startswith(" ") and ":\t" in l]
+        if len(ins) == 1 and ins[0].split("\t")[1].startswith("call"):
+            return True
+    return False
+
+
+NGINX_CONF = """daemon off;
+master_process on;
+worker_processes 2;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        root {d}/html;
+        location / {{ }}
+    }}
+}}
+"""
+
+# nginx's own allocation wrappers (the pool allocator and its helpers)
+NGX_ALLOC = ("ngx_alloc", "ngx_calloc", "ngx_memalign", "ngx_palloc", "ngx_pnalloc",
+             "ngx_pcalloc", "ngx_pmemalign")
+
+
+def test_nginx_request_path():
+    """Debian's nginx (no frame pointers) under ab, traced by -p of its
+    master: the workers it forked are followed, and their request path is
+    seen past ngx_alloc -- the site named by the first caller past the
+    wrappers, the exported ngx_http_* functions in call order, every frame
+    a true return address (a call instruction before it), none unknown."""
+    nginx = "/usr/sbin/nginx"
+    if not os.path.exists(nginx) or not shutil.which("ab"):
+        raise Skip("nginx / ab (apache2-utils) not installed (tools/setup.sh)")
+    d = tempfile.mkdtemp(prefix="mt-nginx-")
+    os.chmod(d, 0o755)            # the workers run as nobody
+    os.mkdir(os.path.join(d, "html"))
+    with open(os.path.join(d, "html", "page.html"), "w") as f:
+        f.write("x" * 20000)
+    port = free_port()
+    conf = os.path.join(d, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(NGINX_CONF.format(d=d, port=port))
+    srv = spawn([nginx, "-p", d, "-c", conf, "-e", os.path.join(d, "error.log")],
+                stdout=subprocess.DEVNULL)
+    deadline = time.time() + 10
+    workers = []
+    while time.time() < deadline and len(workers) < 2:
+        time.sleep(0.1)
+        try:
+            with open("/proc/%d/task/%d/children" % (srv.pid, srv.pid)) as f:
+                workers = [int(x) for x in f.read().split()]
+        except OSError:
+            break
+    assert len(workers) == 2, "nginx started no workers: " + open(
+        os.path.join(d, "error.log")).read()[-500:]
+    p = memtrace_json(["-p", str(srv.pid), "-d", "1", "--top-sites", "20"])
+    next_json(p, 15)
+    time.sleep(1)          # nginx's and libc's CFI are compiled in the background
+    ab = subprocess.run(["ab", "-q", "-n", "3000", "-c", "10",
+                         "http://127.0.0.1:%d/page.html" % port],
+                        capture_output=True, text=True, timeout=120)
+    assert "Failed requests:        0" in ab.stdout, ab.stdout + ab.stderr
+    # every request allocates its pool and buffers: each worker served some
+    deadline = time.time() + 20
+    rows = {}
+    while time.time() < deadline and not all(
+            w in rows and rows[w]["allocs"] > 100 for w in workers):
+        doc = next_json(p, deadline - time.time())
+        rows = {w: row(doc, w) for w in workers if row(doc, w)}
+    served = [r for r in rows.values() if r["allocs"] > 100]
+    assert served, rows
+    u = doc["unwind"]
+    assert u["cfi"] and u["unknown_steps"] < u["cfi_steps"] / 100, u
+
+    path = ("ngx_alloc", "ngx_output_chain", "ngx_http_output_filter",
+            "ngx_http_core_content_phase", "ngx_http_core_run_phases",
+            "ngx_process_events_and_timers", "main")
+    for r in served:
+        sites = [s for s in r["sites"] if "ngx_http_core_run_phases" in funcs(s)]
+        assert sites, [(s["site"], funcs(s)) for s in r["sites"]]
+        for s in sites:
+            f = funcs(s)
+            names = [x["name"] for x in s["stack"]]
+            # far deeper than the 1-3 frames frame pointers gave
+            assert len(f) > 8, names
+            # named past the wrappers: not by nginx's allocation wrappers
+            first = s["site"].split(" via ")[0]
+            assert first not in NGX_ALLOC and " via " in s["site"], s["site"]
+            # no frame unknown: a function, or an address in a module
+            for x in s["stack"]:
+                assert x["func"] or (x["module"] and x["name"].startswith("[")), x
+                assert "unknown" not in x["name"], names
+            # every frame of nginx is a return address: a call precedes it
+            for x in s["stack"]:
+                if x["module"] == "nginx" and not x.get("inlined"):
+                    assert after_call(nginx, x["module_offset"]), (x, names)
+        out = [s for s in sites if funcs(s)[0] == "ngx_alloc"
+               and "ngx_http_output_filter" in funcs(s)]
+        assert out, [funcs(s) for s in sites]
+        f = funcs(out[0])
+        idx = [f.index(n) for n in path]
+        assert idx == sorted(idx), f
+        assert out[0]["site"].startswith("ngx_output_chain via "), out[0]["site"]
+    assert srv.poll() is None, "nginx died under tracing"
 
 
 TESTS = [(n[len("test_"):], f) for n, f in list(globals().items())

@@ -5,21 +5,12 @@ memtrace (elfutils' client, DEBUGINFOD_URLS) names its functions, and
 without DEBUGINFOD_URLS falls back to addresses."""
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import urllib.request
 
-from common import Skip, finish, load_truth, memtrace_json, row, spawn, wait_row, workload
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from common import Skip, finish, free_port, load_truth, memtrace_json, row, spawn, wait_row, workload
 
 
 def build_id(path):

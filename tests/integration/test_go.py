@@ -15,8 +15,8 @@ import subprocess
 import tempfile
 import time
 
-from common import (Skip, finish, memtrace_json, next_json, readline, row, spawn, wait_row,
-                    WORKLOADS)
+from common import (Skip, finish, free_port, memtrace_json, next_json, readline, row, spawn,
+                    wait_row, WORKLOADS)
 
 GODIR = os.path.join(WORKLOADS, "go")
 INDEXES = ("alloc_objects", "alloc_space", "inuse_objects", "inuse_space")
@@ -281,13 +281,6 @@ def test_capture():
         assert w.poll() is None
     finally:
         shutil.rmtree(d, ignore_errors=True)
-
-
-def free_port():
-    import socket
-    with socket.socket() as so:
-        so.bind(("127.0.0.1", 0))
-        return so.getsockname()[1]
 
 
 def top_values(path, n=6):
