@@ -162,5 +162,7 @@ void output__batch(struct app *app, bool final);
 void output__json(struct app *app, bool final);
 void output__oom_json(struct app *app, const struct mt_event *e);
 uint64_t output__lost(const struct app *app);
+int output__unwind_line(const struct app *app, char *buf, size_t len,
+			bool brief);
 
 #endif /* MT_APP_H */

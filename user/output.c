@@ -100,10 +100,51 @@ static void batch_growth(struct app *app, FILE *f)
 	fflush(f);
 }
 
+/*
+ * How stacks were walked, in one line (the batch header, the live
+ * table's): stacks and their mean depth, steps by CFI rule and by frame
+ * pointer, steps blind (code with no CFI known: the frame pointer tried,
+ * a caller may be missed; "pending" of them while a file's CFI was still
+ * compiling), stacks cut at the depth limit, code mappings the kernel's
+ * per-process table had no room for.  The same counters as JSON's
+ * "unwind".  brief: the live table's short form.  0 when there is
+ * nothing to say (no stacks, or --no-cfi: no counters).
+ */
+int output__unwind_line(const struct app *app, char *buf, size_t len,
+			bool brief)
+{
+	const uint64_t *u = app->unwind_stats;
+	double depth = u[MT_UW_STACKS] ?
+		(double)u[MT_UW_FRAMES] / u[MT_UW_STACKS] : 0;
+
+	buf[0] = '\0';
+	if (!app->env.stacks)
+		return 0;
+	if (!app->cfi)
+		return brief ? 0 : snprintf(buf, len, "stacks: by frame pointer "
+					   "only (--no-cfi), not counted");
+	if (brief)
+		return snprintf(buf, len, "depth %.1f  blind %llu  cut %llu  "
+				"maps-full %llu", depth,
+				(unsigned long long)u[MT_UW_UNKNOWN],
+				(unsigned long long)u[MT_UW_TRUNCATED],
+				(unsigned long long)u[MT_UW_MAPS_FULL]);
+	return snprintf(buf, len, "stacks: %llu  depth: %.1f  steps: cfi %llu "
+			"fp %llu blind %llu (pending %llu)  truncated: %llu  "
+			"maps full: %llu",
+			(unsigned long long)u[MT_UW_STACKS], depth,
+			(unsigned long long)u[MT_UW_CFI],
+			(unsigned long long)u[MT_UW_FP],
+			(unsigned long long)u[MT_UW_UNKNOWN],
+			(unsigned long long)u[MT_UW_PENDING],
+			(unsigned long long)u[MT_UW_TRUNCATED],
+			(unsigned long long)u[MT_UW_MAPS_FULL]);
+}
+
 void output__batch(struct app *app, bool final)
 {
 	FILE *f = app->out;
-	char tbuf[32], b[8][16], peak[16], gline[256];
+	char tbuf[32], b[8][16], peak[16], gline[256], ubuf[256];
 	time_t now = time(NULL);
 	int i, n = table__nr(app->table);
 	uint64_t lost = output__lost(app);
@@ -115,6 +156,8 @@ void output__batch(struct app *app, bool final)
 	if (app->npending)
 		fprintf(f, "  attaching: %d processes to go", app->npending);
 	fputc('\n', f);
+	if (output__unwind_line(app, ubuf, sizeof(ubuf), false))
+		fprintf(f, "%s\n", ubuf);
 	if (app__growth_view(app)) {
 		batch_growth(app, f);
 		return;

@@ -576,7 +576,7 @@ static void draw_header(struct tui *t)
 {
 	struct app *app = t->app;
 	struct table *tb = app->table;
-	char buf[256], a[16], b[16], tm[16], since[16], el[32];
+	char buf[256], a[16], b[16], tm[16], since[16], el[32], ubuf[160];
 	uint64_t lost = output__lost(app);
 	time_t start = app->start_wall;
 	int i, x, procs = 0;
@@ -624,6 +624,11 @@ static void draw_header(struct tui *t)
 		 app->env.delay, table__sort_name(t->key),
 		 t->reverse ? " (reversed)" : "");
 	x += put(t, 1, x, COLS - x, buf, 0);
+	/* how stacks were walked: their depth and what was lost */
+	if (output__unwind_line(app, ubuf, sizeof(ubuf), true)) {
+		snprintf(buf, sizeof(buf), "  stacks %s", ubuf);
+		x += put(t, 1, x, COLS - x, buf, 0);
+	}
 	if (t->filter[0]) {
 		char f[160];
 

@@ -8,12 +8,13 @@ are named by the caller of the allocation wrapper (JSON, the live table
 through tmux); Debian's redis-server and nginx show their command and
 request paths."""
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 import time
 
-from common import (Skip, finish, free_port, load_truth, memtrace_json, next_json, readline, row,
+from common import (MEMTRACE, Skip, finish, free_port, load_truth, memtrace_json, next_json, readline, row,
                     spawn, wait_row, workload)
 import test_tui
 
@@ -110,6 +111,53 @@ def test_site_named_by_the_caller():
     assert s["site"] == "on_signal via xmalloc", s["site"]
 
 
+def batch_unwind(argv):
+    """The final batch table's stacks line of memtrace -b -- argv:
+    {stacks, depth, cfi, fp, blind, pending, truncated, maps_full}."""
+    p = spawn([MEMTRACE, "-b", "-d", "0.2", "--"] + argv, stdin=subprocess.DEVNULL)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    final = out.decode().split("(final)")[-1]
+    m = re.search(r"^stacks: (\d+)  depth: ([\d.]+)  steps: cfi (\d+) fp (\d+) "
+                  r"blind (\d+) \(pending (\d+)\)  truncated: (\d+)  maps full: (\d+)$",
+                  final, re.M)
+    assert m, final[:600]
+    keys = ("stacks", "mean_depth", "cfi_steps", "fp_steps", "unknown_steps",
+            "pending_steps", "truncated", "maps_full")
+    return {k: float(v) if k == "mean_depth" else int(v)
+            for k, v in zip(keys, m.groups())}
+
+
+def test_unwind_counts_in_batch():
+    """The batch header says how stacks were walked (depth, steps, losses):
+    the chain's 200 blocks under 8 frames and 5 more under 46, beyond the
+    32 kept -- the same numbers as JSON's "unwind" of the same workload."""
+    d = tempfile.mkdtemp(prefix="mt-cfi-batch-")
+    truth = os.path.join(d, "t.json")
+    argv = [workload("chain"), "--deep", "40", "--truth", truth]
+    b = batch_unwind(argv)
+    t = load_truth(truth)
+    deep = t["deep_allocs"]
+    shallow = t["allocs"] - deep
+    assert deep == 5 and b["stacks"] == t["allocs"], (b, t)
+    # xmalloc store parse serve main __libc_start_call_main
+    # __libc_start_main _start: 8 frames, 7 steps; the deep ones cut at 32
+    assert b["truncated"] == deep, b
+    assert b["cfi_steps"] == shallow * 7 + deep * 32, b
+    assert b["mean_depth"] == round((shallow * 8 + deep * 32) / t["allocs"], 1), b
+    assert b["unknown_steps"] == 0 and b["maps_full"] == 0, b
+    p = memtrace_json(["-d", "0.2", "--"] + argv, stdin=subprocess.DEVNULL)
+    code, docs, err = finish(p, 30)
+    assert code == 0, err
+    u = docs[-1]["unwind"]
+    assert {k: u[k] for k in b} == b, (u, b)
+    # --no-cfi: no counters, and the header says so rather than show zeros
+    p = spawn([MEMTRACE, "-b", "--no-cfi", "-d", "0.2", "--"] + argv,
+              stdin=subprocess.DEVNULL)
+    out, _ = p.communicate(timeout=30)
+    assert "stacks: by frame pointer only (--no-cfi), not counted" in out.decode()
+
+
 def test_tui_top_site_names_the_caller():
     """The live table's TOP SITE, through tmux: the caller, not the wrapper."""
     test_tui._require()
@@ -126,6 +174,8 @@ def test_tui_top_site_names_the_caller():
         assert readline(w.stdout, 10).strip() == "ready"
         s = pane.wait(lambda s: "store via xmalloc" in (test_tui._row(s, w.pid) or ""),
                       "TOP SITE store via xmalloc")
+        # the header: how stacks were walked, short (the chain's depth is 8)
+        assert re.search(r"stacks depth 8\.0  blind 0  cut 0  maps-full 0", s), s
         # and the sites list names it the same way
         pane.keys("Enter")
         pane.wait(lambda s: "store via xmalloc" in s and "SITE" in s.upper(),

@@ -8,8 +8,10 @@
  * (serve and store keep frame pointers); with xmalloc in a shared library
  * of its own, reached through the PLT.  --signal also allocates from a
  * signal handler entered inside store (a signal frame on the way).
+ * --deep N also allocates 5 blocks under N more frames of recursion
+ * (stacks deeper than memtrace keeps: counted as truncated).
  *
- *   chain [--signal] [--wait] --truth FILE
+ *   chain [--signal] [--wait] [--deep N] --truth FILE
  *
  * writes the truth, then waits for EOF on stdin; --wait: first waits for
  * a line on stdin (a tracer attaches meanwhile), and says "ready" after.
@@ -46,7 +48,7 @@ STEP void *xmalloc(size_t n)
 
 static void *keep[4096];
 static int nkeep;
-static long long held_store, held_signal;
+static long long held_store, held_signal, deep_allocs;
 static volatile int want_signal;
 
 /* calls that are not tail calls: something is done after each */
@@ -84,6 +86,18 @@ STEP int parse(const char *line, int n)
 	return r + buf[0];
 }
 
+STEP int dive(int d)
+{
+	volatile int here = d;	/* read after the call: a frame per level */
+
+	if (d <= 0) {
+		KEEP(xmalloc(77));
+		deep_allocs++;
+		return 1;
+	}
+	return dive(d - 1) + here;
+}
+
 FP STEP int serve(int rounds)
 {
 	int i, r = 0;
@@ -97,13 +111,15 @@ int main(int argc, char **argv)
 {
 	const char *truth = NULL;
 	char buf[1024], c;
-	int i, n, r, wait = 0;
+	int i, n, r, wait = 0, deep = 0;
 
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--signal"))
 			want_signal = 1;
 		else if (!strcmp(argv[i], "--wait"))
 			wait = 1;
+		else if (!strcmp(argv[i], "--deep") && i + 1 < argc)
+			deep = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--truth") && i + 1 < argc)
 			truth = argv[++i];
 	}
@@ -111,6 +127,8 @@ int main(int argc, char **argv)
 	while (wait && read(0, &c, 1) == 1 && c != '\n')
 		;
 	r = serve(20);
+	for (i = 0; deep && i < 5; i++)
+		r += dive(deep);
 	if (wait && write(1, "ready\n", 6) != 6)
 		return 1;
 	if (truth) {
@@ -118,8 +136,10 @@ int main(int argc, char **argv)
 			     "{\"pid\":%d,\"r\":%d,"
 			     "\"chain\":[\"xmalloc\",\"store\",\"parse\",\"serve\",\"main\"],"
 			     "\"signal_chain\":[\"xmalloc\",\"on_signal\",\"store\",\"parse\",\"serve\",\"main\"],"
-			     "\"held_store\":%lld,\"held_signal\":%lld}\n",
-			     getpid(), r, held_store, held_signal);
+			     "\"held_store\":%lld,\"held_signal\":%lld,"
+			     "\"allocs\":%lld,\"deep_allocs\":%lld}\n",
+			     getpid(), r, held_store, held_signal,
+			     (long long)nkeep, deep_allocs);
 		if (write_truth(truth, buf, n))
 			return 1;
 	}
