@@ -163,7 +163,8 @@ def foreign_tracers():
         if not d.isdigit():
             continue
         try:
-            with open("/proc/%s/stat" % d) as f:
+            # a process name is any bytes (the safety tests' are not UTF-8)
+            with open("/proc/%s/stat" % d, errors="replace") as f:
                 st = f.read()
         except OSError:
             continue
