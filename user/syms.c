@@ -85,6 +85,12 @@ struct syms_proc {
 	int nr_maps;
 	uint64_t loaded_ns;
 	bool loaded;
+	/*
+	 * Its maps could not be read (it exited): not tried again at each
+	 * lookup.  Each frame of each site of thousands of exited rows
+	 * (an exec storm) cost a failed open of /proc/PID/maps a refresh.
+	 */
+	bool gone;
 };
 
 struct syms {
@@ -516,8 +522,13 @@ static int proc_load(struct syms *s, struct syms_proc *p)
 
 	snprintf(path, sizeof(path), "/proc/%d/maps", p->pid);
 	f = fopen(path, "re");
-	if (!f)
-		return -errno;
+	if (!f) {
+		err = -errno;
+		if (err == -ENOENT || err == -ESRCH)
+			p->gone = true;
+		return err;
+	}
+	p->gone = false;
 	own_root = proc_has_own_root(s, p->pid);
 
 	while (getline(&line, &line_cap, f) > 0) {
@@ -610,7 +621,8 @@ static int proc_get(struct syms *s, int pid, struct syms_proc **out)
 		return -ENOMEM;
 	p->pid = pid;
 	err = proc_load(s, p);
-	if (err) {
+	/* gone: kept, known as such (see syms_proc) */
+	if (err && !p->gone) {
 		free(p);
 		return err;
 	}
@@ -619,7 +631,7 @@ static int proc_get(struct syms *s, int pid, struct syms_proc **out)
 		return -ENOMEM;
 	}
 	*out = p;
-	return 0;
+	return err;
 }
 
 static struct syms_map *proc_addr_map(struct syms_proc *p, uint64_t addr)
@@ -928,7 +940,7 @@ static int resolve(struct syms *s, int pid, uint64_t addr, bool ret,
 	if (p) {
 		m = proc_addr_map(p, addr);
 		/* Maybe mapped since (dlopen): reread, but not per miss. */
-		if (!m && now_ns() - p->loaded_ns > RELOAD_NS) {
+		if (!m && !p->gone && now_ns() - p->loaded_ns > RELOAD_NS) {
 			err = proc_load(s, p);
 			if (err == -ENOMEM)
 				return err;
@@ -1049,11 +1061,13 @@ int syms__load_pid(struct syms *s, int pid)
 
 int syms__copy_pid(struct syms *s, int pid, int parent)
 {
-	struct syms_proc *pp = proc_find(s, parent), *p;
+	struct syms_proc *pp = proc_find(s, parent), *p = proc_find(s, pid);
 	int i;
 
-	if (!pp || proc_find(s, pid))
+	if (!pp || (p && !p->gone))
 		return pp ? 0 : -ENOENT;
+	if (p)		/* its own maps were unreadable: its parent's then */
+		syms__forget_pid(s, pid);
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
