@@ -33,6 +33,8 @@
 #include "capture.h"
 #include "gorow.h"
 #include "hold.h"
+#include "json.h"
+#include "jsonrow.h"
 #include "pprof.h"
 #include "sites.h"
 #include "syms.h"
@@ -206,46 +208,18 @@ static void write_report(struct captures *cs, struct capture *c,
 	afile__commit(&a);
 }
 
+/* The row in the --json schema, with every site: this is the evidence. */
 static void write_row_json(struct captures *cs, struct capture *c,
 			   struct mt_row *r)
 {
 	struct afile a;
+	struct json j;
 
 	if (!r || afile__open(&a, c->art, "row.json"))
 		return;
-	fprintf(a.f, "{\"pid\":%d,\"comm\":", r->pid);
-	json_str(a.f, r->comm, sizeof(r->comm));
-	fprintf(a.f, ",\"live_bytes\":%lld,\"live_allocs\":%lld,"
-		"\"alloc_bytes\":%llu,\"allocs\":%llu,\"free_bytes\":%llu,"
-		"\"frees\":%llu,\"mmap_bytes\":%llu,\"brk_bytes\":%llu,"
-		"\"rss_bytes\":%llu,\"growth_bps\":%.1f,\"alloc_bps\":%.1f,"
-		"\"free_bps\":%.1f,\"lost_events\":%llu,\"loss\":%s,"
-		"\"exited\":%s,\"cgroup\":",
-		(long long)r->live_bytes, (long long)r->live_allocs,
-		(unsigned long long)r->cur.alloc_bytes,
-		(unsigned long long)r->cur.allocs,
-		(unsigned long long)r->cur.free_bytes,
-		(unsigned long long)r->cur.frees,
-		(unsigned long long)r->mmap_bytes,
-		(unsigned long long)r->brk_bytes,
-		(unsigned long long)r->rss_bytes, r->growth_bps, r->alloc_bps,
-		r->free_bps, (unsigned long long)r->lost_events,
-		r->loss ? "true" : "false", r->exited ? "true" : "false");
-	json_str(a.f, r->cgroup, sizeof(r->cgroup));
-	fprintf(a.f, ",\"cg_usage\":%llu,\"cg_limit\":%llu,\"cg_eta_s\":%.1f,"
-		"\"cg_version\":%d,\"dumps\":%d",
-		(unsigned long long)r->cg_usage,
-		(unsigned long long)r->cg_limit, r->cg_eta_s, r->cg_version,
-		r->dumps);
-	{
-		/* every site, not just --top-sites: this is the evidence */
-		int keep = cs->app->env.top_sites;
-
-		cs->app->env.top_sites = r->nsites;
-		sites__json(cs->app, r, a.f);
-		cs->app->env.top_sites = keep;
-	}
-	fputs("}\n", a.f);
+	json__init(&j, a.f);
+	jsonrow__write(&j, cs->app, r, r->nsites);
+	fputc('\n', a.f);
 	afile__commit(&a);
 }
 

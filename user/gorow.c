@@ -10,6 +10,8 @@
 #include "app.h"
 #include "goheap.h"
 #include "gorow.h"
+#include "json.h"
+#include "jsonrow.h"
 #include "memtrace.skel.h"
 #include "pprof.h"
 #include "sites.h"
@@ -216,32 +218,34 @@ bool gorow__line(const struct mt_row *r, char *buf, size_t len)
 	return true;
 }
 
-static void json_ctl(FILE *f, const struct goheap *g)
+static void json_ctl(struct json *j, const struct goheap *g)
 {
 	if (!g->have_ctl && !g->rt.gc_controller) {
-		fputs(",\"gogc\":null,\"gomemlimit\":null", f);
+		json__knull(j, "gogc");
+		json__knull(j, "gomemlimit");
 	} else {
 		if (g->gogc < 0)
-			fputs(",\"gogc\":\"off\"", f);
+			json__kstr(j, "gogc", "off", 3);
 		else
-			fprintf(f, ",\"gogc\":%d", g->gogc);
-		fprintf(f, ",\"gomemlimit\":%lld", (long long)g->memlimit);
+			json__ki64(j, "gogc", g->gogc);
+		json__ki64(j, "gomemlimit", g->memlimit);
 	}
 	if (!g->have_ctl) {
-		fputs(",\"heap_goal\":null,\"heap_live\":null,"
-		      "\"heap_marked\":null,\"total_alloc\":null", f);
+		json__knull(j, "heap_goal");
+		json__knull(j, "heap_live");
+		json__knull(j, "heap_marked");
+		json__knull(j, "total_alloc");
 		return;
 	}
-	fprintf(f, ",\"heap_goal\":%llu,\"heap_live\":%llu,"
-		"\"heap_marked\":%llu,\"total_alloc\":%llu,"
-		"\"heap_alloc_bps\":%.1f",
-		(unsigned long long)g->heap_goal,
-		(unsigned long long)g->heap_live,
-		(unsigned long long)g->heap_marked,
-		(unsigned long long)g->total_alloc, g->heap_alloc_bps);
+	json__ku64(j, "heap_goal", g->heap_goal);
+	json__ku64(j, "heap_live", g->heap_live);
+	json__ku64(j, "heap_marked", g->heap_marked);
+	json__ku64(j, "total_alloc", g->total_alloc);
+	json__kdbl(j, "heap_alloc_bps", g->heap_alloc_bps, 1);
 }
 
-void gorow__json(struct app *app, struct mt_row *r, FILE *f)
+void gorow__json(struct json *j, struct app *app, struct mt_row *r,
+		 int top_sites)
 {
 	const struct goheap *g = r->go;
 	const char *note;
@@ -249,60 +253,61 @@ void gorow__json(struct app *app, struct mt_row *r, FILE *f)
 
 	if (!g)
 		return;
-	fputs(",\"go\":{\"version\":", f);
-	json_str(f, g->version, sizeof(g->version));
-	fprintf(f, ",\"pie\":%s,\"profiling\":%s", g->pie ? "true" : "false",
-		g->prof == GOHEAP_PROF_ON ? "true" : "false");
+	json__key(j, "go");
+	json__obj(j);
+	json__kstr(j, "version", g->version, sizeof(g->version));
+	json__kbool(j, "pie", g->pie);
+	json__kbool(j, "profiling", g->prof == GOHEAP_PROF_ON);
 	note = goheap__note(g);
-	fputs(",\"note\":", f);
 	if (note)
-		json_str(f, note, strlen(note));
+		json__kstr(j, "note", note, strlen(note));
 	else
-		fputs("null", f);
-	fprintf(f, ",\"mem_profile_rate\":%lld,\"inuse_bytes\":%lld,"
-		"\"inuse_objects\":%lld,\"alloc_bytes\":%lld,"
-		"\"alloc_objects\":%lld,\"alloc_bps\":%.1f",
-		(long long)g->rate, (long long)g->inuse_bytes,
-		(long long)g->inuse_objects, (long long)g->alloc_bytes,
-		(long long)g->alloc_objects, g->alloc_bps);
-	if (g->have_cycle)
-		fprintf(f, ",\"gc_cycles\":%u,\"gc_ps\":%.2f", g->cycle,
-			g->gc_ps);
-	else
-		fputs(",\"gc_cycles\":null,\"gc_ps\":null", f);
-	json_ctl(f, g);
-	if (g->gc_probed)
-		fprintf(f, ",\"gc_probed\":true,\"gc_starts\":%llu,"
-			"\"stw_pauses\":%llu,\"stw_total_ns\":%llu,"
-			"\"stw_last_ns\":%llu,\"stw_max_ns\":%llu",
-			(unsigned long long)g->gc.gc_starts,
-			(unsigned long long)g->gc.stw_count,
-			(unsigned long long)g->gc.stw_total_ns,
-			(unsigned long long)g->gc.stw_last_ns,
-			(unsigned long long)g->gc.stw_max_ns);
-	else
-		fputs(",\"gc_probed\":false", f);
-	fprintf(f, ",\"buckets\":%d,\"truncated\":%s,\"read_errors\":%llu",
-		g->nsites, g->truncated ? "true" : "false",
-		(unsigned long long)g->read_errors);
-	fputs(",\"sites\":[", f);
-	for (i = 0; i < r->nsites && n < app->env.top_sites; i++) {
+		json__knull(j, "note");
+	json__ki64(j, "mem_profile_rate", g->rate);
+	json__ki64(j, "inuse_bytes", g->inuse_bytes);
+	json__ki64(j, "inuse_objects", g->inuse_objects);
+	json__ki64(j, "alloc_bytes", g->alloc_bytes);
+	json__ki64(j, "alloc_objects", g->alloc_objects);
+	json__kdbl(j, "alloc_bps", g->alloc_bps, 1);
+	if (g->have_cycle) {
+		json__ku64(j, "gc_cycles", g->cycle);
+		json__kdbl(j, "gc_ps", g->gc_ps, 2);
+	} else {
+		json__knull(j, "gc_cycles");
+		json__knull(j, "gc_ps");
+	}
+	json_ctl(j, g);
+	json__kbool(j, "gc_probed", g->gc_probed);
+	if (g->gc_probed) {
+		json__ku64(j, "gc_starts", g->gc.gc_starts);
+		json__ku64(j, "stw_pauses", g->gc.stw_count);
+		json__ku64(j, "stw_total_ns", g->gc.stw_total_ns);
+		json__ku64(j, "stw_last_ns", g->gc.stw_last_ns);
+		json__ku64(j, "stw_max_ns", g->gc.stw_max_ns);
+	}
+	json__ki64(j, "buckets", g->nsites);
+	json__kbool(j, "truncated", g->truncated);
+	json__ku64(j, "read_errors", g->read_errors);
+	json__key(j, "sites");
+	json__arr(j);
+	for (i = 0; i < r->nsites && n < top_sites; i++) {
 		const struct mt_site_row *s = &r->sites[i];
 
 		if (!s->go)
 			continue;
-		if (n++)
-			fputc(',', f);
-		fprintf(f, "{\"inuse_bytes\":%lld,\"inuse_objects\":%lld,"
-			"\"alloc_bytes\":%llu,\"alloc_objects\":%llu,"
-			"\"growth_bps\":%.1f,\"stack\":",
-			(long long)s->live_bytes, (long long)s->live_allocs,
-			(unsigned long long)s->alloc_bytes,
-			(unsigned long long)s->allocs, s->growth_bps);
-		sites__json_stack(app, r, s, f);
-		fputc('}', f);
+		n++;
+		json__obj(j);
+		json__ki64(j, "inuse_bytes", s->live_bytes);
+		json__ki64(j, "inuse_objects", s->live_allocs);
+		json__ku64(j, "alloc_bytes", s->alloc_bytes);
+		json__ku64(j, "alloc_objects", s->allocs);
+		json__kdbl(j, "growth_bps", s->growth_bps, 1);
+		json__key(j, "stack");
+		jsonrow__stack(j, app, r, s);
+		json__obj_end(j);
 	}
-	fputs("]}", f);
+	json__arr_end(j);
+	json__obj_end(j);
 }
 
 int gorow__pprof_add(struct pprof *p, const struct mt_row *r, bool unpublished)

@@ -17,6 +17,7 @@
 #include <stdio.h>
 
 struct app;
+struct json;
 struct mt_row;
 struct pprof;
 
@@ -34,8 +35,9 @@ void gorow__sites(struct mt_row *r);
 bool gorow__line(const struct mt_row *r, char *buf, size_t len);
 /* A Go program that also mallocs (cgo): its sites say which heap. */
 bool gorow__two_heaps(const struct mt_row *r);
-/* ,"go":{...} for a Go row; nothing for others. */
-void gorow__json(struct app *app, struct mt_row *r, FILE *f);
+/* The "go" object of a Go row (its top_sites Go sites); nothing for others. */
+void gorow__json(struct json *j, struct app *app, struct mt_row *r,
+		 int top_sites);
 /* r's runtime.MemProfileRate: a Go heap profile's period; 0: none. */
 int64_t gorow__rate(const struct mt_row *r);
 /* Period for a profile of these rows: the Go rate, if any row has one. */

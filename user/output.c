@@ -12,9 +12,10 @@
 #include "cfi.h"
 #include "collect.h"
 #include "gorow.h"
+#include "json.h"
+#include "jsonrow.h"
 #include "sites.h"
 #include "util.h"
-#include "watchdog.h"
 
 uint64_t output__lost(const struct app *app)
 {
@@ -200,162 +201,107 @@ void output__batch(struct app *app, bool final)
 	fflush(f);
 }
 
-static void json_u64(FILE *f, const char *k, uint64_t v)
-{
-	fprintf(f, ",\"%s\":%llu", k, (unsigned long long)v);
-}
-
-static void json_i64(FILE *f, const char *k, int64_t v)
-{
-	fprintf(f, ",\"%s\":%lld", k, (long long)v);
-}
-
-static void json_dbl(FILE *f, const char *k, double v)
-{
-	fprintf(f, ",\"%s\":%.1f", k, v);
-}
-
-static void json_row(struct app *app, struct mt_row *r)
-{
-	FILE *f = app->out;
-
-	watchdog__beat();	/* thousands of rows: progress, not a hang */
-
-	fprintf(f, "{\"pid\":%d,\"comm\":", r->pid);
-	json_str(f, r->comm, sizeof(r->comm));
-	json_i64(f, "live_bytes", r->live_bytes);
-	json_i64(f, "live_allocs", r->live_allocs);
-	json_i64(f, "peak_bytes", r->peak_bytes);
-	json_u64(f, "alloc_bytes", r->cur.alloc_bytes);
-	json_u64(f, "allocs", r->cur.allocs);
-	json_u64(f, "free_bytes", r->cur.free_bytes);
-	json_u64(f, "frees", r->cur.frees);
-	json_u64(f, "unmatched_frees", r->cur.unmatched_frees);
-	json_u64(f, "mmap_bytes", r->mmap_bytes);
-	json_u64(f, "brk_bytes", r->brk_bytes);
-	json_u64(f, "rss_bytes", r->rss_bytes);
-	json_u64(f, "rss_anon", r->rss_anon);
-	json_u64(f, "rss_file", r->rss_file);
-	json_u64(f, "rss_shmem", r->rss_shmem);
-	json_u64(f, "fault_bytes", r->cur.fault_bytes);
-	json_dbl(f, "fault_bps", r->fault_bps);
-	json_u64(f, "page_faults", r->cur.page_faults);
-	json_dbl(f, "growth_bps", r->growth_bps);
-	json_dbl(f, "alloc_bps", r->alloc_bps);
-	json_dbl(f, "free_bps", r->free_bps);
-	json_dbl(f, "allocs_ps", r->allocs_ps);
-	json_dbl(f, "frees_ps", r->frees_ps);
-	json_dbl(f, "page_faults_ps", r->pf_ps);
-	json_u64(f, "lost_events", r->lost_events);
-	json_u64(f, "lost_sites", r->cur.lost_sites);
-	fprintf(f, ",\"loss\":%s", r->loss ? "true" : "false");
-	fprintf(f, ",\"sampled\":%s", r->cur.sampled ? "true" : "false");
-	fprintf(f, ",\"probed\":%s", r->probed ? "true" : "false");
-	fprintf(f, ",\"exact\":%s", r->probed ? "true" : "false");
-	/* estimated share of its CPU time its probes cost; -1: n/a */
-	json_dbl(f, "probe_cost_pct", r->cost_pct);
-	fprintf(f, ",\"budget_stopped\":%s", r->budget_stopped ? "true" :
-		"false");
-	fprintf(f, ",\"exited\":%s", r->exited ? "true" : "false");
-	if (r->exited)
-		fprintf(f, ",\"exit_code\":%d", r->exit_code);
-	fputs(",\"cgroup\":", f);
-	json_str(f, r->cgroup, sizeof(r->cgroup));
-	json_u64(f, "cg_usage", r->cg_usage);
-	json_u64(f, "cg_limit", r->cg_limit);
-	if (r->cg_limit)
-		fprintf(f, ",\"cg_limit_pct\":%.2f",
-			r->cg_usage * 100.0 / r->cg_limit);
-	else
-		fputs(",\"cg_limit_pct\":null", f);
-	json_dbl(f, "cg_eta_s", r->cg_eta_s);
-	fprintf(f, ",\"cg_version\":%d,\"dumps\":%d", r->cg_version, r->dumps);
-	if (app->env.top_sites > 0)
-		sites__json(app, r, f);
-	gorow__json(app, r, f);
-	fputc('}', f);
-}
-
 /*
  * How stacks were walked, never guessed: frames by CFI rule, by frame
  * pointer (code that keeps one), from code with no CFI known (frame
  * pointer tried: may skip a caller), stacks cut at the depth limit, and
  * code mappings a process table had no room for.
  */
-static void output__unwind_json(struct app *app, FILE *f)
+static void unwind_json(struct app *app, struct json *j)
 {
 	const uint64_t *u = app->unwind_stats;
 	struct cfi_stats cs;
 
 	cfi__stats(app->cfi, &cs);
-	fprintf(f, ",\"unwind\":{\"cfi\":%s,\"stacks\":%llu,\"frames\":%llu,"
-		"\"mean_depth\":%.1f,\"cfi_steps\":%llu,\"fp_steps\":%llu,"
-		"\"unknown_steps\":%llu,\"pending_steps\":%llu,"
-		"\"signal_frames\":%llu,\"truncated\":%llu,\"maps_full\":%llu,"
-		"\"files\":%d,\"files_failed\":%d,\"files_queued\":%d,"
-		"\"rows\":%llu,\"rows_max\":%llu,\"compile_ms\":%.1f}",
-		app->cfi ? "true" : "false",
-		(unsigned long long)u[MT_UW_STACKS],
-		(unsigned long long)u[MT_UW_FRAMES],
-		u[MT_UW_STACKS] ? (double)u[MT_UW_FRAMES] / u[MT_UW_STACKS] : 0,
-		(unsigned long long)u[MT_UW_CFI], (unsigned long long)u[MT_UW_FP],
-		(unsigned long long)u[MT_UW_UNKNOWN],
-		(unsigned long long)u[MT_UW_PENDING],
-		(unsigned long long)u[MT_UW_SIGNAL],
-		(unsigned long long)u[MT_UW_TRUNCATED],
-		(unsigned long long)u[MT_UW_MAPS_FULL], cs.files, cs.failed,
-		cs.queued, (unsigned long long)cs.rows,
-		(unsigned long long)cs.max_rows, cs.compile_ms);
+	json__key(j, "unwind");
+	json__obj(j);
+	json__kbool(j, "cfi", app->cfi);
+	json__ku64(j, "stacks", u[MT_UW_STACKS]);
+	json__ku64(j, "frames", u[MT_UW_FRAMES]);
+	json__kdbl(j, "mean_depth", u[MT_UW_STACKS] ?
+		   (double)u[MT_UW_FRAMES] / u[MT_UW_STACKS] : 0, 1);
+	json__ku64(j, "cfi_steps", u[MT_UW_CFI]);
+	json__ku64(j, "fp_steps", u[MT_UW_FP]);
+	json__ku64(j, "unknown_steps", u[MT_UW_UNKNOWN]);
+	json__ku64(j, "pending_steps", u[MT_UW_PENDING]);
+	json__ku64(j, "signal_frames", u[MT_UW_SIGNAL]);
+	json__ku64(j, "truncated", u[MT_UW_TRUNCATED]);
+	json__ku64(j, "maps_full", u[MT_UW_MAPS_FULL]);
+	json__ki64(j, "files", cs.files);
+	json__ki64(j, "files_failed", cs.failed);
+	json__ki64(j, "files_queued", cs.queued);
+	json__ku64(j, "rows", cs.rows);
+	json__ku64(j, "rows_max", cs.max_rows);
+	json__kdbl(j, "compile_ms", cs.compile_ms, 1);
+	json__obj_end(j);
 }
 
 void output__json(struct app *app, bool final)
 {
-	FILE *f = app->out;
-	int i, n = table__nr(app->table);
 	const uint64_t *c = app->counters;
+	int i, n = table__nr(app->table);
+	const char *view;
+	struct json j;
 
-	fprintf(f, "{\"ts\":%.3f", now_wall());
-	fprintf(f, ",\"type\":\"%s\"", final ? "final" : "refresh");
+	json__init(&j, app->out);
+	json__obj(&j);
+	json__kdbl(&j, "ts", now_wall(), 3);
+	json__kstr(&j, "type", final ? "final" : "refresh", 7);
 	/* growth: the node view, no allocator probe unless a row is exact */
-	fprintf(f, ",\"view\":\"%s\"", app__growth_view(app) ? "growth" :
-		"exact");
-	json_u64(f, "lost_events", output__lost(app));
-	fprintf(f, ",\"lost\":{\"ringbuf\":%llu,\"blocks_full\":%llu,"
-		"\"inflight_full\":%llu,\"procs_full\":%llu,\"sites_full\":%llu,"
-		"\"stack_errors\":%llu,\"asleep\":%llu}",
-		(unsigned long long)c[MT_CNT_RB_DROPS],
-		(unsigned long long)c[MT_CNT_BLOCKS_FULL],
-		(unsigned long long)c[MT_CNT_INFLIGHT_FULL],
-		(unsigned long long)c[MT_CNT_PROCS_FULL],
-		(unsigned long long)c[MT_CNT_SITES_FULL],
-		(unsigned long long)c[MT_CNT_STACK_ERR],
-		(unsigned long long)c[MT_CNT_ASLEEP]);
-	json_dbl(f, "events_ps", app->events_ps);
+	view = app__growth_view(app) ? "growth" : "exact";
+	json__kstr(&j, "view", view, strlen(view));
+	json__ku64(&j, "lost_events", output__lost(app));
+	json__key(&j, "lost");
+	json__obj(&j);
+	json__ku64(&j, "ringbuf", c[MT_CNT_RB_DROPS]);
+	json__ku64(&j, "blocks_full", c[MT_CNT_BLOCKS_FULL]);
+	json__ku64(&j, "inflight_full", c[MT_CNT_INFLIGHT_FULL]);
+	json__ku64(&j, "procs_full", c[MT_CNT_PROCS_FULL]);
+	json__ku64(&j, "sites_full", c[MT_CNT_SITES_FULL]);
+	json__ku64(&j, "stack_errors", c[MT_CNT_STACK_ERR]);
+	json__ku64(&j, "asleep", c[MT_CNT_ASLEEP]);
+	json__obj_end(&j);
+	json__kdbl(&j, "events_ps", app->events_ps, 1);
 	/* allocator files probed (per process or node-wide): 0 in the node
 	 * view until a row is traced exactly */
-	json_u64(f, "allocator_probes", attach__nr_libs(app->attach));
+	json__ku64(&j, "allocator_probes", attach__nr_libs(app->attach));
 	/* one uprobe hit, measured at start: the unit of probe_cost_pct */
-	json_dbl(f, "probe_floor_ns", app->floor_s * 1e9);
+	json__kdbl(&j, "probe_floor_ns", app->floor_s * 1e9, 1);
 	/* processes still waiting for their probes (attached a few a turn) */
-	json_u64(f, "attach_pending", app->npending);
-	output__unwind_json(app, f);
-	fputs(",\"processes\":[", f);
-	for (i = 0; i < n; i++) {
-		if (i)
-			fputc(',', f);
-		json_row(app, table__row(app->table, i));
-	}
-	fputs("]}\n", f);
-	fflush(f);
+	json__ku64(&j, "attach_pending", app->npending);
+	unwind_json(app, &j);
+	json__key(&j, "processes");
+	json__arr(&j);
+	for (i = 0; i < n; i++)
+		jsonrow__write(&j, app, table__row(app->table, i),
+			       app->env.top_sites);
+	json__arr_end(&j);
+	json__obj_end(&j);
+	fputc('\n', app->out);
+	fflush(app->out);
 }
 
+/*
+ * The OOM killer chose a traced process: the event, and the victim's
+ * last row in the row schema when it had one.
+ */
 void output__oom_json(struct app *app, const struct mt_event *e)
 {
-	FILE *f = app->out;
+	struct mt_row *r = table__get(app->table, e->tgid);
+	struct json j;
 
-	fprintf(f, "{\"ts\":%.3f,\"type\":\"oom\",\"pid\":%u,\"comm\":",
-		now_wall(), e->tgid);
-	json_str(f, e->comm, sizeof(e->comm));
-	fprintf(f, ",\"uid\":%u}\n", e->oom.uid);
-	fflush(f);
+	json__init(&j, app->out);
+	json__obj(&j);
+	json__kdbl(&j, "ts", now_wall(), 3);
+	json__kstr(&j, "type", "oom", 3);
+	json__ku64(&j, "pid", e->tgid);
+	json__kstr(&j, "comm", e->comm, sizeof(e->comm));
+	json__ku64(&j, "uid", e->oom.uid);
+	if (r) {
+		json__key(&j, "row");
+		jsonrow__write(&j, app, r, app->env.top_sites);
+	}
+	json__obj_end(&j);
+	fputc('\n', app->out);
+	fflush(app->out);
 }

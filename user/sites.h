@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Allocation sites: naming them, and writing them out (JSON, pprof, folded). */
+/* Allocation sites: naming them, and writing them out (pprof, folded). */
 #ifndef MT_SITES_H
 #define MT_SITES_H
 
@@ -12,11 +12,6 @@ struct mt_site_row;
 
 /* Fill each row's top_site with the top site's first non-allocator frame. */
 void sites__top_names(struct app *app);
-/* One site's stack as a JSON array of frames. */
-void sites__json_stack(struct app *app, struct mt_row *r,
-		       const struct mt_site_row *s, FILE *f);
-/* "sites":[...] member for one process (leading comma included). */
-void sites__json(struct app *app, struct mt_row *r, FILE *f);
 /* The top sites r still holds, with stacks: the leak report at exit. */
 void sites__print_held(struct app *app, struct mt_row *r, FILE *f, int max);
 /* --pprof / --folded files, if asked for. */

@@ -31,7 +31,7 @@ double now_wall(void)
 }
 
 /* Length of a valid UTF-8 sequence at s (max n bytes), 0 if invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t utf8_len(const unsigned char *s, size_t n)
 {
 	size_t len, i;
 	uint32_t cp;
@@ -93,38 +93,6 @@ void sanitize(const char *in, size_t inlen, char *out, size_t outlen)
 		i += n;
 	}
 	out[o] = '\0';
-}
-
-void json_str(FILE *f, const char *in, size_t len)
-{
-	const unsigned char *s = (const unsigned char *)in;
-	size_t i = 0;
-
-	fputc('"', f);
-	while (i < len && s[i]) {
-		size_t n = utf8_len(s + i, len - i);
-
-		if (n > 1) {
-			fwrite(s + i, 1, n, f);
-			i += n;
-			continue;
-		}
-		switch (s[i]) {
-		case '"': fputs("\\\"", f); break;
-		case '\\': fputs("\\\\", f); break;
-		case '\n': fputs("\\n", f); break;
-		case '\t': fputs("\\t", f); break;
-		case '\r': fputs("\\r", f); break;
-		default:
-			/* controls, DEL and stray bytes: keep them visible */
-			if (s[i] < 0x20 || s[i] == 0x7f || n == 0)
-				fprintf(f, "\\u%04x", s[i]);
-			else	/* unlocked: a name per row, thousands of rows */
-				putc_unlocked(s[i], f);
-		}
-		i++;
-	}
-	fputc('"', f);
 }
 
 void human_bytes(char *buf, size_t len, double v)

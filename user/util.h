@@ -21,7 +21,9 @@ double now_wall(void);		/* seconds since the epoch */
  */
 void sanitize(const char *in, size_t inlen, char *out, size_t outlen);
 /* Write s as a JSON string literal, with quotes, to f. */
-void json_str(FILE *f, const char *s, size_t len);
+/* Length of the valid UTF-8 sequence at s (at most n bytes); 0: invalid
+ * (C1 controls, overlong forms and surrogates count as invalid). */
+size_t utf8_len(const unsigned char *s, size_t n);
 /* Human units: 1536 -> "1.5K". */
 void human_bytes(char *buf, size_t len, double v);
 

@@ -271,9 +271,14 @@ def test_dump_at_threshold():
         assert int(m.group(1)) < 0.9 * 256 * MIB, trig
         report = open(os.path.join(a, "report.txt")).read()
         assert "grow_leak" in report and cg.name in report, report
-        row = open(os.path.join(a, "row.json")).read()
-        assert f'"cgroup":"{cg.name}"' in row and \
-            f'"cg_limit":{256 * MIB}' in row and '"cg_version":1' in row, row
+        row = load_row(a)
+        assert row["pid"] == pid and row["comm"] == "grow", row
+        assert row["cgroup"] == cg.name and row["cg_limit"] == 256 * MIB \
+            and row["cg_version"] == 1 and row["dumps"] == 1, row
+        assert_same_schema(row, json_rows(mt, pid)[-1], "row.json")
+        s = grow_site(row, 4)
+        # the capture came at 80% of 256 MiB: the leak held most of it
+        assert s["live_bytes"] >= 150 * MIB, s
         # the core is complete and shows where the workload was
         g = subprocess.run(["gdb", "-batch", "-ex", "thread apply all bt",
                             GROW, cores[0]], capture_output=True, text=True,
@@ -318,11 +323,115 @@ def test_dump_oom_postmortem():
                             r"post-mortem in (\S+)" % pid, 10)
         assert m.group(1) == cg.name, m.group(0)
         assert m.group(2) == a, (m.group(2), a)
+        # the post-mortem's row and the --json "oom" event's row: the
+        # schema of every --json row, the workload's truth
+        ref = json_rows(mt, pid)[-1]
+        row = load_row(a)
+        assert row["pid"] == pid and row["cgroup"] == cg.name, row
+        assert_same_schema(row, ref, "post-mortem row.json")
+        grow_site(row, 2)
+        with mt.out.lock:
+            ev = [json.loads(l) for l in mt.out.lines
+                  if '"type":"oom"' in l and '"pid":%d' % pid in l][0]
+        assert ev["comm"] == "grow" and ev["row"]["pid"] == pid, ev
+        assert_same_schema(ev["row"], ref, "oom event row")
+        grow_site(ev["row"], 2)
         no_tmp_left(d)
         assert mt.p.poll() is None, "memtrace died"
     finally:
         cg.remove()
         shutil.rmtree(d, ignore_errors=True)
+
+
+def json_rows(mt, pid):
+    """Every --json row of pid memtrace printed so far, oldest first."""
+    with mt.out.lock:
+        lines = list(mt.out.lines)
+    rows = []
+    for line in lines:
+        if not line.startswith("{"):
+            continue
+        doc = json.loads(line)
+        rows += [r for r in doc.get("processes", []) if r["pid"] == pid]
+    return rows
+
+
+def load_row(a):
+    """A capture's row.json: strict UTF-8, one JSON object."""
+    with open(os.path.join(a, "row.json"), "rb") as f:
+        return json.loads(f.read().decode("utf-8", errors="strict"))
+
+
+def assert_same_schema(row, ref, what):
+    """The one row schema: a capture's row has the --json row's keys
+    (exit_code only once exited), at every level of its sites."""
+    skip = {"exit_code"}
+    assert set(row) - skip == set(ref) - skip, \
+        f"{what}: keys differ from --json: {set(row) ^ set(ref)}"
+    if row.get("sites") and ref.get("sites"):
+        assert set(row["sites"][0]) == set(ref["sites"][0]), what
+        assert set(row["sites"][0]["stack"][0]) - {"file", "line", "inlined"} \
+            == set(ref["sites"][0]["stack"][0]) - {"file", "line", "inlined"}, what
+
+
+def grow_site(row, step_mib):
+    """The grow_leak site, checked against the workload's truth: every
+    live block is one step."""
+    s = [x for x in row["sites"]
+         if x["site"] == "grow_leak" and x["kind"] == "alloc"]
+    assert len(s) == 1, [(x["site"], x["kind"]) for x in row["sites"]]
+    s = s[0]
+    assert s["live_allocs"] > 0 and \
+        s["live_bytes"] == s["live_allocs"] * step_mib * MIB, s
+    assert s["alloc_bytes"] == s["allocs"] * step_mib * MIB, s
+    assert row["live_bytes"] >= s["live_bytes"], (row["live_bytes"], s)
+    return s
+
+
+def test_dump_row_schema_hostile_comm():
+    """A process named with quotes, an escape sequence and a byte that is
+    not UTF-8: its --json rows and its capture's row.json parse as strict
+    UTF-8 JSON with the same keys, the name escaped and kept; no raw
+    escape byte in the text report."""
+    cg = Cgroup(256 * MIB)
+    d = dump_dir()
+    tmp = tempfile.mkdtemp(prefix="mt-evil-")
+    evil = os.path.join(tmp.encode(), b'g"\\\x1b[31m\xffx')
+    shutil.copy(GROW, evil)
+    try:
+        w = spawn(["sh", "-c", f"echo $$ > {cg.dir}/cgroup.procs && exec "
+                   "\"$0\" --wait --step-mib 4 --interval-ms 50 --max-mib 40",
+                   evil], stdin=subprocess.PIPE)
+        pid = int(w.stdout.readline().split()[1])
+        mt = Memtrace(["-p", str(pid), "--dump-at", "24M", "--dump-dir", d,
+                       "--no-core"])
+        mt.wait_probed(pid)
+        go(w)
+        a = wait_artifact(d, pid, ("row.json", "trigger.txt"), timeout=30)
+        want = os.path.basename(evil)[:15].decode("latin-1")
+        row = load_row(a)
+        assert row["comm"] == want, (row["comm"], want)
+        refs = json_rows(mt, pid)
+        assert refs and refs[-1]["comm"] == want, refs[-1:]
+        assert_same_schema(row, refs[-1], "row.json")
+        grow_site(row, 4)
+        # the row is a refresh's row (the trigger's): one --json printed
+        deadline = time.time() + 10
+        while not any(r["dumps"] for r in refs) and time.time() < deadline:
+            time.sleep(0.1)
+            refs = json_rows(mt, pid)
+        assert row["live_bytes"] in [r["live_bytes"] for r in refs], \
+            (row["live_bytes"], [r["live_bytes"] for r in refs])
+        with open(os.path.join(a, "report.txt"), "rb") as f:
+            report = f.read()
+        assert b"\x1b" not in report and b"\xff" not in report, report[:300]
+        assert b"\\x1b[31m" in report, report[:300]
+        assert b"\x1b" not in os.path.basename(a).encode(), a
+        no_tmp_left(d)
+    finally:
+        cg.remove()
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def small_cg_run(extra_args, env=None, dump_path=None, max_mib="56"):
@@ -569,6 +678,7 @@ def test_dump_at_pct_without_limit_warns():
 TESTS = [
     ("dump_at_threshold", test_dump_at_threshold),
     ("dump_oom_postmortem", test_dump_oom_postmortem),
+    ("dump_row_schema_hostile_comm", test_dump_row_schema_hostile_comm),
     ("dump_disk_full", test_dump_disk_full),
     ("dump_gcore_missing", test_dump_gcore_missing),
     ("dump_gcore_hangs", test_dump_gcore_hangs),

@@ -34,18 +34,6 @@ static void test_sanitize(void)
 	ASSERT_STREQ(out, "\\x1b\\x1b");
 }
 
-static void test_json_str(void)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-
-	json_str(f, "q\"b\\\n\x01\x1b\xc3\xa9\xff", 11);
-	fclose(f);
-	ASSERT_STREQ(buf, "\"q\\\"b\\\\\\n\\u0001\\u001b\xc3\xa9\\u00ff\"");
-	free(buf);
-}
-
 /* Option values: ranges checked, nothing wraps, nothing infinite. */
 static void test_parse_numbers(void)
 {
@@ -330,7 +318,6 @@ static void test_probesite(void)
 int main(void)
 {
 	RUN_TEST(test_sanitize);
-	RUN_TEST(test_json_str);
 	RUN_TEST(test_human);
 	RUN_TEST(test_parse_numbers);
 	RUN_TEST(test_ranges);
