@@ -1070,6 +1070,12 @@ out:
  */
 static int refresh(struct app *app, bool final)
 {
+	/*
+	 * The last report (and the profiles written after it) names what
+	 * it can: debug files still coming from debuginfod get a moment.
+	 */
+	if (final)
+		syms__wait_debug(app->syms, 3000);
 	app__refresh_model(app);
 	table__sort(app->table, app__growth_view(app) ? SORT_RSS : SORT_LIVE,
 		    false);

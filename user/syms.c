@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "cfi.h"
+#include "debuginfod.h"
 #include "gobin.h"
 #include "hashmap.h"
 #include "syms.h"
@@ -69,6 +70,16 @@ struct syms_obj {
 	struct syms_cent *cache;
 	int cache_used;
 	struct gobin *go;		/* a Go program: frames from pclntab */
+	/*
+	 * No local debug information, its build-id asked of debuginfod in
+	 * the background: the file (a dup of fd) to load again with the
+	 * debug file once it is in the client's cache.
+	 */
+	bool dbg_wait;
+	int reload_fd;
+	char *file_name;
+	unsigned int dbg_seen;		/* dbgd__answers() last looked at */
+	char *dbg_file;			/* what debuginfod fetched */
 };
 
 struct syms_map {
@@ -98,6 +109,7 @@ struct syms {
 	struct hashmap procs;		/* pid -> proc */
 	int nr_objs;
 	struct stat root;		/* our own "/", to spot chroots */
+	struct dbgd *dbgd;		/* NULL: no DEBUGINFOD_URLS */
 };
 
 static uint64_t fnv1a(const void *data, size_t len)
@@ -171,8 +183,21 @@ static void obj_cache_flush(struct syms_obj *o)
 	o->cache_used = 0;
 }
 
+/* Nothing more expected from debuginfod for o. */
+static void obj_stop_wait(struct syms_obj *o)
+{
+	if (!o->dbg_wait)
+		return;
+	close(o->reload_fd);
+	free(o->file_name);
+	o->file_name = NULL;
+	o->dbg_wait = false;
+}
+
 static void obj_destroy(struct syms_obj *o)
 {
+	obj_stop_wait(o);
+	free(o->dbg_file);
 	obj_cache_flush(o);
 	free(o->cache);
 	gobin__free(o->go);
@@ -269,6 +294,88 @@ static int obj_read_loads(struct syms_obj *o)
 	return o->nr_loads ? 0 : -ENOEXEC;
 }
 
+/* find_local() finds the object a module belongs to in its userdata. */
+static void set_userdata(Dwfl_Module *mod, struct syms_obj *o)
+{
+	void **ud = NULL;
+
+	if (dwfl_module_info(mod, &ud, NULL, NULL, NULL, NULL, NULL, NULL) &&
+	    ud)
+		*ud = o;
+}
+
+/* Open prefix dir/name as a debug file; its path in *found. */
+static int try_debug(const char *prefix, const char *dir, const char *name,
+		     char **found)
+{
+	char *path;
+	int fd;
+
+	if (asprintf(&path, "%s%s/%s", prefix, dir, name) < 0)
+		return -1;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0)
+		*found = path;
+	else
+		free(path);
+	return fd;
+}
+
+/*
+ * With DEBUGINFOD_URLS set, the symbolizer's own search for a debug file:
+ * local files only, as dwfl_standard_find_debuginfo searches them (by
+ * build-id under the debug directories; by .gnu_debuglink next to the
+ * file, in its .debug/ and under each debug directory), or the file
+ * debuginfod fetched for it in the background -- never the inline
+ * download dwfl_standard_find_debuginfo would make (see debuginfod.h).
+ */
+static int find_local(Dwfl_Module *mod, void **userdata, const char *modname,
+		      Dwarf_Addr base, const char *file_name,
+		      const char *debuglink, GElf_Word crc, char **found)
+{
+	const struct syms_obj *o = *userdata;
+	char dir[PATH_MAX], sub[PATH_MAX], *p, *e, *list;
+	const char *rel;
+	int fd;
+
+	if (o && o->dbg_file) {
+		fd = open(o->dbg_file, O_RDONLY | O_CLOEXEC);
+		if (fd >= 0)
+			*found = strdup(o->dbg_file);
+		return fd;
+	}
+	fd = dwfl_build_id_find_debuginfo(mod, userdata, modname, base,
+					  file_name, debuglink, crc, found);
+	if (fd >= 0 || !debuglink || !file_name || !o || !o->debug_path)
+		return fd;
+	snprintf(dir, sizeof(dir), "%s", file_name);
+	p = strrchr(dir, '/');
+	if (!p)
+		return -1;
+	*p = '\0';
+	/* under a debug directory: the file's own path in its root */
+	rel = dir;
+	if (!strncmp(dir, "/proc/", 6) && strstr(dir, "/root/"))
+		rel = strstr(dir, "/root/") + 5;
+	list = strdup(o->debug_path);
+	for (p = list; p && fd < 0; p = e) {
+		e = strchr(p, ':');
+		if (e)
+			*e++ = '\0';
+		if (!p[0]) {		/* next to the file, not itself */
+			if (strcmp(debuglink, base_name(file_name)))
+				fd = try_debug("", dir, debuglink, found);
+		} else if (p[0] != '/') {	/* .debug/ beside it */
+			snprintf(sub, sizeof(sub), "/%s", p);
+			fd = try_debug(dir, sub, debuglink, found);
+		} else {
+			fd = try_debug(p, rel, debuglink, found);
+		}
+	}
+	free(list);
+	return fd;
+}
+
 /*
  * Load a new object from fd (consumed).  file_name is where debuglink
  * searches start; root is "/proc/PID/root" for a process with another
@@ -277,12 +384,12 @@ static int obj_read_loads(struct syms_obj *o)
  * with it /proc/PID/root and map_files, may be gone by the time the
  * first address of this object is symbolized.
  */
-static int obj_create(int fd, const char *file_name, const char *root,
-		      struct syms_obj **out)
+static int obj_create(struct syms *s, int fd, const char *file_name,
+		      const char *root, struct syms_obj **out)
 {
 	struct syms_obj *o;
 	Dwarf_Addr bias;
-	int err;
+	int err, again = -1;
 
 	o = calloc(1, sizeof(*o));
 	if (!o) {
@@ -300,7 +407,8 @@ static int obj_create(int fd, const char *file_name, const char *root,
 		goto out_close;
 	}
 	o->cb.find_elf = dwfl_build_id_find_elf;
-	o->cb.find_debuginfo = dwfl_standard_find_debuginfo;
+	o->cb.find_debuginfo = s->dbgd ? find_local :
+			       dwfl_standard_find_debuginfo;
 	o->cb.section_address = dwfl_offline_section_address;
 	o->cb.debuginfo_path = &o->debug_path;
 	copy_str(o->name, sizeof(o->name), base_name(file_name));
@@ -315,6 +423,8 @@ static int obj_create(int fd, const char *file_name, const char *root,
 		err = -ENOMEM;
 		goto out_close;
 	}
+	if (s->dbgd)
+		again = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 	dwfl_report_begin(o->dwfl);
 	o->mod = dwfl_report_elf(o->dwfl, o->name, file_name, fd, 0, true);
 	if (!o->mod) {
@@ -322,6 +432,7 @@ static int obj_create(int fd, const char *file_name, const char *root,
 		goto out_close;
 	}
 	fd = -1;	/* the module owns it now */
+	set_userdata(o->mod, o);
 	if (dwfl_report_end(o->dwfl, NULL, NULL)) {
 		err = -ENOEXEC;
 		goto out;
@@ -331,6 +442,16 @@ static int obj_create(int fd, const char *file_name, const char *root,
 	err = obj_read_loads(o);
 	if (err)
 		goto out;
+	if (!o->has_dwarf && again >= 0 && !o->go) {
+		o->file_name = strdup(file_name);
+		if (o->file_name) {
+			o->reload_fd = again;
+			o->dbg_wait = true;
+			again = -1;
+		}
+	}
+	if (again >= 0)
+		close(again);
 	o->cache = calloc(CACHE_SLOTS, sizeof(*o->cache));
 	if (!o->cache) {
 		err = -ENOMEM;
@@ -343,9 +464,74 @@ out_close:
 	if (fd >= 0)
 		close(fd);
 out:
+	if (again >= 0)
+		close(again);
 	if (o)
 		obj_destroy(o);
 	return err;
+}
+
+/*
+ * The debug file debuginfod had for o is in the client's cache now: load
+ * the file again (the lookup takes it from the cache) and forget the
+ * addresses memoized without names.
+ */
+static int obj_reload(struct syms *s, struct syms_obj *o)
+{
+	Dwfl_Module *mod;
+	Dwarf_Addr bias;
+	Dwfl *dwfl;
+	int fd;
+
+	fd = fcntl(o->reload_fd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	dwfl = dwfl_begin(&o->cb);
+	if (!dwfl) {
+		close(fd);
+		return -ENOMEM;
+	}
+	dwfl_report_begin(dwfl);
+	mod = dwfl_report_elf(dwfl, o->name, o->file_name, fd, 0, true);
+	if (mod)
+		set_userdata(mod, o);	/* find_local() opens o->dbg_file */
+	else
+		close(fd);
+	if (!mod || dwfl_report_end(dwfl, NULL, NULL) ||
+	    !dwfl_module_getdwarf(mod, &bias)) {
+		dwfl_end(dwfl);
+		return -ENOENT;
+	}
+	dwfl_module_getsymtab(mod);
+	dwfl_end(o->dwfl);
+	o->dwfl = dwfl;
+	o->mod = mod;
+	o->has_dwarf = true;
+	obj_cache_flush(o);
+	return 0;
+}
+
+/* Has debuginfod answered for o?  Cheap while no answer came in. */
+static void obj_check_debug(struct syms *s, struct syms_obj *o)
+{
+	unsigned int n;
+
+	if (!o->dbg_wait)
+		return;
+	n = dbgd__answers(s->dbgd);
+	if (n == o->dbg_seen)
+		return;
+	o->dbg_seen = n;
+	switch (dbgd__state(s->dbgd, o->build_id, &o->dbg_file)) {
+	case DBGD_PENDING:
+		return;
+	case DBGD_ARRIVED:
+		obj_reload(s, o);
+		break;
+	case DBGD_FAILED:
+		break;
+	}
+	obj_stop_wait(o);
 }
 
 /* ---- process mappings ------------------------------------------------- */
@@ -440,13 +626,16 @@ static int obj_get(struct syms *s, int pid, const struct syms_map *m,
 	snprintf(root, sizeof(root), "/proc/%d/root", pid);
 	snprintf(file_name, sizeof(file_name), "%s%s", own_root ? root : "",
 		 clean);
-	err = obj_create(fd, file_name, own_root ? root : NULL, &o);
+	err = obj_create(s, fd, file_name, own_root ? root : NULL, &o);
 	if (err)
 		return err;
 	memcpy(o->key, key, key_len);
 	o->key_len = key_len;
 	o->hash = hash;
 	memcpy(o->build_id, hex, sizeof(hex));
+	if (o->dbg_wait && (!o->build_id[0] ||
+			    dbgd__request(s->dbgd, o->build_id)))
+		obj_stop_wait(o);
 	o->refs = 1;
 	if (hashmap__append(&s->objs, hash, o)) {
 		obj_destroy(o);
@@ -960,6 +1149,7 @@ static int resolve(struct syms *s, int pid, uint64_t addr, bool ret,
 		out->module_offset = addr - m->start + m->pgoff;
 		return 1;
 	}
+	obj_check_debug(s, m->obj);
 	return obj_resolve(m->obj, addr - m->bias, ret, out, max);
 }
 
@@ -980,6 +1170,7 @@ struct syms *syms__new(void)
 		free(s);
 		return NULL;
 	}
+	s->dbgd = dbgd__new();
 	return s;
 }
 
@@ -1000,6 +1191,7 @@ void syms__free(struct syms *s)
 		proc_free(s, e->value);
 	hashmap__clear(&s->procs);
 	hashmap__clear(&s->objs);
+	dbgd__free(s->dbgd);
 	free(s);
 }
 
@@ -1352,6 +1544,11 @@ int syms__func_range(struct syms *s, int pid, uint64_t addr, uint64_t *start,
 	*start = addr - off;
 	*size = sym.st_size;
 	return 0;
+}
+
+int syms__wait_debug(struct syms *s, int ms)
+{
+	return s ? dbgd__wait(s->dbgd, ms) : 0;
 }
 
 int syms__nr_objects(const struct syms *s)

@@ -150,6 +150,11 @@ int syms__read_code(struct syms *s, int pid, uint64_t addr, void *buf,
 int syms__plt_name(struct syms *s, int pid, uint64_t addr, char *buf,
 		   size_t len);
 /*
+ * Wait up to ms for the debug files asked of debuginfod in the background
+ * (see debuginfod.h): before a final report.  0, or -ETIMEDOUT.
+ */
+int syms__wait_debug(struct syms *s, int ms);
+/*
  * The function (by symbol table, else by its .eh_frame FDE) holding
  * process address addr of pid: its start address in the process and its
  * size (0 if unknown).
