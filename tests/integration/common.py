@@ -80,7 +80,8 @@ def next_json(p, timeout=10):
 
 
 def row(doc, pid):
-    for r in doc["processes"]:
+    # an "oom" line (a process killed anywhere on the node) has no rows
+    for r in doc.get("processes", []):
         if r["pid"] == pid:
             return r
     return None
@@ -138,6 +139,13 @@ def site_bytes(r):
         fn = first_user_func(s)
         out[fn] = out.get(fn, 0) + s["live_bytes"]
     return out
+
+
+def final_doc(docs):
+    """The final report among the JSON lines (an "oom" line may follow it)."""
+    finals = [d for d in docs if d.get("type") == "final"]
+    assert finals, "no final report: %s" % [d.get("type") for d in docs]
+    return finals[-1]
 
 
 def finish(p, timeout=15):

@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 
-from common import (MEMTRACE, Skip, finish, free_port, load_truth, memtrace_json, next_json, readline, row,
+from common import (MEMTRACE, Skip, final_doc, finish, free_port, load_truth, memtrace_json, next_json, readline, row,
                     spawn, wait_row, workload)
 import test_tui
 
@@ -31,7 +31,8 @@ def run_chain(exe, extra=(), args=()):
     p.stdin = None
     code, docs, err = finish(p)
     assert code == 0, err
-    return t, row(docs[-1], t["pid"]), docs[-1]
+    doc = final_doc(docs)
+    return t, row(doc, t["pid"]), doc
 
 
 def funcs(site):
@@ -149,7 +150,7 @@ def test_unwind_counts_in_batch():
     p = memtrace_json(["-d", "0.2", "--"] + argv, stdin=subprocess.DEVNULL)
     code, docs, err = finish(p, 30)
     assert code == 0, err
-    u = docs[-1]["unwind"]
+    u = final_doc(docs)["unwind"]
     assert {k: u[k] for k in b} == b, (u, b)
     # --no-cfi: no counters, and the header says so rather than show zeros
     p = spawn([MEMTRACE, "-b", "--no-cfi", "-d", "0.2", "--"] + argv,

@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.request
 
-from common import (Skip, finish, free_port, load_truth, memtrace_json, next_json, row, spawn,
+from common import (Skip, final_doc, finish, free_port, load_truth, memtrace_json, next_json, row, spawn,
                     wait_row, workload)
 
 
@@ -38,7 +38,7 @@ def run(exe, env, extra=()):
     code, docs, err = finish(p)
     assert code == 0, err
     shutil.rmtree(d)
-    return row(docs[-1], t["pid"])
+    return row(final_doc(docs), t["pid"])
 
 
 def stripped_chain(d):
