@@ -624,17 +624,17 @@ static void draw_header(struct tui *t)
 		 app->env.delay, table__sort_name(t->key),
 		 t->reverse ? " (reversed)" : "");
 	x += put(t, 1, x, COLS - x, buf, 0);
-	/* how stacks were walked: their depth and what was lost */
-	if (output__unwind_line(app, ubuf, sizeof(ubuf), true)) {
-		snprintf(buf, sizeof(buf), "  stacks %s", ubuf);
-		x += put(t, 1, x, COLS - x, buf, 0);
-	}
 	if (t->filter[0]) {
 		char f[160];
 
 		sanitize(t->filter, sizeof(t->filter), f, sizeof(f));
 		snprintf(buf, sizeof(buf), "  filter \"%s\" (%d shown)", f,
 			 t->nvis);
+		x += put(t, 1, x, COLS - x, buf, 0);
+	}
+	/* how stacks were walked: their depth and what was lost */
+	if (output__unwind_line(app, ubuf, sizeof(ubuf), true)) {
+		snprintf(buf, sizeof(buf), "  stacks %s", ubuf);
 		put(t, 1, x, COLS - x, buf, 0);
 	}
 }
