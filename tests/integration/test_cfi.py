@@ -334,5 +334,60 @@ def test_nginx_request_path():
     assert srv.poll() is None, "nginx died under tracing"
 
 
+PY_SCRIPT = """
+import sys
+keep = []
+def grow_cache(n):
+    for i in range(n):
+        keep.append(bytearray(200000 + i))
+sys.stdin.readline()
+grow_cache(50)
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_python_interpreter():
+    """Debian's python3.11 (no symbols but its exported API; no frame
+    pointers): 50 bytearrays of 200,000 + i bytes held by the script are
+    one site of exactly their bytes (+1 each: bytearray's NUL), named past
+    the allocator wrappers by the exported function that asked
+    (PyByteArray_Resize), its stack down through the interpreter loop to
+    Py_BytesMain in call order; no frame [unknown]."""
+    py = "/usr/bin/python3.11"
+    if not os.path.exists(py):
+        raise Skip("Debian's python3.11 not installed")
+    d = tempfile.mkdtemp(prefix="mt-cfi-py-")
+    script = os.path.join(d, "grow.py")
+    with open(script, "w") as f:
+        f.write(PY_SCRIPT)
+    p = memtrace_json(["-d", "0.3", "--top-sites", "10", "--", py, script],
+                      stdin=subprocess.PIPE)
+    # python3.11's CFI (6 MB of code) compiled before the blocks are made
+    deadline = time.time() + 30
+    while next_json(p, 10)["unwind"]["files_queued"] and time.time() < deadline:
+        pass
+    p.stdin.write(b"go\n")
+    p.stdin.flush()
+    want = sum(200000 + i + 1 for i in range(50))
+    held = None
+    while time.time() < deadline and held is None:
+        doc = next_json(p, 10)
+        for r in doc["processes"]:
+            held = next((s for s in r["sites"] if s["live_bytes"] == want), held)
+    p.stdin.close()
+    p.stdin = None
+    finish(p)
+    assert held, "no site of %d bytes" % want
+    f = funcs(held)
+    names = [x["name"] for x in held["stack"]]
+    assert all(x["func"] or x["name"].startswith("[python3.11+0x") or x["module"]
+               for x in held["stack"]) and "[unknown]" not in names, names
+    assert held["site"].startswith("PyByteArray_Resize via "), held["site"]
+    idx = [f.index(n) for n in ("PyByteArray_Resize", "_PyEval_EvalFrameDefault",
+                                "Py_BytesMain")]
+    assert idx == sorted(idx) and len(f) > 8, names
+
+
 TESTS = [(n[len("test_"):], f) for n, f in list(globals().items())
          if n.startswith("test_") and callable(f)]
