@@ -35,6 +35,15 @@ def run_chain(exe, extra=(), args=()):
     return t, row(doc, t["pid"]), doc
 
 
+def wait_cfi_compiled(p, timeout=30):
+    """Read refreshes until memtrace's worker has compiled the CFI of every
+    file queued so far (JSON unwind.files_queued 0): on a busy machine a
+    big file takes seconds, and its frames are walked blind meanwhile."""
+    deadline = time.time() + timeout
+    while next_json(p, 10)["unwind"]["files_queued"]:
+        assert time.time() < deadline, "CFI not compiled in %ss" % timeout
+
+
 def funcs(site):
     return [f["func"] for f in site["stack"] if not f.get("inlined")]
 
@@ -196,9 +205,9 @@ def test_redis_command_path():
     srv = spawn(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
                  "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL)
     time.sleep(0.5)
-    p = memtrace_json(["-p", str(srv.pid), "-d", "1", "--top-sites", "10"])
+    p = memtrace_json(["-p", str(srv.pid), "-d", "0.5", "--top-sites", "10"])
     next_json(p, 15)
-    time.sleep(1)          # its files' CFI is compiled in the background
+    wait_cfi_compiled(p)
     subprocess.run(["redis-benchmark", "-p", str(port), "-t", "set", "-n", "20000",
                     "-r", "100000", "-d", "100", "-q"], capture_output=True, timeout=120)
     r, doc = wait_row(p, srv.pid, lambda r: r["live_bytes"] > 1000000, timeout=20)
@@ -283,9 +292,9 @@ def test_nginx_request_path():
             break
     assert len(workers) == 2, "nginx started no workers: " + open(
         os.path.join(d, "error.log")).read()[-500:]
-    p = memtrace_json(["-p", str(srv.pid), "-d", "1", "--top-sites", "20"])
+    p = memtrace_json(["-p", str(srv.pid), "-d", "0.5", "--top-sites", "20"])
     next_json(p, 15)
-    time.sleep(1)          # nginx's and libc's CFI are compiled in the background
+    wait_cfi_compiled(p)
     ab = subprocess.run(["ab", "-q", "-n", "3000", "-c", "10",
                          "http://127.0.0.1:%d/page.html" % port],
                         capture_output=True, text=True, timeout=120)
@@ -364,9 +373,8 @@ def test_python_interpreter():
     p = memtrace_json(["-d", "0.3", "--top-sites", "10", "--", py, script],
                       stdin=subprocess.PIPE)
     # python3.11's CFI (6 MB of code) compiled before the blocks are made
+    wait_cfi_compiled(p)
     deadline = time.time() + 30
-    while next_json(p, 10)["unwind"]["files_queued"] and time.time() < deadline:
-        pass
     p.stdin.write(b"go\n")
     p.stdin.flush()
     want = sum(200000 + i + 1 for i in range(50))

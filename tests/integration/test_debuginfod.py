@@ -135,13 +135,13 @@ class SlowHandler(http.server.BaseHTTPRequestHandler):
 
 
 def test_slow_debuginfod_never_holds_up_refreshes():
-    """The server answers after 3 s: refreshes keep their 0.2 s interval
+    """The server answers after 4 s: refreshes keep their 0.2 s interval
     meanwhile (the lookup is the background worker's), the stripped
     frames show as addresses until the answer, then by name."""
     d = tempfile.mkdtemp(prefix="mt-dbgd-slow-")
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowHandler)
     srv.daemon_threads = True
-    srv.delay = 3.0
+    srv.delay = 4.0
     srv.log = []
     try:
         exe, debug, bid = stripped_chain(d)
@@ -174,7 +174,7 @@ def test_slow_debuginfod_never_holds_up_refreshes():
         # refreshes came on time while the server sat on the request
         assert len(seen) > 5, "refreshes held up by the lookup: %s" % seen
         gaps = [b[0] - a[0] for a, b in zip(seen, seen[1:])]
-        assert gaps and max(gaps) < 1.5, gaps
+        assert gaps and max(gaps) < 2.0, gaps
         before = [f for ts, f in seen if ts < answered - 0.3 and f]
         assert len(before) >= 5, seen
         assert all(n.startswith("[chain_stripped+0x") for f in before for n in f), before
