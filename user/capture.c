@@ -223,55 +223,38 @@ static void write_row_json(struct captures *cs, struct capture *c,
 	afile__commit(&a);
 }
 
-static int write_pprof(struct captures *cs, struct capture *c, struct mt_row *r)
+/* Written through the directory fd: the builder writes name.tmp, renames. */
+static int write_profile(struct captures *cs, struct capture *c,
+			 struct mt_row *r, unsigned flags, const char *name)
 {
-	struct pprof *p;
+	int dirfd = artifact__fd(c->art), fd, err;
 	char path[128];
-	int i, err = 0;
 
-	p = pprof__new(cs->app->syms);
-	if (!p)
-		return -ENOMEM;
-	if (cs->app->env.sample_bytes)
-		pprof__set_period(p, cs->app->env.sample_bytes);
-	if (r && gorow__rate(r))
-		pprof__set_period(p, gorow__rate(r));	/* a Go heap profile */
-	if (r) {
-		pprof__set_comm(p, r->pid, r->comm);
-		for (i = 0; i < r->nsites && !err; i++) {
-			const struct mt_site_row *s = &r->sites[i];
-
-			if (s->go)
-				continue;	/* whole stacks below */
-			err = pprof__add(p, r->pid, s->stack, s->nframes,
-					 s->allocs, s->alloc_bytes,
-					 s->live_allocs, s->live_bytes);
-		}
-		if (!err)
-			err = gorow__pprof_add(p, r, false);
-	}
-	/* through the directory fd: pprof writes path.tmp, then renames */
-	snprintf(path, sizeof(path), "/proc/self/fd/%d/heap.pb.gz", artifact__fd(c->art));
-	if (!err)
-		err = pprof__write(p, path);
+	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
+	err = sites__pprof(cs->app, &r, r ? 1 : 0, flags, path);
 	if (!err) {
-		int fd = openat(artifact__fd(c->art), "heap.pb.gz", O_RDONLY | O_NOFOLLOW |
-				O_CLOEXEC);
-
+		fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0 || fchmod(fd, 0600) || fsync(fd))
 			err = -errno;
 		if (fd >= 0)
 			close(fd);
 	}
 	if (err)
-		artifact__lost(c->art, "heap.pb.gz", err);
+		artifact__lost(c->art, name, err);
 	else
 		artifact__count(c->art);
-	pprof__free(p);
+	return err;
+}
+
+static int write_pprof(struct captures *cs, struct capture *c,
+		       struct mt_row *r)
+{
+	int err = write_profile(cs, c, r, 0, "heap.pb.gz");
+
 	/* Go: also what the next GCs will publish (allocations since the last) */
 	if (!err && r && r->go)
-		err = gorow__write_unpublished(cs->app, r, artifact__fd(c->art),
-					       "go-heap-unpublished.pb.gz");
+		err = write_profile(cs, c, r, SITES_PPROF_GO_UNPUBLISHED,
+				    "go-heap-unpublished.pb.gz");
 	return err;
 }
 

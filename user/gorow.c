@@ -348,40 +348,8 @@ int gorow__pprof_add(struct pprof *p, const struct mt_row *r, bool unpublished)
 	return 0;
 }
 
-int gorow__write_unpublished(struct app *app, const struct mt_row *r,
-			     int dirfd, const char *name)
-{
-	struct pprof *p = pprof__new(app->syms);
-	char path[128];
-	int err;
-
-	if (!p)
-		return -ENOMEM;
-	if (r->go->rate > 0)
-		pprof__set_period(p, r->go->rate);
-	pprof__set_comm(p, r->pid, r->comm);
-	err = gorow__pprof_add(p, r, true);
-	/* through the directory fd: pprof writes path.tmp, then renames */
-	snprintf(path, sizeof(path), "/proc/self/fd/%d/%s", dirfd, name);
-	if (!err)
-		err = pprof__write(p, path);
-	if (!err)
-		fchmodat(dirfd, name, 0600, 0);
-	pprof__free(p);
-	return err;
-}
-
 int64_t gorow__rate(const struct mt_row *r)
 {
 	return r->go && r->go->rate > 0 ? r->go->rate : 0;
 }
 
-int64_t gorow__period(struct app *app)
-{
-	int i;
-
-	for (i = 0; i < table__nr(app->table); i++)
-		if (gorow__rate(table__row(app->table, i)))
-			return gorow__rate(table__row(app->table, i));
-	return 0;
-}

@@ -40,16 +40,11 @@ void gorow__json(struct json *j, struct app *app, struct mt_row *r,
 		 int top_sites);
 /* r's runtime.MemProfileRate: a Go heap profile's period; 0: none. */
 int64_t gorow__rate(const struct mt_row *r);
-/* Period for a profile of these rows: the Go rate, if any row has one. */
-int64_t gorow__period(struct app *app);
 /*
  * Add r's Go heap profile to p with whole stacks, as /debug/pprof/heap
  * would serve it now; unpublished: also count the allocations and frees
  * of the cycles the runtime has not published yet (since the last GC).
  */
 int gorow__pprof_add(struct pprof *p, const struct mt_row *r, bool unpublished);
-/* That unpublished profile, written as name in directory dirfd. */
-int gorow__write_unpublished(struct app *app, const struct mt_row *r,
-			     int dirfd, const char *name);
 
 #endif /* MT_GOROW_H */

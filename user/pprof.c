@@ -380,6 +380,26 @@ static int64_t str_intern(struct pprof *p, const char *s)
 	return p->nr_strs++;
 }
 
+/*
+ * Interned as every other output shows it: symbol names and paths are
+ * the traced program's bytes (an ELF symbol can hold an escape
+ * sequence), and pprof prints them to a terminal.
+ */
+static int64_t str_intern_shown(struct pprof *p, const char *s)
+{
+	size_t len = strlen(s), cap = len * 4 + 1;	/* \xNN per byte */
+	char stack[512], *buf = cap <= sizeof(stack) ? stack : malloc(cap);
+	int64_t ret;
+
+	if (!buf)
+		return -ENOMEM;
+	sanitize(s, len, buf, cap);
+	ret = str_intern(p, buf);
+	if (buf != stack)
+		free(buf);
+	return ret;
+}
+
 static bool func_eq(const struct pprof *p, uint32_t item, const void *key)
 {
 	const struct pp_func *a = &p->funcs[item], *b = key;
@@ -394,8 +414,8 @@ static int64_t func_get(struct pprof *p, const char *name, const char *file)
 	uint64_t h;
 	long i;
 
-	key.name = str_intern(p, name);
-	key.file = str_intern(p, file);
+	key.name = str_intern_shown(p, name);
+	key.file = str_intern_shown(p, file);
 	if (key.name < 0 || key.file < 0)
 		return -ENOMEM;
 	h = hash_bytes(0, &key, sizeof(key));
@@ -498,10 +518,7 @@ void pprof__set_times(struct pprof *p, uint64_t start_real_ns,
 /* A process name is anyone's bytes: the label gets the escaped form. */
 static int64_t intern_comm(struct pprof *p, const char *comm)
 {
-	char clean[256];
-
-	sanitize(comm, strlen(comm), clean, sizeof(clean));
-	return str_intern(p, clean);
+	return str_intern_shown(p, comm);
 }
 
 /*
@@ -589,7 +606,7 @@ static int64_t map_get(struct pprof *p, struct pp_proc *pr, uint64_t addr,
 	pm = &p->maps[p->nr_maps];
 	memset(pm, 0, sizeof(*pm));
 	pm->m = m;
-	pm->file = str_intern(p, m->path);
+	pm->file = str_intern_shown(p, m->path);
 	pm->build_id = str_intern(p, m->build_id);
 	if (pm->file < 0 || pm->build_id < 0)
 		return -ENOMEM;
@@ -1047,13 +1064,23 @@ out:
 /* Names become single folded tokens: no separators, no whitespace. */
 static void put_sanitized(struct pb *b, const char *s)
 {
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, len = strlen(s), n;
 	char c;
 
-	for (; *s; s++) {
-		c = *s;
-		if (c == ';' || (unsigned char)c <= ' ' || c == 0x7f)
+	while (i < len) {
+		n = utf8_len(u + i, len - i);
+		if (n > 1) {		/* a whole character: kept */
+			pb_put(b, s + i, n);
+			i += n;
+			continue;
+		}
+		/* separators, controls and bytes that are not UTF-8 */
+		c = s[i];
+		if (c == ';' || u[i] <= ' ' || u[i] == 0x7f || !n)
 			c = '_';
 		pb_put(b, &c, 1);
+		i++;
 	}
 }
 

@@ -243,35 +243,66 @@ void sites__top_names(struct app *app)
 	}
 }
 
-static int write_pprof(struct app *app, const char *path)
+int sites__pprof(struct app *app, struct mt_row *const *rows, int nrows,
+		 unsigned flags, const char *path)
 {
 	struct pprof *p = pprof__new(app->syms);
-	int i, j, err;
+	int i, j, err = 0;
 
 	if (!p)
 		return -ENOMEM;
 	/* the whole run, not the time it took to write this */
-	pprof__set_times(p, app->start_wall * 1e9, now_ns() - app->start_ns);
+	if (flags & SITES_PPROF_RUN)
+		pprof__set_times(p, app->start_wall * 1e9,
+				 now_ns() - app->start_ns);
+	if (app->env.sample_bytes)
+		pprof__set_period(p, app->env.sample_bytes);
 	/* a Go heap profile's period is the process's MemProfileRate */
-	if (gorow__period(app))
-		pprof__set_period(p, gorow__period(app));
-	for (i = 0; i < table__nr(app->table); i++) {
-		struct mt_row *r = table__row(app->table, i);
+	for (i = 0; i < nrows; i++)
+		if (gorow__rate(rows[i])) {
+			pprof__set_period(p, gorow__rate(rows[i]));
+			break;
+		}
+	for (i = 0; i < nrows && !err; i++) {
+		struct mt_row *r = rows[i];
 
 		if (r->exe[0])
 			pprof__set_exe(p, r->pid, r->exe);
-		for (j = 0; j < r->nsites; j++) {
+		pprof__set_comm(p, r->pid, r->comm);
+		if (flags & SITES_PPROF_GO_UNPUBLISHED) {
+			err = gorow__pprof_add(p, r, true);
+			continue;
+		}
+		for (j = 0; j < r->nsites && !err; j++) {
 			const struct mt_site_row *s = &r->sites[j];
 
 			if (s->go)
 				continue;	/* whole stacks from gorow */
-			pprof__add(p, r->pid, s->stack, s->nframes, s->allocs,
-				   s->alloc_bytes, s->live_allocs, s->live_bytes);
+			err = pprof__add(p, r->pid, s->stack, s->nframes,
+					 s->allocs, s->alloc_bytes,
+					 s->live_allocs, s->live_bytes);
 		}
-		gorow__pprof_add(p, r, false);
+		if (!err)
+			err = gorow__pprof_add(p, r, false);
 	}
-	err = pprof__write(p, path);
+	if (!err)
+		err = pprof__write(p, path);
 	pprof__free(p);
+	return err;
+}
+
+/* --pprof: every row of the table in one profile. */
+static int write_pprof(struct app *app, const char *path)
+{
+	int i, err, n = table__nr(app->table);
+	struct mt_row **rows = calloc(n ? n : 1, sizeof(*rows));
+
+	if (!rows)
+		return -ENOMEM;
+	for (i = 0; i < n; i++)
+		rows[i] = table__row(app->table, i);
+	err = sites__pprof(app, rows, n, SITES_PPROF_RUN, path);
+	free(rows);
 	return err;
 }
 

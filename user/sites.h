@@ -14,6 +14,17 @@ struct mt_site_row;
 void sites__top_names(struct app *app);
 /* The top sites r still holds, with stacks: the leak report at exit. */
 void sites__print_held(struct app *app, struct mt_row *r, FILE *f, int max);
+/*
+ * The one heap-profile builder (--pprof, a capture's heap.pb.gz, a Go
+ * process's unpublished allocations): the rows' C sites by stack, their
+ * Go sites whole, each row's comm and executable naming its samples;
+ * period --sample-bytes, or a Go row's MemProfileRate.  Written to path
+ * (path.tmp, then renamed).  0 or -errno.
+ */
+#define SITES_PPROF_RUN			1	/* times: the whole run */
+#define SITES_PPROF_GO_UNPUBLISHED	2	/* Go: since the last GC only */
+int sites__pprof(struct app *app, struct mt_row *const *rows, int nrows,
+		 unsigned flags, const char *path);
 /* --pprof / --folded files, if asked for. */
 int sites__write_profiles(struct app *app);
 /* Innermost frame of a site's stack that is not an allocator wrapper. */

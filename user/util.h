@@ -20,7 +20,6 @@ double now_wall(void);		/* seconds since the epoch */
  * \xNN / \n forms, never raw bytes.
  */
 void sanitize(const char *in, size_t inlen, char *out, size_t outlen);
-/* Write s as a JSON string literal, with quotes, to f. */
 /* Length of the valid UTF-8 sequence at s (at most n bytes); 0: invalid
  * (C1 controls, overlong forms and surrogates count as invalid). */
 size_t utf8_len(const unsigned char *s, size_t n);

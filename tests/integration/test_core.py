@@ -812,5 +812,53 @@ def test_pprof_duration_and_file_as_invoked():
     shutil.rmtree(d)
 
 
+def test_untrusted_symbol_escaped_everywhere():
+    """A function whose ELF symbol holds ESC, ';' and a byte that is not
+    UTF-8, in an executable whose file name holds ESC and a quote: JSON
+    keeps the name (escaped), pprof and the folded file show it escaped,
+    no output carries the raw bytes; the site's bytes are the truth."""
+    d = tempfile.mkdtemp(prefix="mt-evilsym-")
+    exe = os.path.join(d.encode(), b'ev"\x1b[1msym')
+    shutil.copy(workload("evilsym"), exe)
+    prof = os.path.join(d, "heap.pb.gz")
+    folded = os.path.join(d, "heap.folded")
+    p = subprocess.Popen([MEMTRACE, "--json", "-d", "0.3", "--pprof", prof,
+                          "--folded", folded, "--", exe],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    assert b"allocated 10 x 100000" in out, out[-300:]
+    final = [json.loads(l.decode("utf-8", errors="strict"))
+             for l in out.splitlines() if l.startswith(b"{")][-1]
+    comm = os.path.basename(exe)[:15].decode("latin-1")
+    r = [x for x in final["processes"] if x["comm"] == comm]
+    assert r, [x["comm"] for x in final["processes"]]
+    evil = "evil\x1b[31m;leak\xff"        # JSON: the bytes, escaped
+    s = [x for x in r[0]["sites"] if x["site"] == evil]
+    assert len(s) == 1 and s[0]["live_bytes"] == 10 * 100000 and \
+        s[0]["live_allocs"] == 10, r[0]["sites"]
+    assert s[0]["stack"][0]["func"] == evil, s[0]["stack"][0]
+    # folded: one token per frame, separators and bad bytes as '_'
+    raw = open(folded, "rb").read()
+    assert b"\x1b" not in raw and b"\xff" not in raw, raw[:300]
+    raw.decode("utf-8", errors="strict")
+    lines = [l for l in raw.decode().splitlines()
+             if l.endswith(";evil_[31m_leak_ 1000000")]
+    assert len(lines) == 1 and lines[0].startswith("ev\"_[1msym;"), raw[:500]
+    if shutil.which("go"):
+        top = subprocess.run(["go", "tool", "pprof", "-top", "-unit=B",
+                              "-sample_index=inuse_space", prof],
+                             capture_output=True, timeout=120)
+        assert top.returncode == 0, top.stderr
+        assert b"\x1b" not in top.stdout and b"\xff" not in top.stdout, \
+            top.stdout[:500]
+        text = top.stdout.decode("utf-8", errors="strict")
+        assert "File: ev\"\\x1b[1msym" in text, text[:300]
+        assert any(l.split()[0] == "1000000B" and
+                   l.endswith(" evil\\x1b[31m;leak\\xff")
+                   for l in text.splitlines() if l.strip()), text
+    shutil.rmtree(d)
+
+
 TESTS = [(n[len("test_"):], f) for n, f in list(globals().items())
          if n.startswith("test_") and callable(f)]
