@@ -4,13 +4,14 @@ allocated (tests/workloads/allocs.c); memtrace must report exactly that."""
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
 
-from common import (MEMTRACE, Skip, assert_totals, finish, first_user_func,
+from common import (MEMTRACE, ROOT, Skip, assert_totals, finish, first_user_func,
                     load_truth,
                     memtrace_json, next_json, readline, row, site_bytes,
                     spawn, wait_row, workload)
@@ -858,6 +859,24 @@ def test_untrusted_symbol_escaped_everywhere():
                    l.endswith(" evil\\x1b[31m;leak\\xff")
                    for l in text.splitlines() if l.strip()), text
     shutil.rmtree(d)
+
+
+def test_json_row_fields_as_documented():
+    """The man page's JSON OUTPUT lists a row's fields and a site's: an
+    exited -- CMD row has exactly those (the docs cannot drift)."""
+    man = open(os.path.join(ROOT, "docs", "memtrace.8")).read()
+    para = man[man.index("A row has the same fields"):]
+    para = re.sub(r"\\f[BRI]", "", para[:para.index(".PP")])
+    rows_txt, sites_txt = para.split("):", 1)[1].split("; sites", 1)
+    names = lambda t: {w.split()[0] for w in re.sub(r"\([^)]*\)", "", t)
+                       .replace("\n", " ").split(",") if w.split()}
+    row_keys = names(rows_txt.rstrip(" ;"))
+    site_keys = names(sites_txt.split(":", 1)[1].split(" and", 1)[0]) | \
+        {sites_txt.split(" and", 1)[1].split()[0].strip(",")}
+    code, truth, r, err = run_cmd(["--top-sites", "3"])
+    assert r["exited"] and r["sites"], r
+    assert set(r) - {"sites", "go"} == row_keys, set(r) ^ row_keys
+    assert set(r["sites"][0]) == site_keys, set(r["sites"][0]) ^ site_keys
 
 
 TESTS = [(n[len("test_"):], f) for n, f in list(globals().items())
