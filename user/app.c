@@ -10,6 +10,7 @@
 #include <bpf/libbpf.h>
 
 #include "app.h"
+#include "attach.h"
 #include "collect.h"
 #include "budget.h"
 #include "dump.h"
@@ -22,6 +23,7 @@
 
 #define APP_DRAIN_MS	50	/* longest a ring-buffer record waits */
 #define APP_DRAIN_BUDGET_NS	(200 * 1000000ULL)	/* one drain, at most */
+#define APP_WORK_BUDGET_NS	(100 * 1000000ULL)	/* queued work, a turn */
 
 void app__reap_child(struct app *app)
 {
@@ -42,6 +44,10 @@ void app__reap_child(struct app *app)
 void app__forget_row(struct app *app, struct mt_row *r)
 {
 	collect__forget(app->collect, r->pid, r->gen);
+	/* probes of its own: after an attach under way for it, in order */
+	if (!app__node_probes(app) && (r->probed || r->attaching || r->exact))
+		attach__forget(app->attach, r->pid, r->id);
+	dump__forget(app->dump, r->pid, r->id);
 	syms__forget_pid(app->syms, r->pid);
 	table__remove(app->table, r->pid);
 }
@@ -95,7 +101,6 @@ void app__refresh_model(struct app *app)
 	double secs = (now - app->prev_refresh_ns) / 1e9;
 
 	follow__cgroup_poll(app);	/* --cgroup: members that joined */
-	app__pending_run(app);
 	collect__procs(app->collect, app->table, now);
 	budget__refresh(app);	/* probes' cost per row, --max-overhead */
 	gorow__refresh(app, now);
@@ -112,6 +117,26 @@ void app__refresh_model(struct app *app)
 }
 
 /*
+ * Test hook (tests/integration/test_safety.py): MEMTRACE_FAULT_SPIN_AFTER
+ * =SECS makes the loop spin, busy and never checking in again, SECS
+ * after start: the watchdog must end it, busy or not.
+ */
+static void fault_spin(struct app *app)
+{
+	static double after = -1;
+	const char *v;
+
+	if (after < 0) {
+		v = getenv("MEMTRACE_FAULT_SPIN_AFTER");
+		after = v ? atof(v) : 0;
+	}
+	if (after <= 0 || now_ns() - app->start_ns < after * 1e9)
+		return;
+	for (;;)
+		__asm__ volatile("" ::: "memory");
+}
+
+/*
  * Wait up to timeout_ms for ring-buffer records or a cgroup threshold
  * notification, and handle what came.  The ring buffer's own epoll fd
  * joins our poll set: libbpf's epoll must only ever hold its rings.
@@ -121,6 +146,7 @@ int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms)
 	int i, n = 1, err, need = 1 + dump__nr_pollfds(app->dump);
 	struct pollfd *fds;
 
+	fault_spin(app);
 	watchdog__beat();	/* alive: the loop turns */
 	/*
 	 * As many fds as there are watched cgroups: a fixed set left the
@@ -158,6 +184,8 @@ int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms)
 	for (i = 1; i < n; i++)
 		if (fds[i].revents)
 			dump__on_ready(app->dump, fds[i].fd);
+	/* what the records asked for: mappings read, probes handed over */
+	app__work_run(app, APP_WORK_BUDGET_NS);
 	return 0;
 }
 

@@ -69,6 +69,27 @@ struct env {
 	int64_t go_enable_rate;	/* --go-enable-profiling: rate to write, 0 = never */
 };
 
+/*
+ * Work the ring-buffer callback queues for a row instead of doing it
+ * (events.c): reading files and attaching take too long to run while
+ * records wait.  The loop runs it under a time budget each turn; the
+ * attaching itself is done by the attach thread.
+ */
+enum {
+	WORK_SYMS	= 1 << 0,	/* read its mappings, for symbols */
+	WORK_SYMS_FORK	= 1 << 1,	/* the same; gone: its parent's */
+	WORK_UNWIND	= 1 << 2,	/* frameless call sites of its code */
+	WORK_CFI	= 1 << 3,	/* the CFI of its code */
+	WORK_PREPARE	= 1 << 4,	/* app__prepare_exact */
+	WORK_PROBE	= 1 << 5,	/* probe its allocators */
+};
+
+/* A row with queued work; the row's id tells a reused pid apart. */
+struct work_item {
+	int pid;
+	uint64_t id;
+};
+
 struct attach;
 struct pollfd;
 struct collect;
@@ -101,8 +122,11 @@ struct app {
 	char cmd_log[64];	/* its output, while the live view has the tty */
 	bool child_done;
 	int child_status;
-	int *pending;		/* pids to probe once their libc is mapped */
-	int npending, cappending;
+	struct work_item *work;	/* rows with queued work (events.c) */
+	int nwork, capwork;
+	int attaching;		/* rows waiting for probes: the header's */
+	struct mt_event *ooms;	/* OOM records, their post-mortems queued */
+	int nooms, capooms;
 	volatile sig_atomic_t *exiting;	/* the signal that ends the run */
 	uint64_t drain_until;	/* ns: app__poll's drain stops after this */
 	struct pollfd *pollfds;	/* app__poll's set, as big as it needs */
@@ -137,10 +161,15 @@ struct ring_buffer;
 /* Wait for and handle ring-buffer records and cgroup notifications. */
 int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms);
 
-/* events.c: ring-buffer records -> table */
+/* events.c: ring-buffer records -> table, and work queued */
 int events__handle(void *ctx, void *data, size_t len);
-void app__pending_add(struct app *app, int pid);
-void app__pending_run(struct app *app);
+/* Queue work for row r, due in delay_ns (0: at the next turn). */
+void app__work(struct app *app, struct mt_row *r, unsigned int work,
+	       uint64_t delay_ns);
+/* Run queued work for up to budget_ns; take the attach thread's results. */
+void app__work_run(struct app *app, uint64_t budget_ns);
+/* At exit: the queued work and the attach thread's, waited for up to ms. */
+void app__work_settle(struct app *app, int ms);
 /*
  * The node view: exact tracing of pid (its allocators probed for it
  * alone, its children too) on or off.  Blocks seen so far stay counted.
@@ -148,8 +177,7 @@ void app__pending_run(struct app *app);
 int app__set_exact(struct app *app, int pid, bool on);
 /*
  * -p's descendants, --cgroup's members: trace one more pid exactly.  Its
- * row is there at once; it is probed by app__pending_run(), a few
- * processes per refresh.
+ * row is there at once; it is probed by the attach thread.
  */
 int app__trace_pid(struct app *app, int pid);
 /* Before probing pid exactly: its counters, mappings and unwind sites. */

@@ -11,6 +11,8 @@
 #include <elf.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +30,9 @@
 #include "util.h"
 #include "watchdog.h"
 
-/* What the watchdog allows for one attach call (see watchdog__busy). */
-#define ATTACH_BUSY_SECS	30
-
 struct target {
 	int pid;		/* -1: node-wide */
+	uint64_t id;		/* the row it was attached for (0: node-wide) */
 	dev_t dev;
 	ino_t ino;
 	struct bpf_link **links;
@@ -47,13 +47,44 @@ struct seen_obj {
 	bool alloc;
 };
 
+/*
+ * One piece of work for the attach thread.  Queued by the main loop,
+ * done in order (a FORGET queued after an attach of the same row runs
+ * after it), handed back on the done list.
+ */
+struct job {
+	struct job *next;
+	enum attach_op op;
+	int pid;
+	uint64_t id;
+	char *path;		/* ATTACH_OP_FILE */
+	uint64_t ino;
+	int err;
+	/* a synchronous call (attach__call): its function and argument */
+	int (*fn)(struct attach *a, void *arg);
+	void *arg;
+	bool sync, done;
+};
+
 struct attach {
 	struct memtrace_bpf *skel;
 	unsigned int flags;
+	/* the attach thread's alone once it runs: */
 	struct target *targets;
 	int nr, cap;
 	struct seen_obj *seen;
 	int nseen, capseen;
+
+	/* shared with the main loop, under lock */
+	pthread_mutex_t lock;
+	pthread_cond_t more;	/* the thread: a job was queued */
+	pthread_cond_t done_cv;	/* attach__call: its job is done */
+	struct job *todo, **todo_tail;
+	struct job *done, **done_tail;
+	int pending;		/* queued or running */
+	int nlinks_pub, nlibs_pub;
+	bool stop, started;
+	pthread_t thread;
 };
 
 /* One allocator entry point: which programs serve it. */
@@ -133,19 +164,6 @@ static struct bpf_program *enter_prog(struct memtrace_bpf *s, int which)
 	}
 }
 
-int attach__new(struct memtrace_bpf *skel, unsigned int flags,
-		struct attach **out)
-{
-	struct attach *a = calloc(1, sizeof(*a));
-
-	if (!a)
-		return -ENOMEM;
-	a->skel = skel;
-	a->flags = flags;
-	*out = a;
-	return 0;
-}
-
 static void target_release(struct target *t)
 {
 	int i;
@@ -158,19 +176,6 @@ static void target_release(struct target *t)
 	free(t->links);
 	t->links = NULL;
 	t->nlinks = 0;
-}
-
-void attach__free(struct attach *a)
-{
-	int i;
-
-	if (!a)
-		return;
-	for (i = 0; i < a->nr; i++)
-		target_release(&a->targets[i]);
-	free(a->targets);
-	free(a->seen);
-	free(a);
 }
 
 static bool is_libc_name(const char *base)
@@ -258,15 +263,16 @@ static int exe_libc(const char *exe, int ref_pid, char *path, size_t len)
 	return find_libc(ref_pid, path, len);
 }
 
-static struct target *target_find(struct attach *a, int pid, dev_t dev,
-				  ino_t ino)
+static struct target *target_find(struct attach *a, int pid, uint64_t id,
+				  dev_t dev, ino_t ino)
 {
 	int i;
 
 	for (i = 0; i < a->nr; i++) {
 		struct target *t = &a->targets[i];
 
-		if (t->pid == pid && t->dev == dev && t->ino == ino)
+		if (t->pid == pid && t->id == id && t->dev == dev &&
+		    t->ino == ino)
 			return t;
 	}
 	return NULL;
@@ -375,8 +381,8 @@ bool attach__session_supported(void)
  * Attach every allocator function the library at path (st: its stat, which
  * identifies the target) has; a missing one is skipped.
  */
-static int attach_lib(struct attach *a, int pid, const char *path,
-		      const struct stat *st)
+static int attach_lib(struct attach *a, int pid, uint64_t id,
+		      const char *path, const struct stat *st)
 {
 	uint64_t done[ARRAY_SIZE(probe_fns)], offs[ARRAY_SIZE(probe_fns)];
 	uint64_t cookies[ARRAY_SIZE(probe_fns)];
@@ -386,7 +392,7 @@ static int attach_lib(struct attach *a, int pid, const char *path,
 	struct target *t;
 	int err, i, j, ndone = 0, nprobed = 0;
 
-	if (target_find(a, pid, st->st_dev, st->st_ino))
+	if (target_find(a, pid, id, st->st_dev, st->st_ino))
 		return 0;
 	t = realloc(a->targets, (a->nr + 1) * sizeof(*t));
 	if (!t)
@@ -395,6 +401,7 @@ static int attach_lib(struct attach *a, int pid, const char *path,
 	t = &a->targets[a->nr++];
 	memset(t, 0, sizeof(*t));
 	t->pid = pid;
+	t->id = id;
 	t->dev = st->st_dev;
 	t->ino = st->st_ino;
 	t->session_fd = -1;
@@ -405,13 +412,6 @@ static int attach_lib(struct attach *a, int pid, const char *path,
 		goto out;
 	for (i = 0; i < (int)ARRAY_SIZE(probe_fns); i++) {
 		const struct probe_fn *pf = &probe_fns[i];
-
-		/*
-		 * A probe on a library hundreds of processes map takes the
-		 * kernel a second or more to attach (it visits every mapping):
-		 * the watchdog allows for it.
-		 */
-		watchdog__busy(ATTACH_BUSY_SECS);
 		struct elfsym_func fn;
 		struct probesite ps;
 		uint8_t code[PROBESITE_WINDOW];
@@ -454,7 +454,6 @@ static int attach_lib(struct attach *a, int pid, const char *path,
 		nprobed++;
 	}
 	if (nsess) {
-		watchdog__busy(ATTACH_BUSY_SECS);
 		err = session_attach(a, t, path, offs, cookies, nsess);
 		if (err) {
 			fprintf(stderr, "memtrace: %s: cannot attach session "
@@ -465,7 +464,6 @@ static int attach_lib(struct attach *a, int pid, const char *path,
 	err = nprobed ? 0 : -ENOENT;
 out:
 	elfsym__close(es);
-	watchdog__beat();	/* done: the usual allowance again */
 	if (err) {
 		target_release(t);
 		a->nr--;
@@ -511,7 +509,8 @@ static bool is_allocator(struct attach *a, const char *path,
 }
 
 /* Probe path for target if it is an allocator: 1 probed, 0 not one. */
-static int attach_if_allocator(struct attach *a, int target, const char *path)
+static int attach_if_allocator(struct attach *a, int target, uint64_t id,
+			       const char *path)
 {
 	struct stat st;
 	int err;
@@ -519,7 +518,7 @@ static int attach_if_allocator(struct attach *a, int target, const char *path)
 	if (stat(path, &st) || !S_ISREG(st.st_mode) ||
 	    !is_allocator(a, path, &st))
 		return 0;
-	err = attach_lib(a, target, path, &st);
+	err = attach_lib(a, target, id, path, &st);
 	return err == -ENOENT ? 0 : err ? err : 1;
 }
 
@@ -529,7 +528,7 @@ static int attach_if_allocator(struct attach *a, int target, const char *path)
  * 0: at least one is probed; -ENOENT: none is mapped (yet, or a static
  * binary without symbols); -ESRCH: no such process.
  */
-static int scan_pid(struct attach *a, int pid, int target)
+static int scan_pid(struct attach *a, int pid, int target, uint64_t id)
 {
 	char maps[64], line[PATH_MAX + 128], path[PATH_MAX + 64];
 	char exe[PATH_MAX + 16] = "";
@@ -551,7 +550,7 @@ static int scan_pid(struct attach *a, int pid, int target)
 		/* code only: every allocator has exactly one such mapping */
 		if (!maps_code_file(line, pid, path, sizeof(path), &m))
 			continue;
-		err = attach_if_allocator(a, target, path);
+		err = attach_if_allocator(a, target, id, path);
 		if (err < 0)
 			fail = err;
 		if (err <= 0)
@@ -576,24 +575,29 @@ static int scan_pid(struct attach *a, int pid, int target)
 	return fail ? fail : -ENOENT;
 }
 
-int attach__node_file(struct attach *a, const char *path, uint64_t ino)
+/* A code file some process mapped: probe it node-wide if an allocator. */
+static int node_file(struct attach *a, const char *path, uint64_t ino)
 {
 	struct stat st;
 
 	/* another mount namespace's file may not be this one: leave it */
 	if (stat(path, &st) || st.st_ino != ino)
 		return -ENOENT;
-	return attach_if_allocator(a, -1, path);
+	return attach_if_allocator(a, -1, 0, path);
 }
 
-int attach__pid(struct attach *a, int pid)
+/* Release the probes held for one row (pid, id) alone. */
+static void forget_row(struct attach *a, int pid, uint64_t id)
 {
-	return scan_pid(a, pid, pid);
-}
+	int i;
 
-int attach__node_lib(struct attach *a, int pid)
-{
-	return scan_pid(a, pid, -1);
+	for (i = 0; i < a->nr; i++) {
+		if (a->targets[i].pid != pid || a->targets[i].id != id)
+			continue;
+		target_release(&a->targets[i]);
+		a->targets[i] = a->targets[--a->nr];
+		i--;
+	}
 }
 
 struct cmd_ctx {
@@ -609,7 +613,7 @@ static int cmd_lib(const char *lib, void *vctx)
 	const char *base = strrchr(lib, '/');
 	int err;
 
-	err = attach_if_allocator(c->a, -1, lib);
+	err = attach_if_allocator(c->a, -1, 0, lib);
 	if (err <= 0)
 		return err;
 	/* not a linker script named libc.so (musl's is its loader) */
@@ -619,8 +623,8 @@ static int cmd_lib(const char *lib, void *vctx)
 	return 0;
 }
 
-int attach__cmd(struct attach *a, const char *exe, int ref_pid, char *libc,
-		size_t len)
+static int cmd_attach(struct attach *a, const char *exe, int ref_pid,
+		      char *libc, size_t len)
 {
 	struct cmd_ctx c = { .a = a, .libc = libc, .len = len };
 	const char *preload = getenv("LD_PRELOAD");
@@ -630,7 +634,7 @@ int attach__cmd(struct attach *a, const char *exe, int ref_pid, char *libc,
 
 	libc[0] = '\0';
 	/* the executable itself: static, or defining its own allocator */
-	err = attach_if_allocator(a, -1, exe);
+	err = attach_if_allocator(a, -1, 0, exe);
 	if (err < 0)
 		return err;
 	c.found = err;
@@ -661,29 +665,321 @@ out:
 	return c.found ? 0 : -ENOENT;
 }
 
-void attach__forget_pid(struct attach *a, int pid)
-{
-	int i;
+/* ---- the attach thread --------------------------------------------- */
 
-	for (i = 0; i < a->nr; i++) {
-		if (a->targets[i].pid != pid)
-			continue;
-		target_release(&a->targets[i]);
-		a->targets[i] = a->targets[--a->nr];
-		i--;
+/*
+ * Registering a uprobe on a library hundreds of processes map takes the
+ * kernel a second or more (it visits every mapping): done here, never
+ * on the main loop, which keeps draining records and refreshing.  The
+ * thread alone touches targets and seen; libbpf attach calls on the
+ * loaded programs are safe beside the main thread, which only reads
+ * maps.
+ */
+static void run_job(struct attach *a, struct job *j)
+{
+	switch (j->op) {
+	case ATTACH_OP_PID:
+		j->err = scan_pid(a, j->pid, j->pid, j->id);
+		break;
+	case ATTACH_OP_NODE_LIB:
+		j->err = scan_pid(a, j->pid, -1, 0);
+		break;
+	case ATTACH_OP_FILE:
+		j->err = node_file(a, j->path, j->ino);
+		break;
+	case ATTACH_OP_FORGET:
+		forget_row(a, j->pid, j->id);
+		j->err = 0;
+		break;
+	case ATTACH_OP_CALL:
+		j->err = j->fn(a, j->arg);
+		break;
 	}
 }
 
-int attach__nr_links(const struct attach *a)
+static void publish(struct attach *a)
 {
 	int i, n = 0;
 
 	for (i = 0; i < a->nr; i++)
 		n += a->targets[i].nlinks;
+	a->nlinks_pub = n;
+	a->nlibs_pub = a->nr;
+}
+
+static void job_free(struct job *j)
+{
+	free(j->path);
+	free(j);
+}
+
+static void *worker(void *arg)
+{
+	struct attach *a = arg;
+	struct job *j;
+
+	pthread_mutex_lock(&a->lock);
+	for (;;) {
+		while (!a->todo && !a->stop)
+			pthread_cond_wait(&a->more, &a->lock);
+		if (a->stop)
+			break;
+		j = a->todo;
+		a->todo = j->next;
+		if (!a->todo)
+			a->todo_tail = &a->todo;
+		pthread_mutex_unlock(&a->lock);
+		run_job(a, j);
+		pthread_mutex_lock(&a->lock);
+		publish(a);
+		a->pending--;
+		if (j->sync) {
+			j->done = true;
+			pthread_cond_broadcast(&a->done_cv);
+		} else if (j->op == ATTACH_OP_FORGET) {
+			job_free(j);
+		} else {
+			j->next = NULL;
+			*a->done_tail = j;
+			a->done_tail = &j->next;
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+	return NULL;
+}
+
+int attach__new(struct memtrace_bpf *skel, unsigned int flags,
+		struct attach **out)
+{
+	struct attach *a = calloc(1, sizeof(*a));
+	int err;
+
+	if (!a)
+		return -ENOMEM;
+	a->skel = skel;
+	a->flags = flags;
+	a->todo_tail = &a->todo;
+	a->done_tail = &a->done;
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_cond_init(&a->more, NULL);
+	pthread_cond_init(&a->done_cv, NULL);
+	err = -pthread_create(&a->thread, NULL, worker, a);
+	if (err) {
+		free(a);
+		return err;
+	}
+	a->started = true;
+	*out = a;
+	return 0;
+}
+
+void attach__free(struct attach *a)
+{
+	struct job *j;
+	int i;
+
+	if (!a)
+		return;
+	/* what is queued is dropped; a job under way ends first */
+	pthread_mutex_lock(&a->lock);
+	a->stop = true;
+	pthread_cond_broadcast(&a->more);
+	pthread_mutex_unlock(&a->lock);
+	if (a->started)
+		pthread_join(a->thread, NULL);
+	while ((j = a->todo)) {
+		a->todo = j->next;
+		job_free(j);
+	}
+	while ((j = a->done)) {
+		a->done = j->next;
+		job_free(j);
+	}
+	for (i = 0; i < a->nr; i++)
+		target_release(&a->targets[i]);
+	free(a->targets);
+	free(a->seen);
+	pthread_mutex_destroy(&a->lock);
+	pthread_cond_destroy(&a->more);
+	pthread_cond_destroy(&a->done_cv);
+	free(a);
+}
+
+static void push(struct attach *a, struct job *j)
+{
+	j->next = NULL;
+	*a->todo_tail = j;
+	a->todo_tail = &j->next;
+	a->pending++;
+	pthread_cond_signal(&a->more);
+}
+
+int attach__queue(struct attach *a, enum attach_op op, int pid, uint64_t id,
+		  const char *path, uint64_t ino)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return -ENOMEM;
+	j->op = op;
+	j->pid = pid;
+	j->id = id;
+	j->ino = ino;
+	if (path && !(j->path = strdup(path))) {
+		free(j);
+		return -ENOMEM;
+	}
+	pthread_mutex_lock(&a->lock);
+	push(a, j);
+	pthread_mutex_unlock(&a->lock);
+	return 0;
+}
+
+void attach__forget(struct attach *a, int pid, uint64_t id)
+{
+	struct job **pp, *j;
+
+	pthread_mutex_lock(&a->lock);
+	/* its attaches not begun yet are dropped: the process is gone */
+	for (pp = &a->todo; (j = *pp);) {
+		if (j->pid == pid && j->id == id &&
+		    !j->sync && j->op != ATTACH_OP_FORGET) {
+			*pp = j->next;
+			a->pending--;
+			job_free(j);
+			continue;
+		}
+		pp = &j->next;
+	}
+	a->todo_tail = pp;
+	pthread_mutex_unlock(&a->lock);
+	/* one under way, or done: its links go after it, in order */
+	attach__queue(a, ATTACH_OP_FORGET, pid, id, NULL, 0);
+}
+
+int attach__results(struct attach *a, struct attach_result *res, int max)
+{
+	struct job *j;
+	int n = 0;
+
+	if (!a)
+		return 0;
+	pthread_mutex_lock(&a->lock);
+	while (n < max && (j = a->done)) {
+		a->done = j->next;
+		if (!a->done)
+			a->done_tail = &a->done;
+		res[n++] = (struct attach_result){
+			.op = j->op, .pid = j->pid, .id = j->id, .err = j->err,
+		};
+		job_free(j);
+	}
+	pthread_mutex_unlock(&a->lock);
 	return n;
 }
 
-int attach__nr_libs(const struct attach *a)
+int attach__pending(struct attach *a)
 {
-	return a->nr;
+	int n;
+
+	if (!a)
+		return 0;
+	pthread_mutex_lock(&a->lock);
+	n = a->pending;
+	pthread_mutex_unlock(&a->lock);
+	return n;
+}
+
+/*
+ * Run fn on the attach thread and wait for it, checking in with the
+ * watchdog meanwhile: the main thread waits, it is not hung.  Used
+ * before the loop starts (-p's pids, -- CMD's allocators).
+ */
+static int call(struct attach *a, int (*fn)(struct attach *, void *),
+		void *arg)
+{
+	struct job j = { .op = ATTACH_OP_CALL, .fn = fn, .arg = arg,
+			 .sync = true };
+
+	pthread_mutex_lock(&a->lock);
+	push(a, &j);
+	while (!j.done) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&a->done_cv, &a->lock, &ts);
+		if (!j.done) {
+			pthread_mutex_unlock(&a->lock);
+			watchdog__beat();
+			pthread_mutex_lock(&a->lock);
+		}
+	}
+	pthread_mutex_unlock(&a->lock);
+	return j.err;
+}
+
+struct pid_arg {
+	int pid;
+	uint64_t id;
+};
+
+static int call_pid(struct attach *a, void *arg)
+{
+	struct pid_arg *p = arg;
+
+	return scan_pid(a, p->pid, p->pid, p->id);
+}
+
+int attach__pid(struct attach *a, int pid, uint64_t id)
+{
+	struct pid_arg p = { pid, id };
+
+	return call(a, call_pid, &p);
+}
+
+struct cmd_arg {
+	const char *exe;
+	int ref_pid;
+	char *libc;
+	size_t len;
+};
+
+static int call_cmd(struct attach *a, void *arg)
+{
+	struct cmd_arg *c = arg;
+
+	return cmd_attach(a, c->exe, c->ref_pid, c->libc, c->len);
+}
+
+int attach__cmd(struct attach *a, const char *exe, int ref_pid, char *libc,
+		size_t len)
+{
+	struct cmd_arg c = { exe, ref_pid, libc, len };
+
+	return call(a, call_cmd, &c);
+}
+
+int attach__nr_links(struct attach *a)
+{
+	int n;
+
+	pthread_mutex_lock(&a->lock);
+	n = a->nlinks_pub;
+	pthread_mutex_unlock(&a->lock);
+	return n;
+}
+
+int attach__nr_libs(struct attach *a)
+{
+	int n;
+
+	pthread_mutex_lock(&a->lock);
+	n = a->nlibs_pub;
+	pthread_mutex_unlock(&a->lock);
+	return n;
 }

@@ -141,7 +141,7 @@ static void over_budget(struct app *app, struct mt_row *r)
 	if (app__node_probes(app) || r->budget_stopped)
 		return;
 	r->budget_stopped = true;
-	attach__forget_pid(app->attach, r->pid);
+	attach__forget(app->attach, r->pid, r->id);
 	r->probed = r->exact = false;
 	sanitize(r->comm, sizeof(r->comm), comm, sizeof(comm));
 	fprintf(stderr, "memtrace: pid %d (%s): exact tracing cost %.0f%% of "

@@ -125,6 +125,12 @@ void dump__refresh(struct dump *d)
 		trigger__refresh(d->trigger);
 }
 
+void dump__forget(struct dump *d, int pid, uint64_t id)
+{
+	if (d)
+		trigger__forget(d->trigger, pid, id);
+}
+
 int dump__pollfds(struct dump *d, struct pollfd *fds, int max)
 {
 	int n;

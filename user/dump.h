@@ -32,6 +32,8 @@ int dump__stop(struct dump *d);
  * new cgroups, and trigger on the growth backstop.
  */
 void dump__refresh(struct dump *d);
+/* The registry forgot row (pid, id): what was kept about it goes. */
+void dump__forget(struct dump *d, int pid, uint64_t id);
 
 /* File descriptors to poll for threshold notifications; returns count. */
 int dump__pollfds(struct dump *d, struct pollfd *fds, int max);

@@ -1,15 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Ring-buffer records: one switch on the record type updates the table. */
+/*
+ * Ring-buffer records: one switch on the record type updates the table.
+ * Anything slower than that (reading mappings and ELF files, attaching
+ * probes, post-mortems) is queued per row and run by the loop's turn
+ * (app__work_run), under a time budget; probes are attached by the
+ * attach thread.
+ */
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "attach.h"
 #include "collect.h"
 #include "dump.h"
+#include "goheap.h"
 #include "gorow.h"
 #include "syms.h"
 #include "unwind.h"
@@ -19,19 +27,6 @@
 
 #define MT_PROT_EXEC		0x4
 #define MT_MAP_ANONYMOUS	0x20
-
-void app__pending_add(struct app *app, int pid)
-{
-	int i;
-
-	for (i = 0; i < app->npending; i++)
-		if (app->pending[i] == pid)
-			return;
-	if (array_grow(&app->pending, &app->cappending, app->npending,
-		       sizeof(app->pending[0])))
-		return;
-	app->pending[app->npending++] = pid;
-}
 
 void app__warn_no_libc(struct app *app, struct mt_row *r)
 {
@@ -57,11 +52,6 @@ void app__warn_no_libc(struct app *app, struct mt_row *r)
 }
 
 /*
- * Probe the allocators of pid (its C library, or whatever else defines
- * malloc and free).  Right after exec the library is not mapped yet, so
- * a pid may wait here until an mmap shows it, up to a few refreshes.
- */
-/*
  * Frameless allocator callers matter to allocation stacks only: the node
  * view scans the processes it traces exactly, not every exec.
  */
@@ -70,20 +60,11 @@ static bool wants_unwind(const struct app *app, const struct mt_row *r)
 	return app->unwind && (!app__growth_view(app) || r->exact);
 }
 
-static int try_probe(struct app *app, int pid)
+/* Does row r get allocator probes of its own (or node-wide ones)? */
+static bool wants_probe(const struct app *app, const struct mt_row *r)
 {
-	struct mt_row *r = table__get(app->table, pid);
-	int err;
-
-	if (app__node_probes(app))
-		err = attach__node_lib(app->attach, pid);
-	else if (app->env.mode == MODE_PIDS || (r && r->exact))
-		err = attach__pid(app->attach, pid);
-	else
-		return 0;	/* the node view probes no allocator */
-	if (r && !err)
-		r->probed = true;
-	return err;
+	return !r->budget_stopped && (app__node_probes(app) ||
+				      app->env.mode == MODE_PIDS || r->exact);
 }
 
 int app__prepare_exact(struct app *app, int pid)
@@ -117,76 +98,232 @@ int app__trace_pid(struct app *app, int pid)
 		if (n > 0 && r->comm[n - 1] == '\n')
 			r->comm[n - 1] = '\0';
 	}
-	/* counted from now; mappings and probes at the next refresh's turn */
+	/* counted from now; mappings and probes in the loop's turn */
 	err = collect__track(app->collect, pid, app->env.sample_bytes);
 	if (err)
 		return err;
-	r->prep_pending = true;
-	app__pending_add(app, pid);
+	app__work(app, r, WORK_PREPARE | WORK_PROBE, 0);
 	return 0;
+}
+
+/* Row r's own probes go (the node view's exact off, --max-overhead). */
+static void unprobe(struct app *app, struct mt_row *r)
+{
+	attach__forget(app->attach, r->pid, r->id);
+	r->work &= ~WORK_PROBE;
+	r->exact = r->probed = false;
 }
 
 int app__set_exact(struct app *app, int pid, bool on)
 {
 	struct mt_row *r = table__get(app->table, pid);
-	int err;
 
 	if (!r || r->exited)
 		return -ESRCH;
 	if (!on) {
-		attach__forget_pid(app->attach, pid);
-		r->exact = r->probed = false;
+		unprobe(app, r);
 		return 0;
 	}
+	/* probed by the attach thread: the table keeps its pace meanwhile */
 	r->exact = true;
-	err = app__prepare_exact(app, pid);
-	if (err)
-		return err;
-	err = try_probe(app, pid);
-	if (err == -ENOENT)
-		app__warn_no_libc(app, r);
-	if (err)
-		r->exact = false;
-	return err;
+	r->probe_fails = 0;
+	app__work(app, r, WORK_PREPARE | WORK_PROBE, 0);
+	return 0;
+}
+
+void app__work(struct app *app, struct mt_row *r, unsigned int work,
+	       uint64_t delay_ns)
+{
+	if (!r->work) {
+		/* one item per row: more work for it joins that one */
+		if (array_grow(&app->work, &app->capwork, app->nwork,
+			       sizeof(app->work[0])))
+			return;
+		app->work[app->nwork++] = (struct work_item){ r->pid, r->id };
+		r->work_due = 0;
+	}
+	/* the soonest asked for: a new mapping should not wait a retry */
+	if (!delay_ns)
+		r->work_due = 0;
+	else if (!r->work || r->work_due)
+		r->work_due = now_ns() + delay_ns;
+	r->work |= work;
+}
+
+/* Hand row r's probing to the attach thread; false: wait for one under way. */
+static bool probe(struct app *app, struct mt_row *r)
+{
+	if (r->attaching)
+		return false;
+	if (attach__queue(app->attach, app__node_probes(app) ?
+			  ATTACH_OP_NODE_LIB : ATTACH_OP_PID,
+			  r->pid, r->id, NULL, 0))
+		return false;
+	r->attaching = true;
+	return true;
+}
+
+/* Row r's queued work; returns what is left for a later turn. */
+static unsigned int do_work(struct app *app, struct mt_row *r,
+			    unsigned int w)
+{
+	if (w & WORK_PREPARE) {
+		if (!r->exited)
+			app__prepare_exact(app, r->pid);
+		w &= ~(WORK_PREPARE | WORK_SYMS | WORK_UNWIND | WORK_CFI);
+	}
+	/* gone already: its code is where its parent's was */
+	if ((w & WORK_SYMS_FORK) && syms__load_pid(app->syms, r->pid))
+		syms__copy_pid(app->syms, r->pid, r->ppid);
+	else if (w & WORK_SYMS)
+		syms__load_pid(app->syms, r->pid);
+	if ((w & WORK_UNWIND) && wants_unwind(app, r))
+		unwind__scan_pid(app->unwind, r->pid);
+	if (w & WORK_CFI)
+		cfi__scan_pid(app->cfi, r->pid);
+	w &= WORK_PROBE;
+	/* an exited process needs no probes; one that asks none neither */
+	if (w && (r->exited || !wants_probe(app, r)))
+		w = 0;
+	if (w && probe(app, r))
+		w = 0;
+	return w;
 }
 
 /*
- * Attaching takes the kernel a while per process (it visits every mapping
- * of the library): a refresh spends at most this long on it, so the
- * first table comes at once and later ones keep their interval while a
- * cgroup of hundreds of processes is being probed.
+ * What the attach thread did.  A process whose C library is not mapped
+ * yet (right after exec) is tried again at the next refreshes, a few
+ * times, before it is said to have none.
  */
-#define PENDING_BUDGET_NS	(200 * 1000 * 1000ull)
-
-void app__pending_run(struct app *app)
+static void attach_results(struct app *app)
 {
-	int i, err;
+	struct attach_result res[64];
+	int i, n;
 
-	uint64_t end = now_ns() + PENDING_BUDGET_NS;
+	while ((n = attach__results(app->attach, res, ARRAY_SIZE(res))) > 0) {
+		for (i = 0; i < n; i++) {
+			struct mt_row *r = table__get(app->table, res[i].pid);
+			int err = res[i].err;
 
-	for (i = 0; i < app->npending; i++) {
-		int pid = app->pending[i];
-		struct mt_row *r = table__get(app->table, pid);
+			/* -- the node with --exact, at start: rows of those
+			 * with an allocator (or a Go heap) */
+			if (!r && !res[i].id && res[i].op == ATTACH_OP_NODE_LIB &&
+			    (!err || goheap__is_go(res[i].pid))) {
+				r = table__add(app->table, res[i].pid);
+				if (r) {
+					r->probed = !err;
+					app__work(app, r, WORK_PREPARE, 0);
+				}
+				continue;
+			}
+			/* forgotten meanwhile, or the pid is another's now */
+			if (!r || r->id != res[i].id)
+				continue;
+			if (res[i].op == ATTACH_OP_FILE) {
+				if (err > 0)
+					r->probed = true;
+				continue;
+			}
+			r->attaching = false;
+			/* its exact tracing was turned off meanwhile */
+			if (!wants_probe(app, r))
+				continue;
+			if (!err) {
+				r->probed = true;
+				continue;
+			}
+			if (r->exited)
+				continue;
+			if (err == -ENOENT && ++r->probe_fails < 3) {
+				app__work(app, r, WORK_PROBE,
+					  app->env.delay * 1e9);
+				continue;
+			}
+			if (err == -ENOENT && app->env.mode != MODE_NODE)
+				app__warn_no_libc(app, r);
+			else if (err != -ENOENT && err != -ESRCH)
+				fprintf(stderr, "memtrace: pid %d: cannot "
+					"attach: %s\n", r->pid,
+					strerror(-err));
+			if (app__growth_view(app))
+				r->exact = false;
+		}
+	}
+}
 
-		/* the rest waits for the next turn: the table keeps its pace */
-		if (now_ns() > end)
+/*
+ * At exit, before the final table: what is queued, and the attach
+ * thread's last jobs (a short command's probes, found from the kernel's
+ * records), waited for up to ms.
+ */
+void app__work_settle(struct app *app, int ms)
+{
+	uint64_t end = now_ns() + ms * 1000000ull;
+
+	for (;;) {
+		app__work_run(app, (uint64_t)ms * 1000000ull);
+		if (!attach__pending(app->attach) || now_ns() > end)
 			break;
 		watchdog__beat();
-		if (r && r->prep_pending) {
-			r->prep_pending = false;
-			app__prepare_exact(app, pid);
-		}
-		err = try_probe(app, pid);
-		if (err == -ENOENT && r && !r->exited && ++r->attach_tries < 3)
-			continue;	/* not mapped yet: try again later */
-		if (err == -ENOENT && r && !r->exited &&
-		    app->env.mode != MODE_NODE)
-			app__warn_no_libc(app, r);
-		else if (err && err != -ENOENT && err != -ESRCH)
-			fprintf(stderr, "memtrace: pid %d: cannot attach: %s\n",
-				pid, strerror(-err));
-		app->pending[i--] = app->pending[--app->npending];
+		usleep(5000);
 	}
+	app__work_run(app, 0);
+}
+
+/*
+ * OOM records: the post-mortem (a capture of the victim's cgroup and
+ * sites) is no work for the ring-buffer callback.
+ */
+static void run_ooms(struct app *app)
+{
+	char comm[64];
+	int i;
+
+	for (i = 0; i < app->nooms; i++) {
+		const struct mt_event *e = &app->ooms[i];
+
+		/* dump__oom names the container and the top growing site */
+		if (app->dump) {
+			dump__oom(app->dump, e);
+		} else {
+			sanitize(e->comm, sizeof(e->comm), comm, sizeof(comm));
+			fprintf(stderr, "memtrace: OOM killer chose pid %u "
+				"(%s)\n", e->tgid, comm);
+		}
+		if (app->env.view == VIEW_JSON)
+			output__oom_json(app, e);
+	}
+	app->nooms = 0;
+}
+
+/*
+ * The queued work, oldest first, until the budget is spent: the rest
+ * waits for the next turn, so refreshes keep their interval while a
+ * storm of new processes is read and probed.  Work of a row forgotten
+ * meanwhile (gone, its pid reused) is dropped.
+ */
+void app__work_run(struct app *app, uint64_t budget_ns)
+{
+	uint64_t now = now_ns(), end = now + budget_ns;
+	int i, kept = 0, attaching = 0;
+
+	attach_results(app);
+	run_ooms(app);
+	for (i = 0; i < app->nwork; i++) {
+		struct work_item it = app->work[i];
+		struct mt_row *r = table__get(app->table, it.pid);
+
+		if (!r || r->id != it.id)
+			continue;
+		if (r->work_due <= now && now_ns() <= end)
+			r->work = do_work(app, r, r->work);
+		if (!r->work)
+			continue;
+		attaching += !!(r->work & WORK_PROBE);
+		app->work[kept++] = it;
+	}
+	app->nwork = kept;
+	app->attaching = attaching + attach__pending(app->attach);
 }
 
 /*
@@ -217,9 +354,9 @@ static void on_mapfile(struct app *app, struct mt_row *r,
 	 * probed from the kernel's record even when the process that
 	 * mapped it has exited before its /proc/PID/maps could be read.
 	 */
-	if (app__node_probes(app) &&
-	    attach__node_file(app->attach, path, e->mapfile.ino) > 0)
-		r->probed = true;
+	if (app__node_probes(app))
+		attach__queue(app->attach, ATTACH_OP_FILE, e->tgid, r->id,
+			      path, e->mapfile.ino);
 }
 
 static void on_exit_event(struct app *app, const struct mt_event *e)
@@ -234,8 +371,9 @@ static void on_exit_event(struct app *app, const struct mt_event *e)
 	r->exited = true;
 	r->exit_code = e->exit.exit_code;
 	r->exit_ts = e->ts;
-	if (!app__node_probes(app))
-		attach__forget_pid(app->attach, e->tgid);
+	/* its own probes go now: the pid may soon be another's */
+	if (!app__node_probes(app) && (r->probed || r->attaching))
+		attach__forget(app->attach, r->pid, r->id);
 }
 
 #define EV_SIZE(member) \
@@ -264,6 +402,7 @@ static int handle_record(struct app *app, const struct mt_event *e,
 			 size_t len)
 {
 	struct mt_row *r;
+	bool code, probe;
 
 	/* records are as long as their type needs: check before reading */
 	if (len < offsetof(struct mt_event, mm) ||
@@ -271,18 +410,11 @@ static int handle_record(struct app *app, const struct mt_event *e,
 		return 0;
 	app->events++;
 	if (e->type == MT_EV_OOM) {
-		char comm[64];
-
-		/* dump__oom names the container and the top growing site */
-		if (app->dump) {
-			dump__oom(app->dump, e);
-		} else {
-			sanitize(e->comm, sizeof(e->comm), comm, sizeof(comm));
-			fprintf(stderr, "memtrace: OOM killer chose pid %u "
-				"(%s)\n", e->tgid, comm);
-		}
-		if (app->env.view == VIEW_JSON)
-			output__oom_json(app, e);
+		/* its post-mortem is the loop's work (run_ooms) */
+		if (array_grow(&app->ooms, &app->capooms, app->nooms,
+			       sizeof(*e)))
+			return -ENOMEM;
+		memcpy(&app->ooms[app->nooms++], e, record_size(e->type));
 		return 0;
 	}
 	if (e->type == MT_EV_EXIT) {
@@ -312,26 +444,20 @@ static int handle_record(struct app *app, const struct mt_event *e,
 		memcpy(r->comm, e->comm, MT_COMM_LEN);
 		memcpy(r->exe, e->exec.filename, sizeof(r->exe));
 		r->exe[sizeof(r->exe) - 1] = '\0';
-		/* the kernel mapped the new executable: read it while alive */
-		syms__forget_pid(app->syms, e->tgid);
-		syms__load_pid(app->syms, e->tgid);
-		if (wants_unwind(app, r))
-			unwind__scan_pid(app->unwind, e->tgid);
-		/* the dynamic loader, which exec mapped without an mmap */
-		cfi__scan_pid(app->cfi, e->tgid);
 		/*
-		 * musl's loader is its libc and is mapped by exec itself:
-		 * probe now; glibc shows up with an mmap a moment later.
+		 * The kernel mapped the new executable: read it while alive
+		 * (the loop's next turn), and the dynamic loader's CFI, which
+		 * exec mapped without an mmap.  musl's loader is its libc and
+		 * is mapped by exec itself: probe now; glibc shows up with an
+		 * mmap a moment later.
 		 */
-		if (try_probe(app, e->tgid))
-			app__pending_add(app, e->tgid);
+		syms__forget_pid(app->syms, e->tgid);
+		app__work(app, r, WORK_SYMS | WORK_UNWIND | WORK_CFI |
+			  WORK_PROBE, 0);
 		break;
 	case MT_EV_FORK:
 		r->ppid = e->ppid;
 		memcpy(r->comm, e->comm, MT_COMM_LEN);
-		/* gone already: its code is where its parent's was */
-		if (syms__load_pid(app->syms, e->tgid))
-			syms__copy_pid(app->syms, e->tgid, e->ppid);
 		/*
 		 * MODE_CMD and node probes are node-wide: the child is
 		 * covered.  -p probes are per process: a forked worker (no
@@ -345,8 +471,8 @@ static int handle_record(struct app *app, const struct mt_event *e,
 
 			r->exact = pr && pr->exact;
 		}
-		if (!r->probed && try_probe(app, e->tgid))
-			app__pending_add(app, e->tgid);
+		app__work(app, r, WORK_SYMS_FORK |
+			  (r->probed ? 0 : WORK_PROBE), 0);
 		break;
 	case MT_EV_MMAP:
 		if (!e->mm.err)
@@ -356,23 +482,18 @@ static int handle_record(struct app *app, const struct mt_event *e,
 		 * while the process lives, so its stacks still symbolize
 		 * after it exits.
 		 */
-		if (!e->mm.err && (e->mm.prot & MT_PROT_EXEC) &&
-		    !(e->mm.flags & MT_MAP_ANONYMOUS)) {
-			syms__load_pid(app->syms, e->tgid);
-			if (wants_unwind(app, r))
-				unwind__scan_pid(app->unwind, e->tgid);
-		}
+		code = !e->mm.err && (e->mm.prot & MT_PROT_EXEC) &&
+		       !(e->mm.flags & MT_MAP_ANONYMOUS);
 		/*
 		 * An exec'd image maps its libc early: probe it at once.  Any
 		 * new code may bring another allocator (jemalloc linked in,
 		 * dlopen'd): looked for at each code mapping.
 		 */
-		if (!r->exited &&
-		    ((!r->probed && r->attach_tries++ < 64) ||
-		     (!e->mm.err && (e->mm.prot & MT_PROT_EXEC) &&
-		      !(e->mm.flags & MT_MAP_ANONYMOUS))) &&
-		    try_probe(app, e->tgid) && !r->probed)
-			app__pending_add(app, e->tgid);
+		probe = !r->exited && wants_probe(app, r) &&
+			((!r->probed && r->attach_tries++ < 64) || code);
+		if (code || probe)
+			app__work(app, r, (code ? WORK_SYMS | WORK_UNWIND : 0) |
+				  (probe ? WORK_PROBE : 0), 0);
 		break;
 	case MT_EV_MAPFILE:
 		on_mapfile(app, r, e);

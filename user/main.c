@@ -799,7 +799,7 @@ static int start_pids(struct app *app)
 		err = app__prepare_exact(app, pid);
 		if (err)
 			return err;
-		err = attach__pid(app->attach, pid);
+		err = attach__pid(app->attach, pid, r->id);
 		if (err == -ENOENT) {
 			app__warn_no_libc(app, r);
 			continue;
@@ -823,7 +823,6 @@ static int start_node(struct app *app)
 {
 	struct dirent *de;
 	DIR *d = opendir("/proc");
-	int libs;
 
 	if (!d)
 		return -errno;
@@ -841,21 +840,16 @@ static int start_node(struct app *app)
 			continue;
 		}
 		/*
-		 * Every process with a C library gets a row from the start,
-		 * and every Go program (its runtime's heap is read)
+		 * Every process with a C library gets a row, and every Go
+		 * program (its runtime's heap is read), once the attach
+		 * thread has probed it (events.c): the first table comes at
+		 * once, the header counts what is left.
 		 */
-		if (attach__node_lib(app->attach, pid) && !goheap__is_go(pid))
-			continue;
-		collect__track(app->collect, pid, app->env.sample_bytes);
-		if (app->unwind)
-			unwind__scan_pid(app->unwind, pid);
-		cfi__scan_pid(app->cfi, pid);
+		if (attach__queue(app->attach, ATTACH_OP_NODE_LIB, pid, 0,
+				  NULL, 0))
+			break;
 	}
 	closedir(d);
-	libs = attach__nr_libs(app->attach);
-	if (!libs && !app__growth_view(app))
-		fprintf(stderr, "memtrace: warning: no process maps a C "
-			"library yet; new ones are picked up as they start\n");
 	return 0;
 }
 
@@ -1264,6 +1258,7 @@ int main(int argc, char **argv)
 	/* drain what the kernel still holds, e.g. the command's exit record */
 	ring_buffer__consume(rb);
 	watchdog__beat();
+	app__work_settle(&app, 2000);
 	if ((app.env.mode == MODE_CMD || app.env.view != VIEW_TUI) &&
 	    refresh(&app, true))
 		goto cleanup;
@@ -1301,7 +1296,8 @@ cleanup:
 		fprintf(stderr, "memtrace: output of %s is in %s\n",
 			app.env.cmd[0], app.cmd_log);
 	table__free(app.table);
-	free(app.pending);
+	free(app.work);
+	free(app.ooms);
 	free(app.pollfds);
 	out_close(&app);
 	watchdog__stop();

@@ -154,8 +154,8 @@ void output__batch(struct app *app, bool final)
 	fprintf(f, "memtrace - %s%s  procs: %d  events/s: %.0f  lost: %llu%s",
 		tbuf, final ? " (final)" : "", n, app->events_ps,
 		(unsigned long long)lost, lost ? " (numbers may be low)" : "");
-	if (app->npending)
-		fprintf(f, "  attaching: %d processes to go", app->npending);
+	if (app->attaching)
+		fprintf(f, "  attaching: %d processes to go", app->attaching);
 	fputc('\n', f);
 	if (output__unwind_line(app, ubuf, sizeof(ubuf), false))
 		fprintf(f, "%s\n", ubuf);
@@ -267,8 +267,8 @@ void output__json(struct app *app, bool final)
 	json__ku64(&j, "allocator_probes", attach__nr_libs(app->attach));
 	/* one uprobe hit, measured at start: the unit of probe_cost_pct */
 	json__kdbl(&j, "probe_floor_ns", app->floor_s * 1e9, 1);
-	/* processes still waiting for their probes (attached a few a turn) */
-	json__ku64(&j, "attach_pending", app->npending);
+	/* processes still waiting for their probes (the attach thread's) */
+	json__ku64(&j, "attach_pending", app->attaching);
 	unwind_json(app, &j);
 	json__key(&j, "processes");
 	json__arr(&j);

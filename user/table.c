@@ -19,6 +19,7 @@ struct table {
 	struct mt_row **rows;
 	int nr, cap;
 	struct hashmap by_pid;		/* pid -> row */
+	uint64_t next_id;
 	uint64_t interval_ns;
 };
 
@@ -82,6 +83,7 @@ struct mt_row *table__add(struct table *t, int pid)
 		return NULL;
 	}
 	r->pid = pid;
+	r->id = ++t->next_id;
 	r->cg_eta_s = -1;
 	r->cost_pct = -1;
 	r->idx = t->nr;
@@ -333,7 +335,7 @@ void row__reset(struct mt_row *r)
 	r->cur_ts = r->prev_ts = 0;
 	r->start_brk = r->cur_brk = r->brk_bytes = 0;
 	r->probed = false;
-	r->attach_tries = 0;
+	r->attach_tries = r->probe_fails = 0;
 	r->warned = false;
 	memset(&r->cur, 0, sizeof(r->cur));
 	r->live_bytes = r->live_allocs = r->peak_bytes = 0;

@@ -32,6 +32,7 @@ struct mt_site_row {
 struct mt_row {
 	int pid;
 	int idx;			/* its place in the table (table.c's) */
+	uint64_t id;		/* the registry's: unlike the pid, never reused */
 	int ppid;
 	char comm[MT_COMM_LEN + 1];	/* raw bytes: untrusted */
 	char exe[MT_PATH_LEN];		/* as exec'd ("" unknown), for pprof */
@@ -76,7 +77,10 @@ struct mt_row {
 	bool probed;			/* allocator probes on its libc */
 	bool exact;			/* node view: exact tracing asked for */
 	bool budget_stopped;		/* --max-overhead ended its tracing */
-	bool prep_pending;		/* to be probed exactly: queued */
+	unsigned int work;		/* queued work (app.h WORK_*) */
+	uint64_t work_due;		/* not before (ns), 0: at once */
+	bool attaching;			/* an attach job for it is under way */
+	int probe_fails;		/* attach found no allocator yet */
 	double cost_pct;		/* probes' share of its CPU, <0 = n/a */
 	double cpu_prev;		/* its CPU seconds at the last refresh */
 	uint64_t hits_prev;		/* probe hits then */

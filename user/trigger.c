@@ -23,12 +23,17 @@
 #define TRIGGER_STAT_MAX	(64 << 10)
 #define TRIGGER_HOT_POLL_NS	20000000ULL	/* v2: poll usage near it */
 
-/* What trigger.c remembers about a pid between refreshes. */
+/*
+ * What trigger.c remembers about a process between refreshes, for its
+ * row (pid, id) of the registry, which says when it is forgotten
+ * (trigger__forget): a reused pid starts afresh, never with another
+ * process's dumps or cooldown.
+ */
 struct pstate {
 	int pid;
+	uint64_t id;
 	char cgtext[1024];	/* raw /proc/PID/cgroup, to notice moves */
 	struct cgent *cg;
-	uint64_t seen_seq;
 	int dumps;
 	uint64_t last_dump_ns;
 };
@@ -53,11 +58,14 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 
 static struct pstate *pstate_get(struct trigger *t, int pid, bool create)
 {
+	struct mt_row *r = table__get(t->app->table, pid);
 	struct pstate *p;
 	int i;
 
+	if (!r)
+		return NULL;
 	for (i = 0; i < t->nps; i++)
-		if (t->ps[i].pid == pid)
+		if (t->ps[i].pid == pid && t->ps[i].id == r->id)
 			return &t->ps[i];
 	if (!create)
 		return NULL;
@@ -73,6 +81,7 @@ static struct pstate *pstate_get(struct trigger *t, int pid, bool create)
 	p = &t->ps[t->nps++];
 	memset(p, 0, sizeof(*p));
 	p->pid = pid;
+	p->id = r->id;
 	return p;
 }
 
@@ -304,7 +313,7 @@ static void fire(struct trigger *t, struct cgent *cg, const char *how,
 		if (p->cg != cg || !eligible(t, p))
 			continue;
 		r = table__get(t->app->table, p->pid);
-		if (!r || r->exited)
+		if (!r || r->id != p->id || !r || r->exited)
 			continue;
 		t->fire(t->ctx, p->pid, reason, when);
 	}
@@ -363,7 +372,6 @@ void trigger__refresh(struct trigger *t)
 
 		if (!p)
 			continue;
-		p->seen_seq = t->seq;
 		/* an exited row keeps what it last showed */
 		if (!r->exited)
 			row_cgroup(t, r, p, now);
@@ -371,10 +379,7 @@ void trigger__refresh(struct trigger *t)
 			fill_row(r, p->cg);
 		r->dumps = p->dumps;
 	}
-	/* forget pids that left the table, cgroups nobody uses */
-	for (i = 0; i < t->nps; i++)
-		if (t->ps[i].seen_seq != t->seq)
-			t->ps[i--] = t->ps[--t->nps];
+	/* cgroups nobody uses (processes go by trigger__forget) */
 	for (i = 0; i < t->ncgs; i++) {
 		struct cgent *c = t->cgs[i];
 		bool used = false;
@@ -511,6 +516,15 @@ const struct cgent *trigger__cgroup(struct trigger *t, int pid, bool lookup)
 			cg->stat_last = read_stat(cg);
 	}
 	return cg;
+}
+
+void trigger__forget(struct trigger *t, int pid, uint64_t id)
+{
+	int i;
+
+	for (i = 0; t && i < t->nps; i++)
+		if (t->ps[i].pid == pid && t->ps[i].id == id)
+			t->ps[i--] = t->ps[--t->nps];
 }
 
 int trigger__count_dump(struct trigger *t, int pid)

@@ -75,5 +75,7 @@ const struct cgent *trigger__cgroup(struct trigger *t, int pid, bool lookup);
  * row known here.
  */
 int trigger__count_dump(struct trigger *t, int pid);
+/* The registry forgot row (pid, id): what was kept about it goes. */
+void trigger__forget(struct trigger *t, int pid, uint64_t id);
 
 #endif /* MT_TRIGGER_H */

@@ -605,8 +605,8 @@ static void draw_header(struct tui *t)
 	if (lost)
 		x += put(t, 0, x, COLS - x, " (numbers may be low)", 0);
 	/* probes still being attached, a few processes per refresh */
-	if (app->npending) {
-		snprintf(buf, sizeof(buf), "  attaching %d", app->npending);
+	if (app->attaching) {
+		snprintf(buf, sizeof(buf), "  attaching %d", app->attaching);
 		put(t, 0, x, COLS - x, buf, 0);
 	}
 

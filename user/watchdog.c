@@ -16,13 +16,8 @@
 #include "util.h"
 #include "watchdog.h"
 
-/* shared with the watchdog: the last check-in, and a longer allowance */
-struct beat {
-	uint64_t hb;
-	uint64_t busy_until;
-};
-
-static volatile struct beat *shm;
+/* shared with the watchdog: the last check-in */
+static volatile uint64_t *shm;
 static volatile uint64_t *bpf_hb;	/* the BPF programs' .bss */
 static pid_t wd_pid;
 
@@ -30,25 +25,10 @@ void watchdog__beat(void)
 {
 	uint64_t now = now_ns();
 
-	if (shm) {
-		shm->hb = now;
-		shm->busy_until = 0;
-	}
+	if (shm)
+		*shm = now;
 	if (bpf_hb)
 		*bpf_hb = now;
-}
-
-void watchdog__busy(double secs)
-{
-	uint64_t until = now_ns() + secs * 1e9;
-
-	if (shm) {
-		shm->hb = now_ns();
-		shm->busy_until = until;
-	}
-	/* the programs compare signed: a heartbeat ahead is a fresh one */
-	if (bpf_hb)
-		*bpf_hb = until;
 }
 
 void watchdog__bpf(volatile uint64_t *hb)
@@ -57,38 +37,16 @@ void watchdog__bpf(volatile uint64_t *hb)
 	watchdog__beat();
 }
 
-/* memtrace's state letter and CPU ticks, from /proc/PID/stat. */
-static bool proc_state(pid_t pid, char *state, unsigned long long *ticks)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long ut, st;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (read_file(path, buf, sizeof(buf)) <= 0)
-		return false;
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
-			 "%*u %llu %llu", state, &ut, &st) != 3)
-		return false;
-	*ticks = ut + st;
-	return true;
-}
-
 /*
- * Is memtrace stuck?  Its heartbeat is stale, and it is stopped, or has
- * used no CPU for the last second (blocked in a write, a lock, the
- * kernel).  A memtrace busy with a long refresh (thousands of rows, a
- * big symbol table) is not; past STUCK_HARD times the allowance it is
- * ended anyway.
+ * memtrace's loop never blocks (attaching is done by a thread of its
+ * own, slow work is queued under a time budget), so it checks in at
+ * every turn, a few times a second: one that has not for stale_ns is
+ * hung, blocked, stopped or spinning, whatever it looks busy with, and
+ * is ended.
  */
-#define STUCK_HARD	12
-
 static void __attribute__((noreturn)) watch(pid_t mt, uint64_t stale_ns)
 {
-	unsigned long long ticks = 0, prev = 0;
-	uint64_t idle_since = now_ns();
-	char state = '?';
-	struct timespec tick = { 0, 200 * 1000 * 1000 };
+	struct timespec tick = { 0, 100 * 1000 * 1000 };
 	int err;
 
 	/*
@@ -110,19 +68,12 @@ static void __attribute__((noreturn)) watch(pid_t mt, uint64_t stale_ns)
 		if (getppid() != mt)
 			_exit(0);	/* memtrace is gone: nothing to watch */
 		now = now_ns();
-		hb = shm->hb;
-		if (proc_state(mt, &state, &ticks) && ticks != prev)
-			idle_since = now;
-		prev = ticks;
-		if (now <= hb || now - hb < stale_ns || now < shm->busy_until)
+		hb = *shm;
+		if (now <= hb || now - hb < stale_ns)
 			continue;
-		if (state != 'T' && state != 't' &&
-		    now - idle_since < 1000000000ull &&
-		    now - hb < STUCK_HARD * stale_ns)
-			continue;	/* working, not stuck */
 		dprintf(STDERR_FILENO, "\nmemtrace: watchdog: pid %d has not "
-			"checked in for %.0f s (hung, blocked or stopped): "
-			"killed it, so its probes are gone\n", mt,
+			"checked in for %.1f s (hung, blocked, stopped or "
+			"spinning): killed it, so its probes are gone\n", mt,
 			(now - hb) / 1e9);
 		kill(mt, SIGKILL);
 		_exit(0);

@@ -20,12 +20,6 @@ int watchdog__start(double secs);
 void watchdog__bpf(volatile uint64_t *hb);
 /* Check in: memtrace is alive and turning its loop. */
 void watchdog__beat(void);
-/*
- * A step that may legitimately take long is about to start (attaching a
- * uprobe to a library hundreds of processes map walks all their
- * mappings in the kernel): allow secs for it.  The next beat ends it.
- */
-void watchdog__busy(double secs);
 /* End the watchdog (memtrace exits by itself). */
 void watchdog__stop(void);
 

@@ -74,6 +74,47 @@ def test_sigstopped_memtrace_lets_go():
     assert "watchdog: pid %d has not checked in" % p.pid in err, err
 
 
+def test_spinning_memtrace_is_ended():
+    """A memtrace that spins busy and stops checking in (a loop bug: the
+    test hook MEMTRACE_FAULT_SPIN_AFTER) is ended within --watchdog SECS,
+    though it uses all the CPU it can, and the workload is back at its
+    untraced speed."""
+    t = Touch()
+    env = dict(os.environ, MEMTRACE_FAULT_SPIN_AFTER="8")
+    t_spawn = time.time()
+    p, r0, r1 = traced(t, ["-b", "-d", "0.5", "--watchdog", "2"],
+                       stdout=subprocess.DEVNULL, env=env)
+    assert p.poll() is None, p.stderr.read().decode()[-500:]
+    # the spin begins 8 s after memtrace's start, not before t_spawn + 8
+    while time.time() < t_spawn + 8:
+        assert p.poll() is None, p.stderr.read().decode()[-500:]
+        time.sleep(0.05)
+    t0 = time.time()
+    ticks0, busy = None, 0
+    while p.poll() is None and time.time() - t0 < 30:
+        try:
+            with open(f"/proc/{p.pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            ticks = int(fields[11]) + int(fields[12])
+            ticks0 = ticks if ticks0 is None else ticks0
+            busy = ticks - ticks0
+        except (OSError, IndexError):
+            pass
+        time.sleep(0.05)
+    took = time.time() - t0
+    assert p.wait(timeout=5) == -signal.SIGKILL, p.returncode
+    # the window (2 s) and the watchdog's 0.1 s tick; it was busy
+    assert took < 2 + 1, f"ended after {took:.1f}s"
+    assert busy >= 30, f"not spinning: {busy} ticks"
+    err = p.stderr.read().decode()
+    assert "watchdog: pid %d has not checked in" % p.pid in err, err
+    # its probes are gone with it (unless another test's node-wide
+    # memtrace probes everyone meanwhile)
+    r = max(t.rate() for _ in range(3))
+    assert r >= 0.7 * r0 or other_tracers(p.pid), \
+        f"{r:.0f}/s after the watchdog, untraced {r0:.0f}/s"
+
+
 def test_stalled_stdout_never_blocks():
     """A reader that never reads: memtrace keeps tracing at its usual cost
     (it is not blocked, so the watchdog leaves it alone), exits at once on
@@ -137,6 +178,7 @@ def test_probe_cost_in_the_row():
 
 TESTS = [
     ("sigstopped_memtrace_lets_go", test_sigstopped_memtrace_lets_go),
+    ("spinning_memtrace_is_ended", test_spinning_memtrace_is_ended),
     ("stalled_stdout_never_blocks", test_stalled_stdout_never_blocks),
     ("max_overhead_stops_exact_tracing", test_max_overhead_stops_exact_tracing),
     ("probe_cost_in_the_row", test_probe_cost_in_the_row),
