@@ -313,7 +313,7 @@ static void fire(struct trigger *t, struct cgent *cg, const char *how,
 		if (p->cg != cg || !eligible(t, p))
 			continue;
 		r = table__get(t->app->table, p->pid);
-		if (!r || r->id != p->id || !r || r->exited)
+		if (!r || r->id != p->id || r->exited)
 			continue;
 		t->fire(t->ctx, p->pid, reason, when);
 	}
