@@ -12,6 +12,7 @@
 #include "app.h"
 #include "syms.h"
 #include "table.h"
+#include "trigger.h"
 
 /* pids no process has: the symbolizer finds nothing to read */
 #define PID	4190001
@@ -143,6 +144,52 @@ static void test_expiry(void)
 	app_free(app);
 }
 
+/*
+ * A reused pid starts afresh: the capture count (and cooldown) kept for
+ * the dead process is not the new one's, and the dead row's queued work
+ * is dropped, not run for the new process.
+ */
+static void test_reused_pid_starts_afresh(void)
+{
+	struct app *app = app_new();
+	struct trigger *t = NULL;
+	struct mt_row *r;
+	uint64_t id_a;
+
+	if (!ASSERT_EQ(trigger__new(app, false, NULL, NULL, &t), 0))
+		goto out;
+	ASSERT_EQ(send(app, MT_EV_FORK, PID, 111), 0);
+	r = table__get(app->table, PID);
+	if (!ASSERT_TRUE(r))
+		goto out;
+	id_a = r->id;
+	ASSERT_EQ(app->nwork, 1);	/* its mappings, queued */
+	trigger__refresh(t);		/* its state, made at a refresh */
+	ASSERT_EQ(trigger__count_dump(t, PID), 1);
+	ASSERT_EQ(trigger__count_dump(t, PID), 2);
+	ASSERT_EQ(send(app, MT_EV_EXIT, PID, 111), 0);
+	ASSERT_EQ(send(app, MT_EV_FORK, PID, 222), 0);
+	r = table__get(app->table, PID);
+	if (!ASSERT_TRUE(r))
+		goto out;
+	ASSERT_TRUE(r->id != id_a);
+	ASSERT_EQ(app->nwork, 2);	/* the dead row's item, and B's */
+	trigger__refresh(t);
+	ASSERT_EQ(trigger__count_dump(t, PID), 1);
+	/* the dead row's item is dropped; B's is run */
+	app__work_run(app, 1000000000ull);
+	ASSERT_EQ(app->nwork, 0);
+	ASSERT_EQ(r->work, 0);
+	/* told by the registry: what was kept for B goes */
+	trigger__forget(t, PID, r->id);
+	ASSERT_EQ(trigger__count_dump(t, PID), -1);
+	trigger__refresh(t);
+	ASSERT_EQ(trigger__count_dump(t, PID), 1);
+out:
+	trigger__free(t);
+	app_free(app);
+}
+
 /* A record shorter than its type needs is dropped, never read past. */
 static void test_short_records(void)
 {
@@ -163,5 +210,6 @@ int main(void)
 	RUN_TEST(test_lost_exit_record);
 	RUN_TEST(test_expiry);
 	RUN_TEST(test_short_records);
+	RUN_TEST(test_reused_pid_starts_afresh);
 	return test__finish();
 }
