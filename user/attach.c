@@ -83,7 +83,7 @@ struct attach {
 	struct job *done, **done_tail;
 	int pending;		/* queued or running */
 	int nlinks_pub, nlibs_pub;
-	bool stop, started;
+	bool stop, started, exited;
 	pthread_t thread;
 };
 
@@ -713,6 +713,27 @@ static void job_free(struct job *j)
 	free(j);
 }
 
+/*
+ * The main thread waits for the attach thread (lock held): a tenth of a
+ * second at a time, checking in with the watchdog between, since it is
+ * waiting, not hung.
+ */
+static void wait_beating(struct attach *a)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += 100 * 1000 * 1000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&a->done_cv, &a->lock, &ts);
+	pthread_mutex_unlock(&a->lock);
+	watchdog__beat();
+	pthread_mutex_lock(&a->lock);
+}
+
 static void *worker(void *arg)
 {
 	struct attach *a = arg;
@@ -744,6 +765,8 @@ static void *worker(void *arg)
 			a->done_tail = &j->next;
 		}
 	}
+	a->exited = true;
+	pthread_cond_broadcast(&a->done_cv);
 	pthread_mutex_unlock(&a->lock);
 	return NULL;
 }
@@ -784,6 +807,8 @@ void attach__free(struct attach *a)
 	pthread_mutex_lock(&a->lock);
 	a->stop = true;
 	pthread_cond_broadcast(&a->more);
+	while (a->started && !a->exited)
+		wait_beating(a);
 	pthread_mutex_unlock(&a->lock);
 	if (a->started)
 		pthread_join(a->thread, NULL);
@@ -795,8 +820,21 @@ void attach__free(struct attach *a)
 		a->done = j->next;
 		job_free(j);
 	}
-	for (i = 0; i < a->nr; i++)
-		target_release(&a->targets[i]);
+	/*
+	 * Each link's detach visits every mapping of its file again (a
+	 * second or more under load for a libc the whole node maps):
+	 * progress, said to the watchdog link by link.
+	 */
+	for (i = 0; i < a->nr; i++) {
+		struct target *t = &a->targets[i];
+
+		while (t->nlinks) {
+			bpf_link__destroy(t->links[--t->nlinks]);
+			watchdog__beat();
+		}
+		target_release(t);
+		watchdog__beat();
+	}
 	free(a->targets);
 	free(a->seen);
 	pthread_mutex_destroy(&a->lock);
@@ -903,22 +941,8 @@ static int call(struct attach *a, int (*fn)(struct attach *, void *),
 
 	pthread_mutex_lock(&a->lock);
 	push(a, &j);
-	while (!j.done) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&a->done_cv, &a->lock, &ts);
-		if (!j.done) {
-			pthread_mutex_unlock(&a->lock);
-			watchdog__beat();
-			pthread_mutex_lock(&a->lock);
-		}
-	}
+	while (!j.done)
+		wait_beating(a);
 	pthread_mutex_unlock(&a->lock);
 	return j.err;
 }
