@@ -117,6 +117,24 @@ void app__refresh_model(struct app *app)
 }
 
 /*
+ * At exit: what the ring buffer still holds, a budgeted drain at a time
+ * with a check-in between, for up to ms (node-wide, records keep coming).
+ */
+void app__drain(struct app *app, struct ring_buffer *rb, int ms)
+{
+	uint64_t end = now_ns() + ms * 1000000ull;
+	int n;
+
+	do {
+		watchdog__beat();
+		app->drain_until = now_ns() + APP_DRAIN_BUDGET_NS;
+		n = ring_buffer__consume(rb);
+		app->drain_until = 0;
+	} while (n == -EAGAIN && now_ns() < end);
+	watchdog__beat();
+}
+
+/*
  * Test hook (tests/integration/test_safety.py): MEMTRACE_FAULT_SPIN_AFTER
  * =SECS makes the loop spin, busy and never checking in again, SECS
  * after start: the watchdog must end it, busy or not.

@@ -160,6 +160,8 @@ void app__forget_row(struct app *app, struct mt_row *r);
 struct ring_buffer;
 /* Wait for and handle ring-buffer records and cgroup notifications. */
 int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms);
+/* At exit: drain what is left, for up to ms. */
+void app__drain(struct app *app, struct ring_buffer *rb, int ms);
 
 /* events.c: ring-buffer records -> table, and work queued */
 int events__handle(void *ctx, void *data, size_t len);

@@ -1256,8 +1256,7 @@ int main(int argc, char **argv)
 			app.child_done = true;
 	}
 	/* drain what the kernel still holds, e.g. the command's exit record */
-	ring_buffer__consume(rb);
-	watchdog__beat();
+	app__drain(&app, rb, 2000);
 	app__work_settle(&app, 2000);
 	if ((app.env.mode == MODE_CMD || app.env.view != VIEW_TUI) &&
 	    refresh(&app, true))
