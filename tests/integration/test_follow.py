@@ -98,9 +98,45 @@ def test_cgroup_many_attached_in_the_background():
         cg.remove()
 
 
+def test_refreshes_on_time_while_attaching():
+    """-p of a server with 80 workers: each worker's probes take the
+    kernel a while (it visits every mapping of libc, which they all map),
+    on memtrace's attach thread: the table keeps its interval meanwhile
+    (no gap of more than 5 intervals, by the refreshes' own timestamps),
+    counts down what is left, and ends with every worker probed.  (Its
+    exit takes a while: every link's detach visits libc's mappings too.)"""
+    from common import next_json
+    p, workers = prefork(80)
+    try:
+        t0 = time.time()
+        mt = memtrace_json(["-d", "0.1", "-p", str(p.pid)])
+        docs = [next_json(mt, timeout=20)]
+        first = time.time() - t0
+        deadline = time.time() + 90
+        while docs[-1]["attach_pending"] and time.time() < deadline:
+            docs.append(next_json(mt))
+        docs.append(next_json(mt))
+        attaching = [d for d in docs if d["attach_pending"]]
+        assert len(attaching) >= 2, \
+            f"attached within {len(attaching)} refreshes: nothing measured"
+        ts = [d["ts"] for d in docs]
+        gaps = [b - a for a, b in zip(ts, ts[1:])]
+        assert max(gaps) < 5 * 0.1, \
+            f"no refresh for {max(gaps):.2f} s while attaching ({len(docs)} refreshes)"
+        probed = {r["pid"] for r in docs[-1]["processes"] if r["probed"]}
+        missing = set(workers) - probed
+        assert not missing, f"{len(missing)} workers not probed"
+        assert first < 5, f"first table after {first:.1f}s"
+    finally:
+        from common import cleanup
+        cleanup()
+
+
 TESTS = [
     ("pid_covers_existing_workers", test_pid_covers_existing_workers),
     ("cgroup_now_and_later", test_cgroup_now_and_later),
     ("cgroup_many_attached_in_the_background",
      test_cgroup_many_attached_in_the_background),
+    ("refreshes_on_time_while_attaching",
+     test_refreshes_on_time_while_attaching),
 ]
