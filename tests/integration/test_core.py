@@ -774,7 +774,9 @@ def test_iterations_count_and_final_rates():
     p = memtrace_json(["-p", str(w.pid), "-d", "0.3", "-n", "3"])
     code, docs, err = finish(p)
     assert code == 0, err
-    assert [d["type"] for d in docs] == ["refresh", "refresh", "final"], docs
+    # "oom" lines report OOM kills anywhere on the node (other tests')
+    assert [d["type"] for d in docs if d["type"] != "oom"] == \
+        ["refresh", "refresh", "final"], docs
     w.stdin.close()
     w.wait(timeout=10)
     # a command that allocates and exits well inside one 2 s interval
