@@ -16,6 +16,7 @@
 #include "dump.h"
 #include "follow.h"
 #include "gorow.h"
+#include "outq.h"
 #include "sites.h"
 #include "syms.h"
 #include "util.h"
@@ -161,7 +162,7 @@ static void fault_spin(struct app *app)
  */
 int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms)
 {
-	int i, n = 1, err, need = 1 + dump__nr_pollfds(app->dump);
+	int i, n = 1, nd = 0, err, need = 2 + dump__nr_pollfds(app->dump);
 	struct pollfd *fds;
 
 	fault_spin(app);
@@ -184,7 +185,17 @@ int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms)
 	fds[0].fd = ring_buffer__epoll_fd(rb);
 	fds[0].events = POLLIN;
 	if (app->dump)
-		n += dump__pollfds(app->dump, fds + 1, need - 1);
+		nd = dump__pollfds(app->dump, fds + 1, need - 2);
+	n += nd;
+	/*
+	 * Output queued for a reader (batch, JSON): wake when the pipe has
+	 * room, so megabytes of a big refresh go out at the reader's pace,
+	 * not one pipe-full per turn of the loop (its caller pumps it).
+	 */
+	if (outq__queued(app->outq)) {
+		fds[n].fd = outq__fd(app->outq);
+		fds[n++].events = POLLOUT;
+	}
 	err = poll(fds, n, timeout_ms);
 	if (err < 0)
 		return errno == EINTR ? 0 : -errno;
@@ -199,7 +210,7 @@ int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms)
 	app->drain_until = 0;
 	if (err < 0 && err != -EINTR && err != -EAGAIN)
 		return err;
-	for (i = 1; i < n; i++)
+	for (i = 1; i <= nd; i++)
 		if (fds[i].revents)
 			dump__on_ready(app->dump, fds[i].fd);
 	/* what the records asked for: mappings read, probes handed over */

@@ -21,8 +21,14 @@ struct outq {
 	int fd;
 	int own_fd;		/* a private description of the pipe, or -1 */
 	int old_flags;		/* to restore; -1: left alone */
-	char *buf;		/* [0, len): queued, [len, len + pend): the record being written */
-	size_t len, pend, cap, size;
+	/*
+	 * [off, off + len): queued, then pend bytes of the record being
+	 * written.  What was sent is dropped from the front by moving off;
+	 * the rest is moved down only when room is needed: moving megabytes
+	 * after each 64 KiB write was quadratic in the size of a refresh.
+	 */
+	char *buf;
+	size_t off, len, pend, cap, size;
 	uint64_t dropped;
 	int err;		/* first write error, negative errno */
 	FILE *file;
@@ -33,6 +39,10 @@ static ssize_t cookie_write(void *c, const char *data, size_t n)
 	struct outq *q = c;
 	size_t need = q->len + q->pend + n;
 
+	if (q->off && q->off + need > q->size) {
+		memmove(q->buf, q->buf + q->off, q->len + q->pend);
+		q->off = 0;
+	}
 	if (need > q->size) {
 		size_t size = q->size ? q->size : 65536;
 		char *b;
@@ -45,7 +55,7 @@ static ssize_t cookie_write(void *c, const char *data, size_t n)
 		q->buf = b;
 		q->size = size;
 	}
-	memcpy(q->buf + q->len + q->pend, data, n);
+	memcpy(q->buf + q->off + q->len + q->pend, data, n);
 	q->pend += n;
 	return n;
 }
@@ -124,7 +134,7 @@ void outq__commit(struct outq *q)
 int outq__pump(struct outq *q)
 {
 	while (q->len && !q->err) {
-		ssize_t n = write(q->fd, q->buf, q->len);
+		ssize_t n = write(q->fd, q->buf + q->off, q->len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -134,9 +144,11 @@ int outq__pump(struct outq *q)
 			q->err = n < 0 ? -errno : -EIO;
 			break;
 		}
-		memmove(q->buf, q->buf + n, q->len - n + q->pend);
+		q->off += n;
 		q->len -= n;
 	}
+	if (!q->len && !q->pend)
+		q->off = 0;
 	return q->err;
 }
 
@@ -162,4 +174,9 @@ uint64_t outq__dropped(const struct outq *q)
 size_t outq__queued(const struct outq *q)
 {
 	return q ? q->len : 0;
+}
+
+int outq__fd(const struct outq *q)
+{
+	return q ? q->fd : -1;
 }

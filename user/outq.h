@@ -26,5 +26,7 @@ int outq__pump(struct outq *q);
 int outq__drain(struct outq *q, int timeout_ms);
 uint64_t outq__dropped(const struct outq *q);
 size_t outq__queued(const struct outq *q);
+/* The fd written to: the loop polls it for POLLOUT while output waits. */
+int outq__fd(const struct outq *q);
 
 #endif /* MT_OUTQ_H */

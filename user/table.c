@@ -45,6 +45,7 @@ static void row_free(struct mt_row *r)
 {
 	free(r->ranges);
 	free(r->sites);
+	hashmap__free(r->site_ix);
 	goheap__free(r->go);
 	free(r);
 }
@@ -345,17 +346,71 @@ void row__reset(struct mt_row *r)
 	r->go_prev_inuse = 0;
 }
 
-struct mt_site_row *row__site(struct mt_row *r, uint64_t stack_id)
+/* (Re)build the index of r's sites: stack id -> index + 1. */
+static int site_index(struct mt_row *r)
 {
 	int i;
 
+	if (!r->site_ix) {
+		r->site_ix = hashmap__new(NULL, NULL, NULL);
+		if (!r->site_ix)
+			return -ENOMEM;
+	}
+	hashmap__clear(r->site_ix);
+	for (i = 0; i < r->nsites; i++)
+		if (hashmap__add(r->site_ix, r->sites[i].stack_id,
+				 (void *)(uintptr_t)(i + 1)))
+			return -ENOMEM;
+	return 0;
+}
+
+/*
+ * The site of r with this stack id.  Asked for every site of every row
+ * at each refresh: a search of the row's sites made that quadratic in
+ * them (a process with 10,000 sites took seconds a refresh).  The index
+ * goes stale when the sites are sorted or reset; an entry is checked
+ * against the array, and a miss or a stale entry rebuilds it.
+ */
+static struct mt_site_row *site_find(struct mt_row *r, uint64_t stack_id)
+{
+	int pass, i;
+
+	for (pass = 0; pass < 2; pass++) {
+		uintptr_t ix = r->site_ix ?
+			(uintptr_t)hashmap__get(r->site_ix, stack_id) : 0;
+
+		if (ix && ix <= (uintptr_t)r->nsites &&
+		    r->sites[ix - 1].stack_id == stack_id)
+			return &r->sites[ix - 1];
+		/* same count, same ids (a sort moves them): truly new */
+		if (!ix && r->site_ix &&
+		    hashmap__size(r->site_ix) == (size_t)r->nsites)
+			return NULL;
+		if (site_index(r))
+			break;
+	}
+	/* no memory for the index: search */
 	for (i = 0; i < r->nsites; i++)
 		if (r->sites[i].stack_id == stack_id)
 			return &r->sites[i];
+	return NULL;
+}
+
+struct mt_site_row *row__site(struct mt_row *r, uint64_t stack_id)
+{
+	struct mt_site_row *s = site_find(r, stack_id);
+
+	if (s)
+		return s;
 	if (array_grow(&r->sites, &r->cap_sites, r->nsites,
 		       sizeof(r->sites[0])))
 		return NULL;
-	memset(&r->sites[r->nsites], 0, sizeof(r->sites[0]));
-	r->sites[r->nsites].stack_id = stack_id;
-	return &r->sites[r->nsites++];
+	s = &r->sites[r->nsites];
+	memset(s, 0, sizeof(*s));
+	s->stack_id = stack_id;
+	r->nsites++;
+	if (r->site_ix && hashmap__add(r->site_ix, stack_id,
+				       (void *)(uintptr_t)r->nsites))
+		hashmap__clear(r->site_ix);	/* rebuilt at the next miss */
+	return s;
 }

@@ -12,6 +12,7 @@
 #include "memtrace.h"
 
 struct goheap;
+struct hashmap;
 
 struct mt_range {
 	uint64_t start, end;
@@ -95,6 +96,7 @@ struct mt_row {
 	/* allocation sites, filled on demand (sort: live bytes desc) */
 	struct mt_site_row *sites;
 	int nsites, cap_sites;
+	struct hashmap *site_ix;	/* row__site's index of them */
 
 	/* filled by trigger.c from the process's memory cgroup */
 	char cgroup[128];		/* short container/cgroup name */

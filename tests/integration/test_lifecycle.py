@@ -208,46 +208,84 @@ def test_output_files_never_written_through_symlinks():
     shutil.rmtree(d)
 
 
-def refresh_gaps_during_storm(extra):
-    """Node-wide memtrace -d 1 while 2,000 short-lived processes exec:
-    (largest gap between refreshes, seconds from SIGINT to exit, final
-    doc seen)."""
-    p = spawn([MEMTRACE, "--json", "-d", "1"] + extra)
-    times, docs = [], []
+STORM_PROCS = 8000     # at 2,000-3,000 a second here: a few seconds of storm
+STORM_WORKERS = 4
+STORM_DELAY = 1.0
 
-    def reader():
-        for line in iter(p.stdout.readline, b""):
-            if line.startswith(b"{"):
-                times.append(time.time())
-                docs.append(line)
-    t = threading.Thread(target=reader, daemon=True)
-    t.start()
-    deadline = time.time() + 60
-    while not times and time.time() < deadline:
-        time.sleep(0.1)
-    assert times, "no first refresh: " + p.stderr.read().decode()[-1000:]
-    storm = subprocess.run(["sh", "-c", "i=0; while [ $i -lt 2000 ]; do /bin/true; "
-                            "i=$((i+1)); done"], timeout=600)
-    assert storm.returncode == 0
-    time.sleep(3)
-    t0 = time.time()
-    p.send_signal(signal.SIGINT)
-    p.wait(timeout=120)
-    quit_s = time.time() - t0
-    t.join(timeout=10)
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    final = bool(docs) and json.loads(docs[-1]).get("type") == "final"
-    return max(gaps or [0]), quit_s, final
+
+def refreshes_during_storm(extra):
+    """Node-wide memtrace --json -d 1 while execstorm runs thousands of
+    short-lived processes a second.  The output goes to a file (-o): what
+    is measured is memtrace's own loop (each document's ts), not a
+    reader's pace, which the output queue answers by dropping refreshes.
+    Returns (storm rate, refresh intervals, seconds from SIGINT to the
+    final document, seconds to exit)."""
+    d = tempfile.mkdtemp(prefix="mt-storm-")
+    out = os.path.join(d, "out.json")
+
+    def docs():
+        try:
+            with open(out, "rb") as f:
+                return [json.loads(line) for line in f
+                        if line.startswith(b"{") and line.endswith(b"\n")]
+        except FileNotFoundError:
+            return []
+    p = spawn([MEMTRACE, "--json", "-d", str(STORM_DELAY), "-o", out] + extra)
+    try:
+        deadline = time.time() + 60
+        while not docs() and time.time() < deadline:
+            time.sleep(0.1)
+        assert docs(), "no first refresh: " + p.stderr.read().decode()[-1000:]
+        storm = subprocess.run([workload("execstorm"), str(STORM_PROCS),
+                                str(STORM_WORKERS)], capture_output=True,
+                               text=True, timeout=300)
+        assert storm.returncode == 0, storm.stderr
+        rate = json.loads(storm.stdout)["rate"]
+        time.sleep(2 * STORM_DELAY)
+        size = os.path.getsize(out)
+        t0 = time.time()
+        p.send_signal(signal.SIGINT)
+        final_s = None
+        with open(out, "rb") as f:
+            # only what came after SIGINT, as it comes: documents are
+            # megabytes, parsing them all again would be the slow part
+            f.seek(size)
+            tail, seen = b"", False
+            while final_s is None and time.time() - t0 < 60:
+                tail = tail[-64:] + f.read()
+                seen = seen or b'"type":"final"' in tail
+                if seen and tail.endswith(b"\n"):
+                    final_s = time.time() - t0
+                time.sleep(0.02)
+        p.wait(timeout=300)
+        exit_s = time.time() - t0
+        ts = [doc["ts"] for doc in docs()]
+        return rate, [b - a for a, b in zip(ts, ts[1:])], final_s, exit_s
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def test_exec_storm_keeps_refreshing():
-    """An exec storm node-wide must not stop the refreshes (none missing
-    for more than 5 intervals) nor delay SIGINT's final output: the ring
-    buffer's drain has a time budget per turn of the loop."""
+    """An exec storm node-wide (thousands of processes a second) must not
+    hold up the refreshes nor SIGINT's final output: with -d 1 every
+    interval under 2.5 s and their median under 1.25 s, the final table
+    within 2 s of SIGINT (the exit after it: detaching --exact's probes
+    takes the kernel seconds more).  The build before the hash table and
+    the storm fixes had, with --exact, intervals of 5 s and the final
+    table 8 s after SIGINT; before the drain budget, minutes."""
     for extra in ([], ["--exact"]):
-        gap, quit_s, final = refresh_gaps_during_storm(extra)
-        assert gap < 5, f"{extra}: no refresh for {gap:.1f} s during the storm"
-        assert final and quit_s < 15, f"{extra}: final after {quit_s:.1f} s ({final})"
+        rate, gaps, final_s, exit_s = refreshes_during_storm(extra)
+        assert rate >= 1000, f"{extra}: no storm here: {rate} execs/s"
+        assert len(gaps) >= 4, f"{extra}: {len(gaps) + 1} refreshes"
+        worst, med = max(gaps), sorted(gaps)[len(gaps) // 2]
+        assert worst < 2.5 * STORM_DELAY and med < 1.25 * STORM_DELAY, \
+            f"{extra}: intervals {['%.2f' % g for g in gaps]} at {rate} execs/s"
+        assert final_s is not None and final_s < 2, \
+            f"{extra}: final table after {final_s} s"
+        assert exit_s < 15, f"{extra}: exit after {exit_s:.1f} s"
 
 
 TESTS = [(n[len("test_"):], f) for n, f in list(globals().items())

@@ -209,6 +209,47 @@ static void test_many_rows(void)
 	table__free(t);
 }
 
+static int cmp_site_live(const void *a, const void *b)
+{
+	const struct mt_site_row *x = a, *y = b;
+
+	return (x->live_bytes < y->live_bytes) - (x->live_bytes > y->live_bytes);
+}
+
+/*
+ * row__site() by index: 20,000 sites, each found again after the array
+ * is sorted (as each refresh does) and none after a reset (exec).
+ */
+static void test_row_sites_indexed(void)
+{
+	struct table *t = table__new();
+	struct mt_row *r = table__add(t, 42);
+	int i, wrong = 0;
+
+	for (i = 0; i < 20000; i++) {
+		struct mt_site_row *s = row__site(r, 1000 + i * 7919ULL);
+
+		if (!s || s->stack_id != 1000 + i * 7919ULL || s->live_bytes)
+			wrong++;
+		else
+			s->live_bytes = i;
+	}
+	ASSERT_EQ(r->nsites, 20000);
+	qsort(r->sites, r->nsites, sizeof(r->sites[0]), cmp_site_live);
+	for (i = 0; i < 20000; i++) {
+		struct mt_site_row *s = row__site(r, 1000 + i * 7919ULL);
+
+		if (!s || s->live_bytes != i)
+			wrong++;
+	}
+	ASSERT_EQ(wrong, 0);
+	ASSERT_EQ(r->nsites, 20000);
+	row__reset(r);
+	ASSERT_TRUE(row__site(r, 1000)->live_bytes == 0);
+	ASSERT_EQ(r->nsites, 1);
+	table__free(t);
+}
+
 /*
  * The final table comes a few ms after the last refresh: its rates must
  * cover the last full interval, not 10 KB over 1 ms (10 MB/s).  Peak
@@ -324,6 +365,7 @@ int main(void)
 	RUN_TEST(test_rates_and_sort);
 	RUN_TEST(test_short_tail_rates_and_peak);
 	RUN_TEST(test_many_rows);
+	RUN_TEST(test_row_sites_indexed);
 	RUN_TEST(test_probesite);
 	return test__finish();
 }
