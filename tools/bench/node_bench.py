@@ -13,7 +13,9 @@ The node view's rounds of `make bench` (issue 13), also runnable alone:
    -p --sample-bytes.  Ratios within one run, configurations interleaved.
 2. Time to the first table with 1,000 extra processes (sleeps started
    here and killed after), default view and --exact.
-3. Refresh jitter of the default view (-d 0.5) during an exec storm.
+3. Refresh intervals of -d 1 (default view and --exact) during an exec
+   storm of thousands of processes a second (tests/workloads/execstorm),
+   and the seconds from SIGINT to the final table.
 
 Environment: MEMTRACE (./memtrace), NODE_BENCH_RUNS (3),
 NODE_BENCH_REQUESTS (redis-benchmark -n, 20000), NODE_BENCH_PROCS (1000).
@@ -191,39 +193,53 @@ def first_table(extra):
             s.wait()
 
 
-def exec_storm_jitter(secs=8, delay=0.5, rate=100):
-    """Refresh intervals of the default view while processes exec
-    /bin/true, rate a second (a build, a CGI server; a flat-out storm of
-    thousands a second outruns today's event handling, see README)."""
-    import select
-    import threading
-    done = threading.Event()
+STORM = os.path.join(ROOT, "build", "workloads", "execstorm")
 
-    def storm():
-        while not done.is_set():
-            subprocess.run(["/bin/true"])
-            time.sleep(1.0 / rate)
-    th = threading.Thread(target=storm, daemon=True)
-    p = spawn([MT, "--json", "-d", str(delay)], stdout=subprocess.PIPE)
-    th.start()
-    ts = []
-    t0 = time.time()
-    try:
-        while time.time() - t0 < secs:
-            r, _, _ = select.select([p.stdout], [], [], 1.0)
-            if not r:
-                continue
-            line = p.stdout.readline()
-            if not line:
-                break
-            if line.startswith(b"{"):
-                ts.append(json.loads(line)["ts"])
-    finally:
-        done.set()
-        p.kill()
-        p.wait()
-        th.join()
-    return [b - a for a, b in zip(ts[1:], ts[2:])]   # skip the first
+
+def exec_storm_jitter(procs=8000, workers=4, delay=1.0):
+    """Refresh intervals of the default view and of --exact while
+    tests/workloads/execstorm runs procs short-lived processes flat out
+    (workers at a time: thousands a second here), output to a file so
+    that memtrace's own pace is measured; and the seconds from SIGINT
+    to the final table.  Returns {config: (rate, intervals, final_s)}."""
+    import tempfile
+    res = {}
+    for label, extra in (("node", []), ("exact", ["--exact"])):
+        d = tempfile.mkdtemp(prefix="mt-bench-storm-")
+        out = os.path.join(d, "out.json")
+
+        def ts():
+            with open(out, "rb") as f:
+                return [json.loads(l)["ts"] for l in f
+                        if l.startswith(b"{") and l.endswith(b"\n")]
+        p = spawn([MT, "--json", "-d", str(delay), "-o", out] + extra)
+        try:
+            t0 = time.time()
+            while time.time() - t0 < 60 and not (os.path.exists(out) and ts()):
+                time.sleep(0.1)
+            s = subprocess.run([STORM, str(procs), str(workers)],
+                               capture_output=True, text=True, timeout=600)
+            rate = json.loads(s.stdout)["rate"] if s.returncode == 0 else 0
+            time.sleep(2 * delay)
+            size = os.path.getsize(out)
+            t0 = time.time()
+            p.send_signal(signal.SIGINT)
+            final_s, tail, seen = None, b"", False
+            with open(out, "rb") as f:
+                f.seek(size)    # what comes after SIGINT, as it comes
+                while final_s is None and time.time() - t0 < 60:
+                    tail = tail[-64:] + f.read()
+                    seen = seen or b'"type":"final"' in tail
+                    if seen and tail.endswith(b"\n"):
+                        final_s = time.time() - t0
+                    time.sleep(0.02)
+            stop(p)
+            t = ts()
+            res[label] = (rate, [b - a for a, b in zip(t, t[1:])], final_s)
+        finally:
+            stop(p)
+            subprocess.run(["rm", "-rf", d])
+    return res
 
 
 def run():
@@ -266,13 +282,18 @@ def run():
         P("- %s: %s (%d rows)" % (label, "%.2f s" % t if t else "n/a", n))
         log("   %s: %s s, %d rows" % (label, t, n))
     log("== node bench: refresh jitter during an exec storm")
-    gaps = exec_storm_jitter()
-    if gaps:
-        P("- refresh intervals of `-d 0.5` while /bin/true is exec'ed 100 "
-          "times a second: median %.3f s, max %.3f s over %d refreshes" %
-          (statistics.median(gaps), max(gaps), len(gaps)))
-    else:
-        P("- refresh jitter: n/a")
+    for label, (rate, gaps, final_s) in exec_storm_jitter().items():
+        if not gaps or not rate:
+            P("- exec storm, %s: n/a" % label)
+            continue
+        P("- refresh intervals of `-d 1` (%s) while %.0f processes a second "
+          "exec and exit (tests/workloads/execstorm): median %.2f s, max "
+          "%.2f s over %d refreshes; final table after SIGINT: %s" %
+          ("default view" if label == "node" else "--exact", rate,
+           statistics.median(gaps), max(gaps), len(gaps),
+           "%.2f s" % final_s if final_s is not None else "not seen"))
+        log("   %s: %.0f/s, intervals %s, final %s" %
+            (label, rate, " ".join("%.2f" % g for g in gaps), final_s))
     P("")
     cleanup()
     return md
