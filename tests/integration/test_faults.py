@@ -550,9 +550,12 @@ def small_phase_kill(group):
             env = dict(os.environ, MEMTRACE_FAULT_HOLD_MS="3000")
             mt = Dump(pid, d, env=env)
             deadline = time.time() + 20
+            # held, and the artifact begun (its .tmp- directory): the
+            # fault pause comes after the small artifact's files
             while time.time() < deadline:
                 st = task_states(pid)
-                if len(st) == 5 and set(st.values()) == {"t"}:
+                if len(st) == 5 and set(st.values()) == {"t"} and \
+                        [n for n in os.listdir(d) if n.startswith(".tmp-")]:
                     break
                 time.sleep(0.01)
             else:
@@ -572,8 +575,10 @@ def small_phase_kill(group):
             assert not set(task_states(pid).values()) & {"t", "T"}, \
                 task_states(pid)
             assert_resumed(pid)
-            assert mt.finish()[0] == -9
-            assert [n for n in os.listdir(d) if n.startswith(".tmp-")]
+            rc = mt.finish()[0]
+            assert rc == -9, f"memtrace exit {rc}: {mt.err.text()}"
+            assert [n for n in os.listdir(d) if n.startswith(".tmp-")], \
+                os.listdir(d)
             rc, err = Dump(pid, d, "--no-core").finish(30)
             assert rc == 0, err
             assert "removed 1 partial file of captures whose memtrace died" \
