@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "hashmap.h"
 #include "trigger.h"
 #include "util.h"
 
@@ -49,6 +50,11 @@ struct trigger {
 	int ncgs, capcgs;
 	struct pstate *ps;
 	int nps, capps;
+	/*
+	 * Row id -> its place in ps, + 1: every row asks at each refresh,
+	 * and an exec storm leaves thousands (a search made it quadratic).
+	 */
+	struct hashmap ps_ix;
 };
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -60,13 +66,13 @@ static struct pstate *pstate_get(struct trigger *t, int pid, bool create)
 {
 	struct mt_row *r = table__get(t->app->table, pid);
 	struct pstate *p;
-	int i;
+	uintptr_t i;
 
 	if (!r)
 		return NULL;
-	for (i = 0; i < t->nps; i++)
-		if (t->ps[i].pid == pid && t->ps[i].id == r->id)
-			return &t->ps[i];
+	i = (uintptr_t)hashmap__get(&t->ps_ix, r->id);
+	if (i)
+		return &t->ps[i - 1];
 	if (!create)
 		return NULL;
 	if (t->nps == t->capps) {
@@ -78,6 +84,8 @@ static struct pstate *pstate_get(struct trigger *t, int pid, bool create)
 		t->ps = p;
 		t->capps = cap;
 	}
+	if (hashmap__add(&t->ps_ix, r->id, (void *)(uintptr_t)(t->nps + 1)))
+		return NULL;
 	p = &t->ps[t->nps++];
 	memset(p, 0, sizeof(*p));
 	p->pid = pid;
@@ -330,6 +338,7 @@ int trigger__new(struct app *app, bool armed, trigger_fire_fn fire_fn,
 	if (!t)
 		return -ENOMEM;
 	t->app = app;
+	hashmap__init(&t->ps_ix, NULL, NULL, NULL);
 	t->armed = armed;
 	t->fire = fire_fn;
 	t->ctx = ctx;
@@ -354,6 +363,7 @@ void trigger__free(struct trigger *t)
 		cgent_free(t->cgs[i]);
 	free(t->cgs);
 	free(t->ps);
+	hashmap__clear(&t->ps_ix);
 	if (t->timerfd >= 0)
 		close(t->timerfd);
 	free(t);
@@ -520,11 +530,16 @@ const struct cgent *trigger__cgroup(struct trigger *t, int pid, bool lookup)
 
 void trigger__forget(struct trigger *t, int pid, uint64_t id)
 {
-	int i;
+	uintptr_t i = t ? (uintptr_t)hashmap__get(&t->ps_ix, id) : 0;
 
-	for (i = 0; t && i < t->nps; i++)
-		if (t->ps[i].pid == pid && t->ps[i].id == id)
-			t->ps[i--] = t->ps[--t->nps];
+	/* ids are never reused: the id names the row */
+	if (!i || t->ps[i - 1].pid != pid)
+		return;
+	hashmap__delete(&t->ps_ix, id, NULL);
+	/* the last entry takes its place */
+	t->ps[i - 1] = t->ps[--t->nps];
+	if (i - 1 < (uintptr_t)t->nps)
+		hashmap__set(&t->ps_ix, t->ps[i - 1].id, (void *)i, NULL);
 }
 
 int trigger__count_dump(struct trigger *t, int pid)
