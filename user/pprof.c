@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "hashmap.h"
 #include "pprof.h"
 #include "syms.h"
 #include "util.h"
@@ -169,13 +170,7 @@ static void pb_packed(struct pb *b, int field, struct pb *tmp,
 	pb_msg(b, field, tmp);
 }
 
-/* ---- dedup index: open addressing over item numbers ------------------- */
-
-struct pp_index {
-	uint32_t *items;		/* item + 1, 0 = free slot */
-	uint64_t *hashes;
-	size_t cap, used;
-};
+/* ---- dedup index: content hash -> item numbers (a multimap) ---------- */
 
 static uint64_t hash_bytes(uint64_t h, const void *data, size_t len)
 {
@@ -190,69 +185,29 @@ static uint64_t hash_bytes(uint64_t h, const void *data, size_t len)
 	return h;
 }
 
-static void index_free(struct pp_index *ix)
+static void index_free(struct hashmap *ix)
 {
-	free(ix->items);
-	free(ix->hashes);
+	hashmap__clear(ix);
 }
 
-static int index_insert(struct pp_index *ix, uint64_t hash, uint32_t item);
-
-static int index_grow(struct pp_index *ix)
+static int index_insert(struct hashmap *ix, uint64_t hash, uint32_t item)
 {
-	struct pp_index old = *ix;
-	size_t i;
-
-	ix->cap = old.cap ? old.cap * 2 : 256;
-	ix->used = 0;
-	ix->items = calloc(ix->cap, sizeof(*ix->items));
-	ix->hashes = calloc(ix->cap, sizeof(*ix->hashes));
-	if (!ix->items || !ix->hashes) {
-		index_free(ix);
-		*ix = old;
-		return -ENOMEM;
-	}
-	for (i = 0; i < old.cap; i++)
-		if (old.items[i])
-			index_insert(ix, old.hashes[i], old.items[i] - 1);
-	index_free(&old);
-	return 0;
-}
-
-static int index_insert(struct pp_index *ix, uint64_t hash, uint32_t item)
-{
-	size_t i;
-	int err;
-
-	if ((ix->used + 1) * 2 > ix->cap) {
-		err = index_grow(ix);
-		if (err)
-			return err;
-	}
-	i = hash & (ix->cap - 1);
-	while (ix->items[i])
-		i = (i + 1) & (ix->cap - 1);
-	ix->items[i] = item + 1;
-	ix->hashes[i] = hash;
-	ix->used++;
-	return 0;
+	return hashmap__append(ix, hash, (void *)(uintptr_t)item);
 }
 
 struct pprof;
 typedef bool (*pp_eq_fn)(const struct pprof *p, uint32_t item,
 			 const void *key);
 
-static long index_find(const struct pp_index *ix, uint64_t hash, pp_eq_fn eq,
+/* The item equal to key among those of its hash, or -1. */
+static long index_find(const struct hashmap *ix, uint64_t hash, pp_eq_fn eq,
 		       const struct pprof *p, const void *key)
 {
-	size_t i;
+	struct hashmap_entry *e;
 
-	if (!ix->cap)
-		return -1;
-	for (i = hash & (ix->cap - 1); ix->items[i];
-	     i = (i + 1) & (ix->cap - 1))
-		if (ix->hashes[i] == hash && eq(p, ix->items[i] - 1, key))
-			return ix->items[i] - 1;
+	hashmap__for_each_key_entry(ix, e, hash)
+		if (eq(p, (uintptr_t)e->value, key))
+			return (uintptr_t)e->value;
 	return -1;
 }
 
@@ -326,26 +281,26 @@ struct pprof {
 
 	char **strs;
 	size_t nr_strs, cap_strs;
-	struct pp_index str_ix;
+	struct hashmap str_ix;
 
 	struct pp_func *funcs;
 	size_t nr_funcs, cap_funcs;
-	struct pp_index func_ix;
+	struct hashmap func_ix;
 
 	struct pp_loc *locs;
 	size_t nr_locs, cap_locs;
-	struct pp_index loc_ix;
+	struct hashmap loc_ix;
 
 	struct pp_map *maps;
 	size_t nr_maps, cap_maps;
 
 	struct pp_proc *procs;
 	size_t nr_procs, cap_procs;
-	struct pp_index proc_ix;
+	struct hashmap proc_ix;
 
 	struct pp_sample *samples;
 	size_t nr_samples, cap_samples;
-	struct pp_index sample_ix;
+	struct hashmap sample_ix;
 
 	/* fixed strings */
 	int64_t s_types[NR_VALUES], s_units[NR_VALUES];
