@@ -160,9 +160,10 @@ static void fault_spin(struct app *app)
  * notification, and handle what came.  The ring buffer's own epoll fd
  * joins our poll set: libbpf's epoll must only ever hold its rings.
  */
-int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms)
+static int poll_once(struct app *app, struct ring_buffer *rb, int timeout_ms,
+		     int input_fd)
 {
-	int i, n = 1, nd = 0, err, need = 2 + dump__nr_pollfds(app->dump);
+	int i, n = 1, nd = 0, err, need = 3 + dump__nr_pollfds(app->dump);
 	struct pollfd *fds;
 
 	fault_spin(app);
@@ -185,7 +186,7 @@ int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms)
 	fds[0].fd = ring_buffer__epoll_fd(rb);
 	fds[0].events = POLLIN;
 	if (app->dump)
-		nd = dump__pollfds(app->dump, fds + 1, need - 2);
+		nd = dump__pollfds(app->dump, fds + 1, need - 3);
 	n += nd;
 	/*
 	 * Output queued for a reader (batch, JSON): wake when the pipe has
@@ -195,6 +196,11 @@ int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms)
 	if (outq__queued(app->outq)) {
 		fds[n].fd = outq__fd(app->outq);
 		fds[n++].events = POLLOUT;
+	}
+	/* the view's input (the live table's keys) wakes the loop too */
+	if (input_fd >= 0) {
+		fds[n].fd = input_fd;
+		fds[n++].events = POLLIN;
 	}
 	err = poll(fds, n, timeout_ms);
 	if (err < 0)
@@ -216,5 +222,57 @@ int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms)
 	/* what the records asked for: mappings read, probes handed over */
 	app__work_run(app, APP_WORK_BUDGET_NS);
 	return 0;
+}
+
+/*
+ * The one main loop, for every view: wait for records, notifications
+ * or the view's input; handle them and the queued work (poll_once);
+ * let the view take its input and write its output (turn); refresh at
+ * each interval.  Nothing in a turn blocks, so the watchdog hears from
+ * the loop at every one.
+ */
+int app__run(struct app *app, struct ring_buffer *rb,
+	     const struct app_view *v)
+{
+	uint64_t step = app->env.delay * 1e9, next = now_ns() + step;
+	long done = 0, limit = app->env.iterations;
+	int err = 0;
+
+	while (!*app->exiting) {
+		bool paused = v->paused && v->paused(v->ctx);
+		uint64_t now = now_ns();
+		int timeout = v->max_wait_ms;
+
+		if (!paused)
+			timeout = now >= next ? 0 : (next - now) / 1000000 + 1;
+		if (v->max_wait_ms && timeout > v->max_wait_ms)
+			timeout = v->max_wait_ms;
+		if (timeout > 100 && app->env.mode == MODE_CMD)
+			timeout = 100;	/* notice the command's exit soon */
+		err = poll_once(app, rb, timeout, v->input_fd);
+		if (err < 0)
+			break;
+		app__reap_child(app);
+		if (app->child_done)
+			break;
+		err = v->turn ? v->turn(v->ctx) : 0;
+		if (err)
+			break;
+		if (paused || now_ns() < next)
+			continue;
+		/* batch, JSON: main() prints the Nth table of -n N, the final */
+		if (limit && v->last_is_final && done + 1 >= limit)
+			break;
+		next += step;
+		if (next < now_ns())
+			next = now_ns() + step;
+		err = v->refresh(v->ctx);
+		if (err)
+			break;
+		done++;
+		if (limit && !v->last_is_final && done >= limit)
+			break;
+	}
+	return err;
 }
 

@@ -128,8 +128,8 @@ struct app {
 	struct mt_event *ooms;	/* OOM records, their post-mortems queued */
 	int nooms, capooms;
 	volatile sig_atomic_t *exiting;	/* the signal that ends the run */
-	uint64_t drain_until;	/* ns: app__poll's drain stops after this */
-	struct pollfd *pollfds;	/* app__poll's set, as big as it needs */
+	uint64_t drain_until;	/* ns: a turn's drain stops after this */
+	struct pollfd *pollfds;	/* a turn's poll set, as big as it needs */
 	int cap_pollfds;
 };
 
@@ -158,8 +158,25 @@ void app__reap_child(struct app *app);		/* MODE_CMD: did it exit? */
 struct mt_row *app__row_new(struct app *app, int pid, uint64_t gen);
 void app__forget_row(struct app *app, struct mt_row *r);
 struct ring_buffer;
-/* Wait for and handle ring-buffer records and cgroup notifications. */
-int app__poll(struct app *app, struct ring_buffer *rb, int timeout_ms);
+/* A view plugged into the one main loop (app__run). */
+struct app_view {
+	void *ctx;		/* the callbacks' */
+	int input_fd;		/* polled with the rest; -1: none */
+	int max_wait_ms;	/* longest wait in one turn; 0: the interval */
+	bool last_is_final;	/* -n N: the Nth table is main()'s final one */
+	bool (*paused)(void *ctx);	/* no refreshes meanwhile; NULL: never */
+	/* each turn: input taken, output written; nonzero ends the loop */
+	int (*turn)(void *ctx);
+	/* the interval is up: refresh and show; nonzero ends the loop */
+	int (*refresh)(void *ctx);
+};
+/*
+ * Run the loop until a signal, the command's exit, -n, or a callback
+ * ends it.  Returns a callback's nonzero value, or -errno of the ring
+ * buffer's poll.
+ */
+int app__run(struct app *app, struct ring_buffer *rb,
+	     const struct app_view *v);
 /* At exit: drain what is left, for up to ms. */
 void app__drain(struct app *app, struct ring_buffer *rb, int ms);
 

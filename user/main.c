@@ -1081,46 +1081,37 @@ static int refresh(struct app *app, bool final)
 	return out_check(app);
 }
 
+/* The batch and JSON views in the one loop: their output each turn. */
+static int batch_turn(void *ctx)
+{
+	/* a stalled reader takes what it can between refreshes */
+	return out_check(ctx) ? 1 : 0;
+}
+
+static int batch_refresh(void *ctx)
+{
+	struct app *app = ctx;
+
+	if (refresh(app, false))
+		return 1;	/* said by out_check */
+	app__expire_rows(app);
+	return 0;
+}
+
 static int run_loop(struct app *app, struct ring_buffer *rb)
 {
-	uint64_t next = now_ns() + app->env.delay * 1e9;
-	long done = 0;
-	int err = 0;
+	const struct app_view v = {
+		.ctx = app,
+		.input_fd = -1,
+		.last_is_final = true,
+		.turn = batch_turn,
+		.refresh = batch_refresh,
+	};
+	int err = app__run(app, rb, &v);
 
-	while (!exiting) {
-		uint64_t now = now_ns();
-		int timeout = now >= next ? 0 : (next - now) / 1000000 + 1;
-
-		if (timeout > 100 && app->env.mode == MODE_CMD)
-			timeout = 100;	/* notice the command's exit soon */
-		err = app__poll(app, rb, timeout);
-		if (err < 0) {
-			fprintf(stderr, "memtrace: ring buffer: %s\n",
-				strerror(-err));
-			break;
-		}
-		/* a stalled reader takes what it can between refreshes */
-		err = out_check(app);
-		if (err)
-			break;
-		app__reap_child(app);
-		if (app->child_done)
-			break;
-		if (now_ns() < next)
-			continue;
-		/* the Nth table of -n N is the final one main() prints */
-		if (app->env.iterations && done + 1 >= app->env.iterations)
-			break;
-		next += app->env.delay * 1e9;
-		if (next < now_ns())
-			next = now_ns() + app->env.delay * 1e9;
-		err = refresh(app, false);
-		if (err)
-			break;
-		app__expire_rows(app);
-		done++;
-	}
-	return err;
+	if (err < 0)
+		fprintf(stderr, "memtrace: ring buffer: %s\n", strerror(-err));
+	return err ? -EIO : 0;
 }
 
 int main(int argc, char **argv)
@@ -1235,7 +1226,7 @@ int main(int argc, char **argv)
 			unwind__nr_files(app.unwind));
 
 	if (app.env.view == VIEW_TUI) {
-		err = tui__run(&app, rb, &exiting);
+		err = tui__run(&app, rb);
 		if (err == TUI_FALLBACK) {
 			app.env.view = VIEW_BATCH;
 			err = run_loop(&app, rb);

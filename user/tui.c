@@ -1373,63 +1373,62 @@ static void term_close(struct tui *t)
 
 /* ---- main loop ---------------------------------------------------------- */
 
-static int run(struct tui *t, struct ring_buffer *rb,
-	       volatile sig_atomic_t *exiting)
+/*
+ * The live table in the one main loop (app__run): the terminal's input
+ * is in its poll set, keys are taken and the screen drawn each turn.
+ */
+static int tui_turn(void *ctx)
 {
-	struct app *app = t->app;
-	uint64_t step = app->env.delay * 1e9, next = now_ns() + step;
-	long done = 0;
-	bool dirty = true;
-	int err = 0, ch;
+	struct tui *t = ctx;
+	bool dirty = capture_drain(t);
+	int ch;
 
-	while (!*exiting && !t->quit) {
-		uint64_t now = now_ns();
-		int timeout = MAX_POLL_MS;
-
-		if (!t->paused && now >= next)
-			timeout = 0;
-		else if (!t->paused && (next - now) / 1000000 + 1 < MAX_POLL_MS)
-			timeout = (next - now) / 1000000 + 1;
-		/* records, and the cgroup threshold notifications */
-		err = app__poll(app, rb, timeout);
-		if (err < 0)
-			break;
-		err = 0;
-		app__reap_child(app);
-		if (app->child_done)
-			break;
-		if (capture_drain(t))
-			dirty = true;
-		while ((ch = getch()) != ERR) {
-			on_key(t, ch);
-			dirty = true;
-		}
-		if (t->quit)
-			break;
-		if (!t->paused && now_ns() >= next) {
-			next += step;
-			if (next < now_ns())
-				next = now_ns() + step;
-			refresh_model(t);
-			done++;
-			dirty = true;
-		}
-		/* a status message timing out needs a frame too */
-		if (t->status[0] && now_ns() >= t->status_until) {
-			t->status[0] = '\0';
-			dirty = true;
-		}
-		if (dirty)
-			draw(t);
-		dirty = false;
-		if (app->env.iterations && done >= app->env.iterations)
-			break;
+	while ((ch = getch()) != ERR) {
+		on_key(t, ch);
+		dirty = true;
 	}
-	return err;
+	if (t->quit)
+		return 1;
+	/* a status message timing out needs a frame too */
+	if (t->status[0] && now_ns() >= t->status_until) {
+		t->status[0] = '\0';
+		dirty = true;
+	}
+	if (dirty)
+		draw(t);
+	return 0;
 }
 
-int tui__run(struct app *app, struct ring_buffer *rb,
-	     volatile sig_atomic_t *exiting)
+static int tui_refresh(void *ctx)
+{
+	struct tui *t = ctx;
+
+	refresh_model(t);
+	draw(t);
+	return 0;
+}
+
+static bool tui_paused(void *ctx)
+{
+	return ((struct tui *)ctx)->paused;
+}
+
+static int run(struct tui *t, struct ring_buffer *rb)
+{
+	const struct app_view v = {
+		.ctx = t,
+		.input_fd = fileno(t->in),
+		.max_wait_ms = MAX_POLL_MS,
+		.paused = tui_paused,
+		.turn = tui_turn,
+		.refresh = tui_refresh,
+	};
+	int err = app__run(t->app, rb, &v);
+
+	return err < 0 ? err : 0;
+}
+
+int tui__run(struct app *app, struct ring_buffer *rb)
 {
 	struct tui t = {
 		.app = app,
@@ -1455,7 +1454,7 @@ int tui__run(struct app *app, struct ring_buffer *rb,
 	/* a first look right away, rather than a blank screen for -d secs */
 	refresh_model(&t);
 	draw(&t);
-	err = run(&t, rb, exiting);
+	err = run(&t, rb);
 	term_close(&t);
 	capture_end(&t);
 	if (err)

@@ -12,8 +12,8 @@ struct ring_buffer;
 #define TUI_FALLBACK	1
 
 /*
- * Run the live view until 'q', a signal (*exiting set), the command's
- * exit or -n refreshes.  Restores the terminal on every way out.
+ * Run the live view in the main loop (app__run) until 'q', a signal
+ * (app->exiting set), the command's exit or -n refreshes.  Restores the terminal on every way out.
  *
  * Returns 0 on a normal exit, a negative errno on a hard error (the
  * message is already printed), or TUI_FALLBACK (1) when no usable
@@ -21,7 +21,6 @@ struct ring_buffer;
  * no tty for input): the reason is printed and nothing was drawn, so the
  * caller should run the batch view instead.
  */
-int tui__run(struct app *app, struct ring_buffer *rb,
-	     volatile sig_atomic_t *exiting);
+int tui__run(struct app *app, struct ring_buffer *rb);
 
 #endif /* MT_TUI_H */
