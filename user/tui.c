@@ -1241,19 +1241,15 @@ static void toggle_exact(struct tui *t)
 	}
 	if (!r || r->exited)
 		return;
-	if (!r->exact) {
-		/* attaching to a busy libc can take a moment: say so first */
-		snprintf(msg, sizeof(msg), "exact: probing pid %d...", pid);
-		set_status(t, msg);
-		draw(t);
-	}
+	/* probed by the attach thread: the table goes on meanwhile */
 	err = app__set_exact(t->app, pid, !r->exact);
 	if (err)
 		snprintf(msg, sizeof(msg), "exact: pid %d: %s", pid,
 			 strerror(-err));
 	else
 		snprintf(msg, sizeof(msg), "exact tracing of pid %d %s", pid,
-			 r->exact ? "on: every malloc/free from now on" :
+			 r->exact ? "on: probing its allocators (TRACE says "
+			 "exact once they are in)" :
 			 "off: its probes are gone");
 	set_status(t, msg);
 }
