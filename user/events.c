@@ -163,6 +163,18 @@ static bool probe(struct app *app, struct mt_row *r)
 	return true;
 }
 
+/* Row r's mappings for the symbolizer, if asked for; the bits left. */
+static unsigned int do_syms(struct app *app, struct mt_row *r,
+			    unsigned int w)
+{
+	/* gone already: its code is where its parent's was */
+	if ((w & WORK_SYMS_FORK) && syms__load_pid(app->syms, r->pid))
+		syms__copy_pid(app->syms, r->pid, r->ppid);
+	else if (w & WORK_SYMS)
+		syms__load_pid(app->syms, r->pid);
+	return w & ~(WORK_SYMS | WORK_SYMS_FORK);
+}
+
 /* Row r's queued work; returns what is left for a later turn. */
 static unsigned int do_work(struct app *app, struct mt_row *r,
 			    unsigned int w)
@@ -172,11 +184,7 @@ static unsigned int do_work(struct app *app, struct mt_row *r,
 			app__prepare_exact(app, r->pid);
 		w &= ~(WORK_PREPARE | WORK_SYMS | WORK_UNWIND | WORK_CFI);
 	}
-	/* gone already: its code is where its parent's was */
-	if ((w & WORK_SYMS_FORK) && syms__load_pid(app->syms, r->pid))
-		syms__copy_pid(app->syms, r->pid, r->ppid);
-	else if (w & WORK_SYMS)
-		syms__load_pid(app->syms, r->pid);
+	w = do_syms(app, r, w);
 	if ((w & WORK_UNWIND) && wants_unwind(app, r))
 		unwind__scan_pid(app->unwind, r->pid);
 	if (w & WORK_CFI)
@@ -398,6 +406,20 @@ static size_t record_size(uint32_t type)
 	}
 }
 
+/*
+ * A forked child's code is its parent's as it is now, and "now" is this
+ * record: by the child's turn in the queue the parent may have exec'd (a
+ * shell's `$(...)` then `exec`), and /proc would give the new image's
+ * maps.  So the parent's, as the records so far built them, are copied
+ * at once (memory only); the child's own are read at its turn, and the
+ * copy stays if it is gone.  WORK_SYMS_FORK: no parent's to copy yet.
+ */
+static unsigned int fork_syms(struct app *app, struct mt_row *r)
+{
+	return syms__copy_pid(app->syms, r->pid, r->ppid) ? WORK_SYMS_FORK :
+							      WORK_SYMS;
+}
+
 static int handle_record(struct app *app, const struct mt_event *e,
 			 size_t len)
 {
@@ -452,6 +474,12 @@ static int handle_record(struct app *app, const struct mt_event *e,
 		 * mmap a moment later.
 		 */
 		syms__forget_pid(app->syms, e->tgid);
+		/*
+		 * A fork not yet handled is over: copying the parent's maps
+		 * now (the child gone before its turn) would put the shell's
+		 * code over the kernel's records of the new image's.
+		 */
+		r->work &= ~WORK_SYMS_FORK;
 		app__work(app, r, WORK_SYMS | WORK_UNWIND | WORK_CFI |
 			  WORK_PROBE, 0);
 		break;
@@ -471,7 +499,7 @@ static int handle_record(struct app *app, const struct mt_event *e,
 
 			r->exact = pr && pr->exact;
 		}
-		app__work(app, r, WORK_SYMS_FORK |
+		app__work(app, r, fork_syms(app, r) |
 			  (r->probed ? 0 : WORK_PROBE), 0);
 		break;
 	case MT_EV_MMAP:

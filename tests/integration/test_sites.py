@@ -188,10 +188,13 @@ def test_short_lived_process_symbolized():
     """A process that allocates and exits within a millisecond or two,
     before memtrace could read its /proc/PID/maps: the kernel's records
     of its code mappings (executable at exec, libraries at mmap) still
-    name every frame, in its own executable, its library and libc."""
+    name every frame, in its own executable, its library and libc.
+    Also when a shell forks it first: the child's maps are its parent's
+    only until its exec."""
     d = tempfile.mkdtemp(prefix="mt-short-")
     truth = os.path.join(d, "truth.json")
-    for wrap in ([], ["sh", "-c", f"exec {SITES} --truth {truth} </dev/null"]):
+    for wrap in ([], ["sh", "-c", f"exec {SITES} --truth {truth} </dev/null"],
+                 ["sh", "-c", f"{SITES} --truth {truth} </dev/null; true"]):
         cmd = wrap or [SITES, "--truth", truth]
         p = memtrace_json(["--top-sites", "20", "--"] + cmd,
                           stdin=subprocess.DEVNULL)
@@ -209,6 +212,33 @@ def test_short_lived_process_symbolized():
         assert all(f["func"] for f in frames[:6]), frames
         assert any(f["module"].startswith("libc.so") for f in frames), frames
         os.unlink(truth)
+    shutil.rmtree(d)
+
+
+def test_forked_subshell_symbolized():
+    """A shell's `$(printf ...)` subshell (a fork, no exec) allocates its
+    stdout buffer and exits; the shell then execs the workload before
+    memtrace has handled the fork.  The subshell's stack is the shell's
+    code as it was at the fork: printf_builtin under command_substitute,
+    no frame unknown -- not the maps of what the shell became."""
+    if not shutil.which("bash"):
+        raise Skip("bash missing")
+    d = tempfile.mkdtemp(prefix="mt-subsh-")
+    truth = os.path.join(d, "truth.json")
+    p = memtrace_json(["--top-sites", "20", "--", "bash", "-c",
+                       f"a=$(printf %s x); exec {SITES} --truth {truth} </dev/null"],
+                      stdin=subprocess.DEVNULL)
+    code, docs, err = finish(p)
+    assert code == 0, err
+    t = load_truth(truth)
+    assert site_bytes(row(docs[-1], t["pid"])).get("leaf_c") == t["inuse"]["leaf_c"]
+    subs = [r for r in docs[-1]["processes"] if r["comm"] == "bash" and r["pid"] != t["pid"]]
+    assert len(subs) == 1, [(r["pid"], r["comm"]) for r in docs[-1]["processes"]]
+    stacks = [[f["name"] for f in s["stack"]] for s in subs[0]["sites"]]
+    buf = [st for st in stacks if any(n.startswith("printf_builtin") for n in st)]
+    assert buf, stacks
+    assert any(n.startswith("command_substitute") for n in buf[0]), buf[0]
+    assert "[unknown]" not in buf[0], buf[0]
     shutil.rmtree(d)
 
 
