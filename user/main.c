@@ -1077,7 +1077,7 @@ static int refresh(struct app *app, bool final)
 		output__json(app, final);
 	else
 		output__batch(app, final);
-	outq__commit(app->outq);
+	outq__commit(app->outq, final);
 	return out_check(app);
 }
 

@@ -117,10 +117,10 @@ void outq__free(struct outq *q)
 	free(q);
 }
 
-void outq__commit(struct outq *q)
+void outq__commit(struct outq *q, bool keep)
 {
 	fflush(q->file);
-	if (q->len && q->len + q->pend > q->cap) {
+	if (!keep && q->len && q->len + q->pend > q->cap) {
 		/* the reader is that far behind: this refresh goes */
 		q->dropped++;
 		q->pend = 0;
@@ -156,7 +156,7 @@ int outq__drain(struct outq *q, int timeout_ms)
 {
 	uint64_t end = now_ns() + timeout_ms * 1000000ull;
 
-	outq__commit(q);
+	outq__commit(q, true);
 	while (q->len && !q->err && now_ns() < end) {
 		struct pollfd p = { .fd = q->fd, .events = POLLOUT };
 

@@ -7,6 +7,7 @@
 #ifndef MT_OUTQ_H
 #define MT_OUTQ_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -17,8 +18,13 @@ struct outq;
 int outq__new(int fd, size_t cap, struct outq **out, FILE **file);
 /* Restores fd's flags; call after outq__drain(). */
 void outq__free(struct outq *q);
-/* A whole record (one refresh) has been written: queue it or drop it. */
-void outq__commit(struct outq *q);
+/*
+ * A whole record (one refresh) has been written: queue it or drop it.
+ * keep: the final report, queued whatever is waiting (the probes are
+ * about to go; what bounds it is outq__drain()'s timeout): of all the
+ * refreshes a stalled reader misses, it must not be that one.
+ */
+void outq__commit(struct outq *q, bool keep);
 /* Write what the fd takes now; never waits.  Negative errno on a write
  * error other than "would block" (a closed pipe, a full disk). */
 int outq__pump(struct outq *q);
