@@ -82,7 +82,7 @@ void app__expire_rows(struct app *app)
 		/* its EXEC record was lost: read the new mappings ourselves */
 		if (r->syms_stale && ++r->syms_stale > 3 && !r->exited) {
 			syms__forget_pid(app->syms, r->pid);
-			syms__load_pid(app->syms, r->pid);
+			syms__load_pid(app->syms, r->pid, NULL);
 			r->syms_gen = r->gen;
 			r->syms_stale = 0;
 		}

@@ -95,6 +95,7 @@ struct pollfd;
 struct collect;
 struct syms;
 struct dump;
+struct procfs_maps;
 
 struct app {
 	struct env env;
@@ -200,7 +201,7 @@ int app__set_exact(struct app *app, int pid, bool on);
  */
 int app__trace_pid(struct app *app, int pid);
 /* Before probing pid exactly: its counters, mappings and unwind sites. */
-int app__prepare_exact(struct app *app, int pid);
+int app__prepare_exact(struct app *app, int pid, struct procfs_maps *maps);
 /* Once per row: its process maps no C library, say what that means. */
 void app__warn_no_libc(struct app *app, struct mt_row *r);
 

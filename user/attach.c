@@ -25,6 +25,7 @@
 #include "attach.h"
 #include "elfsym.h"
 #include "probesite.h"
+#include "procfs.h"
 #include "memtrace.h"
 #include "memtrace.skel.h"
 #include "util.h"
@@ -184,59 +185,44 @@ static bool is_libc_name(const char *base)
 	       !strncmp(base, "ld-musl-", 8) || !strncmp(base, "libc.musl-", 10);
 }
 
-/* One code mapping of a file, from a line of /proc/PID/maps. */
-struct code_map {
-	unsigned long start, end;
-	const char *file;	/* as the process sees it */
-	const char *base;	/* its base name */
-};
-
 /*
- * One line of /proc/PID/maps: if it maps code from a file, that file as
- * a path we can open (through pid's root: containers see their own
- * files; a replaced or deleted file only through map_files) in path.
- * Returns false for anything else.
+ * A mapping of code from a file, as a path we can open: through pid's
+ * root (containers see their own files); a replaced or deleted file
+ * only through map_files.  False for anything else.
  */
-static bool maps_code_file(char *line, int pid, char *path, size_t len,
-			   struct code_map *m)
+static bool code_file(const struct procfs_maps *maps, int i, char *path,
+		      size_t len)
 {
-	char *file = strchr(line, '/');
-	char perms[8];
-	size_t n;
+	const struct procfs_map *m = &maps->m[i];
 
-	if (!file || sscanf(line, "%lx-%lx %7s", &m->start, &m->end,
-			    perms) != 3 || perms[2] != 'x')
+	if (!procfs__map_is_code_file(m))
 		return false;
-	n = strlen(file);
-	if (n && file[n - 1] == '\n')
-		file[--n] = '\0';
-	m->file = file;
-	m->base = strrchr(file, '/') + 1;
-	if (n > 10 && !strcmp(file + n - 10, " (deleted)"))
-		snprintf(path, len, "/proc/%d/map_files/%lx-%lx", pid,
-			 m->start, m->end);
-	else
-		snprintf(path, len, "/proc/%d/root%s", pid, file);
-	return true;
+	if (m->deleted)
+		return !procfs__map_file(path, len, maps->pid, m);
+	return !procfs__root_file(path, len, maps->pid, m->path);
+}
+
+static const char *base_name(const char *path)
+{
+	const char *s = strrchr(path, '/');
+
+	return s ? s + 1 : path;
 }
 
 /* The C library pid maps, as a path we can open. */
 static int find_libc(int pid, char *path, size_t len)
 {
-	char maps[64], line[PATH_MAX + 128];
-	struct code_map m;
-	int err = -ENOENT;
-	FILE *f;
+	struct procfs_maps *maps;
+	int i, err = procfs__read_maps(pid, &maps);
 
-	snprintf(maps, sizeof(maps), "/proc/%d/maps", pid);
-	f = fopen(maps, "re");
-	if (!f)
-		return errno == ENOENT ? -ESRCH : -errno;
-	while (err && fgets(line, sizeof(line), f))
-		if (maps_code_file(line, pid, path, len, &m) &&
-		    is_libc_name(m.base))
+	if (err)
+		return err;
+	err = -ENOENT;
+	for (i = 0; i < maps->n && err; i++)
+		if (is_libc_name(base_name(maps->m[i].path)) &&
+		    code_file(maps, i, path, len))
 			err = 0;
-	fclose(f);
+	procfs__maps_put(maps);
 	return err;
 }
 
@@ -530,25 +516,26 @@ static int attach_if_allocator(struct attach *a, int target, uint64_t id,
  */
 static int scan_pid(struct attach *a, int pid, int target, uint64_t id)
 {
-	char maps[64], line[PATH_MAX + 128], path[PATH_MAX + 64];
-	char exe[PATH_MAX + 16] = "";
+	char path[PATH_MAX + 64], exe[PATH_MAX + 16] = "";
 	struct mt_alloc_text text = {};
-	int err, found = 0, fail = 0, nt = 0;
+	int i, err, found = 0, fail = 0, nt = 0;
+	struct procfs_maps *maps;
 	uint32_t key = pid;
-	struct code_map m;
 	ssize_t n;
-	FILE *f;
 
-	snprintf(maps, sizeof(maps), "/proc/%d/exe", pid);
-	n = readlink(maps, exe, sizeof(exe) - 1);
-	exe[n > 0 ? n : 0] = '\0';
-	snprintf(maps, sizeof(maps), "/proc/%d/maps", pid);
-	f = fopen(maps, "re");
-	if (!f)
-		return errno == ENOENT ? -ESRCH : -errno;
-	while (fgets(line, sizeof(line), f)) {
+	/* a snapshot of the thread's own: the loop's are not shared here */
+	err = procfs__read_maps(pid, &maps);
+	if (err)
+		return err;
+	if (!procfs__path(path, sizeof(path), pid, "exe")) {
+		n = readlink(path, exe, sizeof(exe) - 1);
+		exe[n > 0 ? n : 0] = '\0';
+	}
+	for (i = 0; i < maps->n; i++) {
+		const struct procfs_map *m = &maps->m[i];
+
 		/* code only: every allocator has exactly one such mapping */
-		if (!maps_code_file(line, pid, path, sizeof(path), &m))
+		if (!code_file(maps, i, path, sizeof(path)))
 			continue;
 		err = attach_if_allocator(a, target, id, path);
 		if (err < 0)
@@ -561,12 +548,14 @@ static int scan_pid(struct attach *a, int pid, int target, uint64_t id)
 		 * own frees from the program's; not a static executable's,
 		 * which is the program too.
 		 */
-		if (strcmp(m.file, exe) && nt < MT_ALLOC_TEXTS) {
-			text.lo[nt] = m.start;
-			text.hi[nt++] = m.end;
+		/* exe may end in " (deleted)", the map's path not */
+		if (strncmp(m->path, exe, strlen(m->path)) &&
+		    nt < MT_ALLOC_TEXTS) {
+			text.lo[nt] = m->start;
+			text.hi[nt++] = m->end;
 		}
 	}
-	fclose(f);
+	procfs__maps_put(maps);
 	if (nt)
 		bpf_map_update_elem(bpf_map__fd(a->skel->maps.alloc_text), &key,
 				    &text, BPF_ANY);

@@ -11,6 +11,7 @@
 #include "attach.h"
 #include "budget.h"
 #include "memtrace.skel.h"
+#include "procfs.h"
 #include "util.h"
 
 #define CALIB_CALLS	2000
@@ -40,18 +41,17 @@ __attribute__((noinline)) void budget_calib_target(void)
 /* The file offset of code at addr in our own executable. */
 static long self_offset(uintptr_t addr)
 {
-	char line[512];
-	unsigned long lo, hi, off;
-	long ret = -ENOENT;
-	FILE *f = fopen("/proc/self/maps", "re");
+	struct procfs_maps *maps;
+	long ret = procfs__read_maps(0, &maps);
+	int i;
 
-	if (!f)
-		return -errno;
-	while (ret < 0 && fgets(line, sizeof(line), f))
-		if (sscanf(line, "%lx-%lx %*s %lx", &lo, &hi, &off) == 3 &&
-		    addr >= lo && addr < hi)
-			ret = addr - lo + off;
-	fclose(f);
+	if (ret)
+		return ret;
+	ret = -ENOENT;
+	for (i = 0; i < maps->n && ret < 0; i++)
+		if (addr >= maps->m[i].start && addr < maps->m[i].end)
+			ret = addr - maps->m[i].start + maps->m[i].pgoff;
+	procfs__maps_put(maps);
 	return ret;
 }
 
@@ -89,18 +89,11 @@ double budget__calibrate(struct memtrace_bpf *skel)
 /* utime + stime of pid, in seconds. */
 static double cpu_secs(int pid)
 {
-	char path[64], buf[1024], *p;
-	unsigned long long ut, st;
+	struct procfs_stat st;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (read_file(path, buf, sizeof(buf)) <= 0)
+	if (procfs__read_stat(pid, &st))
 		return -1;
-	p = strrchr(buf, ')');
-	/* fields 14 and 15, counted from the state (field 3) */
-	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u "
-			 "%*u %llu %llu", &ut, &st) != 2)
-		return -1;
-	return (double)(ut + st) / sysconf(_SC_CLK_TCK);
+	return (double)(st.utime + st.stime) / sysconf(_SC_CLK_TCK);
 }
 
 /*

@@ -36,6 +36,7 @@
 #include "json.h"
 #include "jsonrow.h"
 #include "pprof.h"
+#include "procfs.h"
 #include "sites.h"
 #include "syms.h"
 #include "trigger.h"
@@ -693,25 +694,18 @@ static void fault_pause(const char *var)
  */
 static bool own_helper(int pid)
 {
-	char path[64], buf[512], comm[32], *p;
-	int i, ppid;
+	struct procfs_stat st;
+	int i;
 
 	for (i = 0; i < 64 && pid > 1; i++) {
-		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-		if (read_file(path, buf, sizeof(buf)) <= 0)
+		if (procfs__read_stat(pid, &st))
 			return false;
-		p = strrchr(buf, ')');
-		if (!p || sscanf(p + 2, "%*c %d", &ppid) != 1)
-			return false;
-		if (ppid == getpid()) {
-			snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+		if (st.ppid == getpid())
 			/* memtrace-hold (ours), memtrace-wd (the dead-man
 			 * switch); a command we run is neither */
-			return read_file(path, comm, sizeof(comm)) > 0 &&
-			       (!strncmp(comm, "memtrace-hold", 13) ||
-				!strncmp(comm, "memtrace-wd", 11));
-		}
-		pid = ppid;
+			return !strncmp(st.comm, "memtrace-hold", 13) ||
+			       !strncmp(st.comm, "memtrace-wd", 11);
+		pid = st.ppid;
 	}
 	return false;
 }
@@ -786,12 +780,8 @@ int capture__run(struct capture *c, int pid, struct mt_row *r,
 		return err;
 	}
 	c->active = true;
-	if (!c->comm[0]) {
-		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-		if (read_file(path, tmp, sizeof(tmp)) > 0)
-			sanitize(tmp, strcspn(tmp, "\n"), c->comm,
-				  sizeof(c->comm));
-	}
+	if (!c->comm[0] && !procfs__read_comm(pid, tmp, sizeof(tmp)))
+		sanitize(tmp, strlen(tmp), c->comm, sizeof(c->comm));
 	if (pid == getpid() || own_helper(pid)) {
 		fprintf(stderr, "memtrace: pid %d: not captured: it is %s\n",
 			pid, pid == getpid() ? "memtrace itself" :
@@ -843,15 +833,15 @@ int capture__run(struct capture *c, int pid, struct mt_row *r,
 		capture_end(cs, c);
 		return err;
 	}
-	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", pid);
-	if (read_file(path, smaps, sizeof(smaps)) > 0) {
+	if (!procfs__path(path, sizeof(path), pid, "smaps_rollup") &&
+	    read_file(path, smaps, sizeof(smaps)) > 0) {
 		artifact__write(c->art, "smaps_rollup", smaps, strlen(smaps));
 		/* what the core will roughly take, with some headroom */
 		need = smaps_field(smaps, "\nRss:") +
 		       smaps_field(smaps, "\nSwap:") + (1 << 20);
 	}
-	snprintf(path, sizeof(path), "/proc/%d/coredump_filter", pid);
-	if (read_file(path, filter, sizeof(filter)) > 0)
+	if (!procfs__path(path, sizeof(path), pid, "coredump_filter") &&
+	    read_file(path, filter, sizeof(filter)) > 0)
 		filter[strcspn(filter, "\n")] = '\0';
 	write_report(cs, c, r, cg, reason, oom);
 	write_pprof(cs, c, r);

@@ -34,6 +34,7 @@
 #include "memtrace.skel.h"
 #include "cfi.h"
 #include "elfsym.h"
+#include "procfs.h"
 #include "util.h"
 
 #define DW_REG_RBP	6
@@ -738,39 +739,36 @@ int cfi__note_file(struct cfi *c, const char *path, uint64_t ino)
 	return enqueue(c, fd, &k, path);
 }
 
-int cfi__scan_pid(struct cfi *c, int pid)
+int cfi__scan_pid(struct cfi *c, int pid, struct procfs_maps *snap)
 {
-	char path[64], line[PATH_MAX + 128], file[128];
+	struct procfs_maps *maps = snap;
 	struct mt_cfi_proc *cp, *old;
 	struct mt_cfi_key k;
 	uint32_t key = pid, i, n = 0;
-	int fd, err = 0;
-	FILE *f;
+	int m, fd, err = 0;
+	char file[128];
 
 	if (!c)
 		return 0;
-	cp = calloc(2, sizeof(*cp));
-	if (!cp)
-		return -ENOMEM;
-	old = cp + 1;
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	f = fopen(path, "re");
-	if (!f) {
-		free(cp);
-		return -errno;
+	if (!maps) {
+		err = procfs__read_maps(pid, &maps);
+		if (err)
+			return err;
 	}
-	while (fgets(line, sizeof(line), f) && n < MT_CFI_MAPS) {
-		unsigned long start, end, pgoff;
-		char perms[8];
-		int pos = 0;
+	cp = calloc(2, sizeof(*cp));
+	if (!cp) {
+		err = -ENOMEM;
+		goto out;
+	}
+	old = cp + 1;
+	for (m = 0; m < maps->n && n < MT_CFI_MAPS; m++) {
+		uint64_t start = maps->m[m].start, end = maps->m[m].end;
 
-		if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %n", &start, &end,
-			   perms, &pgoff, &pos) < 4 || !pos || perms[2] != 'x' ||
-		    line[pos] != '/')
+		if (!procfs__map_is_code_file(&maps->m[m]))
 			continue;
 		/* the file as mapped: other mount namespaces, deleted files */
-		snprintf(file, sizeof(file), "/proc/%d/map_files/%lx-%lx", pid,
-			 start, end);
+		if (procfs__map_file(file, sizeof(file), pid, &maps->m[m]))
+			continue;
 		fd = open(file, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
 			continue;
@@ -780,13 +778,11 @@ int cfi__scan_pid(struct cfi *c, int pid)
 		}
 		cp->m[n].start = start;
 		cp->m[n].end = end;
-		cp->m[n].pgoff = pgoff;
+		cp->m[n].pgoff = maps->m[m].pgoff;
 		cp->m[n].key = k;
 		n++;
-		line[strcspn(line, "\n")] = '\0';
-		enqueue(c, fd, &k, line + pos);
+		enqueue(c, fd, &k, maps->m[m].path);
 	}
-	fclose(f);
 	/*
 	 * What the kernel entered meanwhile (a library mapped after the
 	 * read) stays; what /proc shows replaces the rest.
@@ -808,6 +804,9 @@ int cfi__scan_pid(struct cfi *c, int pid)
 	if (n && bpf_map_update_elem(c->procs_fd, &key, cp, BPF_ANY))
 		err = -errno;
 	free(cp);
+out:
+	if (maps != snap)
+		procfs__maps_put(maps);
 	return err;
 }
 

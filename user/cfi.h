@@ -22,6 +22,7 @@
 
 struct cfi;
 struct memtrace_bpf;
+struct procfs_maps;
 
 /* One file's compiled CFI. */
 struct cfi_table {
@@ -51,9 +52,10 @@ int cfi__new(struct memtrace_bpf *skel, bool verbose, struct cfi **out);
 void cfi__free(struct cfi *c);
 /*
  * Enter pid's file-backed code mappings in the kernel's table (merged
- * with what the kernel entered itself) and queue their files.
+ * with what the kernel entered itself) and queue their files.  maps:
+ * pid's mappings as read for this event, or NULL to read them now.
  */
-int cfi__scan_pid(struct cfi *c, int pid);
+int cfi__scan_pid(struct cfi *c, int pid, struct procfs_maps *maps);
 /* A file a process mapped (path from our root, inode as mapped). */
 int cfi__note_file(struct cfi *c, const char *path, uint64_t ino);
 /* An executable before it runs, and the libraries it names. */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cgroup.h"
+#include "procfs.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC	0x63677270
@@ -476,32 +477,21 @@ static int find_mounts(const char *mountinfo, struct cg_mounts *m)
 /* Pick the v1 memory path and the v2 path out of /proc/PID/cgroup. */
 static int parse_proc_cgroup(const char *file, char *v1, char *v2, size_t len)
 {
-	char *line = NULL, *ctrl, *path;
-	size_t cap = 0;
-	FILE *fp;
+	struct procfs_cgroup cg;
+	const char *p;
+	int err;
 
 	v1[0] = v2[0] = '\0';
-	fp = fopen(file, "re");
-	if (!fp)
-		return -errno;
-	while (getline(&line, &cap, fp) > 0) {
-		line[strcspn(line, "\n")] = '\0';
-		ctrl = strchr(line, ':');
-		if (!ctrl)
-			continue;
-		*ctrl++ = '\0';
-		/* The path may itself contain ':'; only split twice. */
-		path = strchr(ctrl, ':');
-		if (!path)
-			continue;
-		*path++ = '\0';
-		if (!strcmp(line, "0") && !*ctrl)
-			copy_str(v2, len, path);
-		else if (has_token(ctrl, "memory", ","))
-			copy_str(v1, len, path);
-	}
-	free(line);
-	fclose(fp);
+	err = procfs__read_cgroup_file(file, &cg);
+	if (err)
+		return err;
+	p = procfs__cgroup_path(&cg, NULL);
+	if (p)
+		copy_str(v2, len, p);
+	p = procfs__cgroup_path(&cg, "memory");
+	if (p)
+		copy_str(v1, len, p);
+	procfs__cgroup_free(&cg);
 	return 0;
 }
 
@@ -620,15 +610,15 @@ int cg__limits(const char *cgroot_v1, const char *cgroot_v2, int pid,
 	       struct cg_limits *out)
 {
 	struct cg_mounts *m;
-	char file[64];
+	char file[320];
 	int err = 0;
 
 	if (!out || pid < 0)
 		return -EINVAL;
-	if (pid)
-		snprintf(file, sizeof(file), "/proc/%d/cgroup", pid);
-	else
-		snprintf(file, sizeof(file), "/proc/self/cgroup");
+	/* pid 0: /proc/self/cgroup */
+	err = procfs__path(file, sizeof(file), pid, "cgroup");
+	if (err)
+		return err;
 	if (!cgroot_v1 && !cgroot_v2)
 		return cg__limits_at("/proc/self/mountinfo", file, out);
 

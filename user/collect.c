@@ -17,6 +17,7 @@
 #include "hashmap.h"
 #include "memtrace.skel.h"
 #include "table.h"
+#include "procfs.h"
 #include "util.h"
 
 #define BATCH 4096
@@ -89,14 +90,6 @@ int collect__track(struct collect *c, int pid, uint64_t sample_bytes)
 	return 0;
 }
 
-/* "Key:   1234 kB" in /proc/PID/status, in bytes; 0 if absent. */
-static uint64_t status_kb(const char *buf, const char *key)
-{
-	const char *p = strstr(buf, key);
-
-	return p ? strtoull(p + strlen(key), NULL, 10) << 10 : 0;
-}
-
 /*
  * RSS by kind: anonymous (heap, stacks, anonymous mmaps), file-backed
  * (code, mapped files) and shared memory.  Exact, from the kernel's
@@ -104,42 +97,27 @@ static uint64_t status_kb(const char *buf, const char *key)
  */
 static void read_rss_split(struct mt_row *r)
 {
-	char path[64], buf[4096];
+	struct procfs_status s;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", r->pid);
-	if (read_file(path, buf, sizeof(buf)) <= 0)
+	if (procfs__read_status(r->pid, &s))
 		return;
-	r->rss_anon = status_kb(buf, "\nRssAnon:");
-	r->rss_file = status_kb(buf, "\nRssFile:");
-	r->rss_shmem = status_kb(buf, "\nRssShmem:");
+	r->rss_anon = s.rss_anon;
+	r->rss_file = s.rss_file;
+	r->rss_shmem = s.rss_shmem;
 }
 
 static void read_proc_extras(struct mt_row *r)
 {
-	char path[64], buf[1024];
-	unsigned long long size, rss;
-	long ps = sysconf(_SC_PAGESIZE);
+	struct procfs_statm sm;
+	struct procfs_stat st;
 
-	snprintf(path, sizeof(path), "/proc/%d/statm", r->pid);
-	if (read_file(path, buf, sizeof(buf)) > 0 &&
-	    sscanf(buf, "%llu %llu", &size, &rss) == 2)
-		r->rss_bytes = rss * ps;
+	if (!procfs__read_statm(r->pid, &sm))
+		r->rss_bytes = sm.resident;
 	read_rss_split(r);
 	if (!r->start_brk) {
-		/* start_brk is field 47 of stat; comm (field 2) may hold spaces */
-		char *p;
-		int field = 2;
-
-		snprintf(path, sizeof(path), "/proc/%d/stat", r->pid);
-		if (read_file(path, buf, sizeof(buf)) <= 0)
+		if (procfs__read_stat(r->pid, &st))
 			return;
-		p = strrchr(buf, ')');
-		while (p && field < 47) {
-			p = strchr(p + 1, ' ');
-			field++;
-		}
-		if (p)
-			r->start_brk = strtoull(p + 1, NULL, 10);
+		r->start_brk = st.start_brk;
 	}
 	if (r->start_brk && r->cur_brk > r->start_brk)
 		r->brk_bytes = r->cur_brk - r->start_brk;
@@ -165,13 +143,7 @@ int collect__procs(struct collect *c, struct table *t, uint64_t ts)
 			return -ENOMEM;
 		if (!r->comm[0]) {
 			/* a process we have no event of yet (node mode) */
-			char path[64];
-			int n;
-
-			snprintf(path, sizeof(path), "/proc/%u/comm", key);
-			n = read_file(path, r->comm, sizeof(r->comm));
-			if (n > 0 && r->comm[n - 1] == '\n')
-				r->comm[n - 1] = '\0';
+			procfs__read_comm(key, r->comm, sizeof(r->comm));
 		}
 		if (r->exited) {
 			/* pid reused: the old row goes first, at once */

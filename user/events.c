@@ -22,6 +22,7 @@
 #include "syms.h"
 #include "unwind.h"
 #include "cfi.h"
+#include "procfs.h"
 #include "util.h"
 #include "watchdog.h"
 
@@ -67,37 +68,32 @@ static bool wants_probe(const struct app *app, const struct mt_row *r)
 				      app->env.mode == MODE_PIDS || r->exact);
 }
 
-int app__prepare_exact(struct app *app, int pid)
+int app__prepare_exact(struct app *app, int pid, struct procfs_maps *maps)
 {
 	int err = collect__track(app->collect, pid, app->env.sample_bytes);
 
 	if (err)
 		return err;
 	/* read its mappings while it lives: its stacks symbolize later */
-	syms__load_pid(app->syms, pid);
+	syms__load_pid(app->syms, pid, maps);
 	if (app->unwind)
-		unwind__scan_pid(app->unwind, pid);
-	cfi__scan_pid(app->cfi, pid);
+		unwind__scan_pid(app->unwind, pid, maps);
+	cfi__scan_pid(app->cfi, pid, maps);
 	return 0;
 }
 
 int app__trace_pid(struct app *app, int pid)
 {
 	struct mt_row *r = app__row_new(app, pid, 0);
-	char path[64];
-	int err, n;
+	int err;
 
 	if (!r)
 		return -ENOMEM;
 	if (r->probed)
 		return 0;
 	r->exact = true;
-	if (!r->comm[0]) {
-		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-		n = read_file(path, r->comm, sizeof(r->comm));
-		if (n > 0 && r->comm[n - 1] == '\n')
-			r->comm[n - 1] = '\0';
-	}
+	if (!r->comm[0])
+		procfs__read_comm(pid, r->comm, sizeof(r->comm));
 	/* counted from now; mappings and probes in the loop's turn */
 	err = collect__track(app->collect, pid, app->env.sample_bytes);
 	if (err)
@@ -165,13 +161,13 @@ static bool probe(struct app *app, struct mt_row *r)
 
 /* Row r's mappings for the symbolizer, if asked for; the bits left. */
 static unsigned int do_syms(struct app *app, struct mt_row *r,
-			    unsigned int w)
+			    unsigned int w, struct procfs_maps *maps)
 {
 	/* gone already: its code is where its parent's was */
-	if ((w & WORK_SYMS_FORK) && syms__load_pid(app->syms, r->pid))
+	if ((w & WORK_SYMS_FORK) && syms__load_pid(app->syms, r->pid, maps))
 		syms__copy_pid(app->syms, r->pid, r->ppid);
 	else if (w & WORK_SYMS)
-		syms__load_pid(app->syms, r->pid);
+		syms__load_pid(app->syms, r->pid, maps);
 	return w & ~(WORK_SYMS | WORK_SYMS_FORK);
 }
 
@@ -179,16 +175,23 @@ static unsigned int do_syms(struct app *app, struct mt_row *r,
 static unsigned int do_work(struct app *app, struct mt_row *r,
 			    unsigned int w)
 {
+	struct procfs_maps *maps = NULL;
+
+	/* pid's mappings, read once for all this turn does with them */
+	if ((w & (WORK_PREPARE | WORK_SYMS | WORK_SYMS_FORK | WORK_UNWIND |
+		  WORK_CFI)) && procfs__read_maps(r->pid, &maps))
+		maps = NULL;
 	if (w & WORK_PREPARE) {
 		if (!r->exited)
-			app__prepare_exact(app, r->pid);
+			app__prepare_exact(app, r->pid, maps);
 		w &= ~(WORK_PREPARE | WORK_SYMS | WORK_UNWIND | WORK_CFI);
 	}
-	w = do_syms(app, r, w);
+	w = do_syms(app, r, w, maps);
 	if ((w & WORK_UNWIND) && wants_unwind(app, r))
-		unwind__scan_pid(app->unwind, r->pid);
+		unwind__scan_pid(app->unwind, r->pid, maps);
 	if (w & WORK_CFI)
-		cfi__scan_pid(app->cfi, r->pid);
+		cfi__scan_pid(app->cfi, r->pid, maps);
+	procfs__maps_put(maps);
 	w &= WORK_PROBE;
 	/* an exited process needs no probes; one that asks none neither */
 	if (w && (r->exited || !wants_probe(app, r)))

@@ -13,25 +13,19 @@
 
 #include "app.h"
 #include "follow.h"
+#include "procfs.h"
 #include "util.h"
 
 struct pp {
 	int pid, ppid;
 };
 
-/* ppid is field 4 of /proc/PID/stat; comm (field 2) may hold anything */
+/* The parent of pid, -1 if gone. */
 static int ppid_of(int pid)
 {
-	char path[64], buf[512], *p;
-	int ppid;
+	struct procfs_stat st;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (read_file(path, buf, sizeof(buf)) <= 0)
-		return -1;
-	p = strrchr(buf, ')');
-	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
-		return -1;
-	return ppid;
+	return procfs__read_stat(pid, &st) ? -1 : st.ppid;
 }
 
 static bool has(const int *v, int n, int x)
@@ -55,27 +49,26 @@ static int push(int **v, int *cap, int *n, int x)
 int follow__descendants(const int *roots, int nroots, int **out, int *n)
 {
 	struct pp *all = NULL;
-	int nall = 0, capall = 0, cap = 0, i, j, err = 0;
-	struct dirent *de;
-	DIR *d = opendir("/proc");
+	int nall = 0, capall = 0, cap = 0, i, j, err, *pids, npids;
 
 	*out = NULL;
 	*n = 0;
-	if (!d)
-		return -errno;
+	err = procfs__pids(&pids, &npids);
+	if (err)
+		return err;
 	/* one pass over /proc: pid -> parent */
-	while ((de = readdir(d))) {
-		int pid = atoi(de->d_name), ppid;
+	for (i = 0; i < npids; i++) {
+		int ppid = ppid_of(pids[i]);
 
-		if (pid <= 0 || (ppid = ppid_of(pid)) <= 0)
+		if (ppid <= 0)
 			continue;
 		if (array_grow(&all, &capall, nall, sizeof(*all))) {
 			err = -ENOMEM;
 			break;
 		}
-		all[nall++] = (struct pp){ pid, ppid };
+		all[nall++] = (struct pp){ pids[i], ppid };
 	}
-	closedir(d);
+	free(pids);
 	/* breadth first: each one found is a parent to look for in turn */
 	for (i = -nroots; !err && i < *n; i++) {
 		int parent = i < 0 ? roots[i + nroots] : (*out)[i];

@@ -29,6 +29,7 @@
 
 #include "goheap.h"
 #include "memtrace.h"
+#include "procfs.h"
 #include "util.h"
 
 #define BUCKET_HDR	48	/* next, allnext, typ, hash, size, nstk */
@@ -82,11 +83,13 @@ static void read_loads(struct gofile *f, const char *path)
 
 static struct gofile *file_get(int pid, int *err)
 {
-	char path[64];
+	char path[320];
 	struct gofile *f;
 	struct stat st;
 
-	snprintf(path, sizeof(path), "/proc/%d/exe", pid);
+	*err = procfs__path(path, sizeof(path), pid, "exe");
+	if (*err)
+		return NULL;
 	if (stat(path, &st)) {
 		*err = errno == ENOENT ? -ESRCH : -errno;
 		return NULL;
@@ -161,37 +164,29 @@ static struct gofile *file_of(const struct goheap *g)
  */
 static int load_bias(struct goheap *g, const struct gofile *f)
 {
-	char path[64], line[1024];
+	struct procfs_maps *maps;
 	uint64_t first = 0;
-	bool found = false;
-	FILE *m;
-	int i;
+	int i, err;
 
 	for (i = 0; i < f->nload; i++)
 		if (f->load[i].off == 0) {
 			first = f->load[i].vaddr;
 			break;
 		}
-	snprintf(path, sizeof(path), "/proc/%d/maps", g->pid);
-	m = fopen(path, "re");
-	if (!m)
-		return errno == ENOENT ? -ESRCH : -errno;
-	while (fgets(line, sizeof(line), m)) {
-		unsigned long long start, off, ino;
-		unsigned int maj, min;
+	err = procfs__read_maps(g->pid, &maps);
+	if (err)
+		return err;
+	err = -ENOENT;
+	for (i = 0; i < maps->n && err; i++) {
+		const struct procfs_map *m = &maps->m[i];
 
-		if (sscanf(line, "%llx-%*x %*s %llx %x:%x %llu", &start, &off,
-			   &maj, &min, &ino) != 5)
+		if (m->ino != f->ino || m->pgoff != 0 || m->dev != f->dev)
 			continue;
-		if (ino != f->ino || off != 0 ||
-		    makedev(maj, min) != f->dev)
-			continue;
-		g->bias = start - (first & ~0xfffull);
-		found = true;
-		break;
+		g->bias = m->start - (first & ~0xfffull);
+		err = 0;
 	}
-	fclose(m);
-	return found ? 0 : -ENOENT;
+	procfs__maps_put(maps);
+	return err;
 }
 
 int goheap__open(int pid, struct goheap **out)
@@ -646,13 +641,15 @@ int goheap__attach_gc(struct goheap *g, int map_fd, struct bpf_program *start,
 	const struct gofile *f = file_of(g);
 	struct mt_go_gc zero = {};
 	uint32_t key = g->pid;
-	char path[64];
+	char path[320];
 	size_t i;
 	int err;
 
 	if (!f)
 		return -ENOENT;
-	snprintf(path, sizeof(path), "/proc/%d/exe", g->pid);
+	err = procfs__path(path, sizeof(path), g->pid, "exe");
+	if (err)
+		return err;
 	/* the programs count only for pids with an entry */
 	if (bpf_map_update_elem(map_fd, &key, &zero, BPF_ANY))
 		return -errno;

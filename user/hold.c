@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "hold.h"
+#include "procfs.h"
 #include "util.h"
 
 #define HOLD_RESUME_WAIT_NS	3000000000ULL
@@ -51,41 +52,25 @@ struct wd_msg {
 
 char hold__proc_state(int pid)
 {
-	char path[64], buf[512], *p;
+	struct procfs_stat st;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (read_file(path, buf, sizeof(buf)) <= 0)
+	if (procfs__read_stat(pid, &st))
 		return 0;
-	/* comm may hold ')' and spaces: the state follows the last ')' */
-	p = strrchr(buf, ')');
-	if (!p || p[1] != ' ')
-		return 0;
-	return p[2] == 'Z' || p[2] == 'X' ? 0 : p[2];
+	return st.state == 'Z' || st.state == 'X' ? 0 : st.state;
 }
 
-/* Field 9 of /proc/PID/stat (the 7th after the state). */
 static bool is_kthread(int pid)
 {
-	char path[64], buf[512], *p;
-	unsigned long flags;
+	struct procfs_stat st;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	if (read_file(path, buf, sizeof(buf)) <= 0)
-		return false;
-	p = strrchr(buf, ')');
-	return p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %lu", &flags) == 1 &&
-	       (flags & PF_KTHREAD);
+	return !procfs__read_stat(pid, &st) && (st.flags & PF_KTHREAD);
 }
 
 static int tracer_of(int pid)
 {
-	char path[64], buf[2048], *p;
+	struct procfs_status s;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	if (read_file(path, buf, sizeof(buf)) <= 0)
-		return 0;
-	p = strstr(buf, "\nTracerPid:");
-	return p ? atoi(p + 11) : 0;
+	return procfs__read_status(pid, &s) ? 0 : s.tracer_pid;
 }
 
 /*
@@ -179,7 +164,8 @@ static int seize_all(struct hold *h)
 	int err = 0, tid;
 	DIR *d;
 
-	snprintf(path, sizeof(path), "/proc/%d/task", h->pid);
+	if (procfs__path(path, sizeof(path), h->pid, "task"))
+		return -ENAMETOOLONG;
 	while (added && !err) {
 		added = false;
 		d = opendir(path);

@@ -40,6 +40,7 @@
 #include "syms.h"
 #include "unwind.h"
 #include "cfi.h"
+#include "procfs.h"
 #include "tui.h"
 #include "util.h"
 
@@ -707,34 +708,19 @@ static int check_env(void)
 	return 0;
 }
 
-static int comm_of(int pid, char *buf, size_t len)
-{
-	char path[64];
-	int n;
-
-	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-	n = read_file(path, buf, len);
-	if (n < 0)
-		return n;
-	if (n && buf[n - 1] == '\n')
-		buf[n - 1] = '\0';
-	return 0;
-}
-
 /*
  * A thread id given to -p means its process: probes, counters and rows
  * are per process (thread group).
  */
 static int tgid_of(int pid)
 {
-	char path[64], buf[4096], *p;
+	struct procfs_status s;
 	int tgid;
 
-	snprintf(path, sizeof(path), "/proc/%d/status", pid);
-	if (read_file(path, buf, sizeof(buf)) <= 0)
+	if (procfs__read_status(pid, &s))
 		return pid;
-	p = strstr(buf, "\nTgid:");
-	if (!p || sscanf(p + 6, "%d", &tgid) != 1 || tgid <= 0 || tgid == pid)
+	tgid = s.tgid;
+	if (tgid <= 0 || tgid == pid)
 		return pid;
 	fprintf(stderr, "memtrace: pid %d is a thread of process %d: tracing "
 		"%d\n", pid, tgid, tgid);
@@ -779,6 +765,7 @@ static int start_followers(struct app *app)
 
 static int start_pids(struct app *app)
 {
+	struct procfs_maps *maps;
 	int i, err;
 
 	for (i = 0; i < app->env.npids; i++) {
@@ -795,8 +782,12 @@ static int start_pids(struct app *app)
 		r = table__add(app->table, pid);
 		if (!r)
 			return -ENOMEM;
-		comm_of(pid, r->comm, sizeof(r->comm));
-		err = app__prepare_exact(app, pid);
+		procfs__read_comm(pid, r->comm, sizeof(r->comm));
+		/* its mappings, read once for symbols, unwinding and CFI */
+		if (procfs__read_maps(pid, &maps))
+			maps = NULL;
+		err = app__prepare_exact(app, pid, maps);
+		procfs__maps_put(maps);
 		if (err)
 			return err;
 		err = attach__pid(app->attach, pid, r->id);
@@ -821,22 +812,21 @@ static int start_pids(struct app *app)
 
 static int start_node(struct app *app)
 {
-	struct dirent *de;
-	DIR *d = opendir("/proc");
+	int i, *pids, npids, err = procfs__pids(&pids, &npids);
 
-	if (!d)
-		return -errno;
-	while ((de = readdir(d))) {
-		int pid = atoi(de->d_name);
+	if (err)
+		return err;
+	for (i = 0; i < npids; i++) {
+		int pid = pids[i];
 
-		if (pid <= 0 || pid == getpid())
+		if (pid == getpid())
 			continue;
 		watchdog__beat();
 		/* the node view: every process, nothing to attach */
 		if (app__growth_view(app)) {
 			collect__track(app->collect, pid, 0);
 			/* fault stacks are walked too: their code's CFI */
-			cfi__scan_pid(app->cfi, pid);
+			cfi__scan_pid(app->cfi, pid, NULL);
 			continue;
 		}
 		/*
@@ -849,7 +839,7 @@ static int start_node(struct app *app)
 				  NULL, 0))
 			break;
 	}
-	closedir(d);
+	free(pids);
 	return 0;
 }
 

@@ -29,6 +29,7 @@
 
 #include "hashmap.h"
 #include "pprof.h"
+#include "procfs.h"
 #include "syms.h"
 #include "util.h"
 
@@ -390,28 +391,13 @@ static bool proc_eq(const struct pprof *p, uint32_t item, const void *key)
 	return p->procs[item].pid == *(const int *)key;
 }
 
-static void read_comm(int pid, char *buf, size_t len)
-{
-	char path[64];
-	FILE *f;
-
-	buf[0] = '\0';
-	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	if (fgets(buf, len, f))
-		buf[strcspn(buf, "\n")] = '\0';
-	fclose(f);
-}
-
 /* The file at path, as seen from pid's root when it is still there. */
 static int stat_in(int pid, const char *path, struct stat *st)
 {
 	char buf[4200];
 
-	snprintf(buf, sizeof(buf), "/proc/%d/root%s", pid, path);
-	if (path[0] == '/' && !stat(buf, st))
+	if (path[0] == '/' &&
+	    !procfs__root_file(buf, sizeof(buf), pid, path) && !stat(buf, st))
 		return 0;
 	return stat(path, st);
 }
@@ -510,7 +496,7 @@ static int proc_get(struct pprof *p, int pid, struct pp_proc **out)
 	ids = calloc(n ? n : 1, sizeof(*ids));
 	if (!ids)
 		goto err;
-	read_comm(pid, comm, sizeof(comm));
+	procfs__read_comm(pid, comm, sizeof(comm));
 	if (comm[0]) {
 		comm_idx = intern_comm(p, comm);
 		if (comm_idx < 0)

@@ -34,6 +34,7 @@
 #include "debuginfod.h"
 #include "gobin.h"
 #include "hashmap.h"
+#include "procfs.h"
 #include "syms.h"
 
 #define CACHE_SLOTS	8192		/* power of two */
@@ -87,6 +88,7 @@ struct syms_map {
 	uint64_t bias;			/* process address - ELF address */
 	uint64_t ino;
 	char *path;			/* as /proc/PID/maps shows it */
+	bool deleted;			/* maps said " (deleted)" */
 	struct syms_obj *obj;		/* NULL: no usable ELF behind it */
 };
 
@@ -538,11 +540,10 @@ static void obj_check_debug(struct syms *s, struct syms_obj *o)
 
 static bool proc_has_own_root(struct syms *s, int pid)
 {
-	char path[64];
+	char path[320];
 	struct stat st;
 
-	snprintf(path, sizeof(path), "/proc/%d/root/", pid);
-	if (stat(path, &st))
+	if (procfs__path(path, sizeof(path), pid, "root/") || stat(path, &st))
 		return false;
 	return st.st_dev != s->root.st_dev || st.st_ino != s->root.st_ino;
 }
@@ -553,15 +554,15 @@ static bool proc_has_own_root(struct syms *s, int pid)
  * not the mapped one any more (deleted, or replaced by an upgrade), the
  * mapped inode itself is still reachable through map_files (root only).
  */
-static int map_open(int pid, const struct syms_map *m, const char *clean,
-		    bool deleted)
+static int map_open(int pid, const struct syms_map *m, const char *clean)
 {
-	char path[PATH_MAX + 64];
+	struct procfs_map pm = { .start = m->start, .end = m->end };
+	char path[PATH_MAX + 320];
 	struct stat st;
 	int fd;
 
-	if (!deleted) {
-		snprintf(path, sizeof(path), "/proc/%d/root%s", pid, clean);
+	if (!m->deleted &&
+	    !procfs__root_file(path, sizeof(path), pid, clean)) {
 		fd = open(path, O_RDONLY | O_CLOEXEC);
 		if (fd >= 0) {
 			if (!fstat(fd, &st) && st.st_ino == m->ino)
@@ -569,9 +570,9 @@ static int map_open(int pid, const struct syms_map *m, const char *clean,
 			close(fd);
 		}
 	}
-	snprintf(path, sizeof(path), "/proc/%d/map_files/%" PRIx64 "-%" PRIx64,
-		 pid, m->start, m->end);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = -1;
+	if (!procfs__map_file(path, sizeof(path), pid, &pm))
+		fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0)
 		return fd;
 	/*
@@ -591,22 +592,16 @@ static int obj_get(struct syms *s, int pid, const struct syms_map *m,
 		   bool own_root, struct syms_obj **out)
 {
 	unsigned char key[KEY_MAX];
-	char clean[PATH_MAX], file_name[PATH_MAX + 64], root[64], hex[41];
+	char clean[PATH_MAX], file_name[PATH_MAX + 320], root[320], hex[41];
 	struct hashmap_entry *e;
 	struct syms_obj *o;
-	size_t key_len = 0, len;
-	bool deleted = false;
+	size_t key_len = 0;
 	uint64_t hash;
 	int fd, err;
 
 	*out = NULL;
 	copy_str(clean, sizeof(clean), m->path);
-	len = strlen(clean);
-	if (len > 10 && !strcmp(clean + len - 10, " (deleted)")) {
-		clean[len - 10] = '\0';
-		deleted = true;
-	}
-	fd = map_open(pid, m, clean, deleted);
+	fd = map_open(pid, m, clean);
 	if (fd < 0)
 		return fd;
 	err = obj_key(fd, key, &key_len, hex);
@@ -623,7 +618,7 @@ static int obj_get(struct syms *s, int pid, const struct syms_map *m,
 		}
 	}
 
-	snprintf(root, sizeof(root), "/proc/%d/root", pid);
+	procfs__path(root, sizeof(root), pid, "root");
 	snprintf(file_name, sizeof(file_name), "%s%s", own_root ? root : "",
 		 clean);
 	err = obj_create(s, fd, file_name, own_root ? root : NULL, &o);
@@ -697,39 +692,32 @@ static struct syms_map *maps_find_same(struct syms_proc *p,
 	return NULL;
 }
 
-static int proc_load(struct syms *s, struct syms_proc *p)
+static int proc_load(struct syms *s, struct syms_proc *p,
+		     struct procfs_maps *snap)
 {
 	struct syms_map *maps = NULL, *tmp, *old, m;
-	int n = 0, cap = 0, err = 0;
-	char *line = NULL, path[64];
-	unsigned long long start, end, pgoff, ino;
-	char perms[8];
-	size_t line_cap = 0;
+	struct procfs_maps *pm = snap;
+	int i, n = 0, cap = 0, err = 0;
 	bool own_root;
-	FILE *f;
-	int pos;
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", p->pid);
-	f = fopen(path, "re");
-	if (!f) {
-		err = -errno;
-		if (err == -ENOENT || err == -ESRCH)
-			p->gone = true;
-		return err;
+	if (!pm) {
+		err = procfs__read_maps(p->pid, &pm);
+		if (err) {
+			if (err == -ENOENT || err == -ESRCH)
+				p->gone = true;
+			return err;
+		}
 	}
 	p->gone = false;
 	own_root = proc_has_own_root(s, p->pid);
 
-	while (getline(&line, &line_cap, f) > 0) {
-		pos = 0;
-		if (sscanf(line, "%llx-%llx %7s %llx %*x:%*x %llu %n", &start,
-			   &end, perms, &pgoff, &ino, &pos) < 5 || !pos)
-			continue;
+	for (i = 0; i < pm->n; i++) {
+		const struct procfs_map *x = &pm->m[i];
+
 		/* Only code is ever symbolized; anonymous code (JITs) has
 		 * nothing to look up, so it stays "[unknown]". */
-		if (!strchr(perms, 'x') || !line[pos] || line[pos] == '\n')
+		if (x->perms[2] != 'x' || !x->path[0])
 			continue;
-		line[strcspn(line, "\n")] = '\0';
 		if (n == cap) {
 			cap = cap ? cap * 2 : 32;
 			tmp = realloc(maps, cap * sizeof(*maps));
@@ -740,11 +728,12 @@ static int proc_load(struct syms *s, struct syms_proc *p)
 			maps = tmp;
 		}
 		memset(&m, 0, sizeof(m));
-		m.start = start;
-		m.end = end;
-		m.pgoff = pgoff;
-		m.ino = ino;
-		m.path = strdup(line + pos);
+		m.start = x->start;
+		m.end = x->end;
+		m.pgoff = x->pgoff;
+		m.ino = x->ino;
+		m.deleted = x->deleted;
+		m.path = strdup(x->path);
 		if (!m.path) {
 			err = -ENOMEM;
 			goto out;
@@ -783,8 +772,8 @@ static int proc_load(struct syms *s, struct syms_proc *p)
 	p->loaded_ns = now_ns();
 out:
 	maps_free(s, maps, n);
-	free(line);
-	fclose(f);
+	if (pm != snap)
+		procfs__maps_put(pm);
 	return err;
 }
 
@@ -795,7 +784,9 @@ static struct syms_proc *proc_find(struct syms *s, int pid)
 	return hashmap__get(&s->procs, (uint32_t)pid);
 }
 
-static int proc_get(struct syms *s, int pid, struct syms_proc **out)
+/* pid's state, read from maps (NULL: /proc now) if not known yet. */
+static int proc_get_maps(struct syms *s, int pid, struct procfs_maps *maps,
+			 struct syms_proc **out)
 {
 	struct syms_proc *p;
 	int err;
@@ -809,7 +800,7 @@ static int proc_get(struct syms *s, int pid, struct syms_proc **out)
 	if (!p)
 		return -ENOMEM;
 	p->pid = pid;
-	err = proc_load(s, p);
+	err = proc_load(s, p, maps);
 	/* gone: kept, known as such (see syms_proc) */
 	if (err && !p->gone) {
 		free(p);
@@ -821,6 +812,11 @@ static int proc_get(struct syms *s, int pid, struct syms_proc **out)
 	}
 	*out = p;
 	return err;
+}
+
+static int proc_get(struct syms *s, int pid, struct syms_proc **out)
+{
+	return proc_get_maps(s, pid, NULL, out);
 }
 
 static struct syms_map *proc_addr_map(struct syms_proc *p, uint64_t addr)
@@ -1130,7 +1126,7 @@ static int resolve(struct syms *s, int pid, uint64_t addr, bool ret,
 		m = proc_addr_map(p, addr);
 		/* Maybe mapped since (dlopen): reread, but not per miss. */
 		if (!m && !p->gone && now_ns() - p->loaded_ns > RELOAD_NS) {
-			err = proc_load(s, p);
+			err = proc_load(s, p, NULL);
 			if (err == -ENOMEM)
 				return err;
 			m = proc_addr_map(p, addr);
@@ -1241,14 +1237,14 @@ int syms__go_stack(struct syms *syms, int pid, const uint64_t *in, int n,
 	return m;
 }
 
-int syms__load_pid(struct syms *s, int pid)
+int syms__load_pid(struct syms *s, int pid, struct procfs_maps *maps)
 {
 	struct syms_proc *p;
 
 	p = proc_find(s, pid);
 	if (p)
-		return proc_load(s, p);
-	return proc_get(s, pid, &p);
+		return proc_load(s, p, maps);
+	return proc_get_maps(s, pid, maps, &p);
 }
 
 int syms__copy_pid(struct syms *s, int pid, int parent)

@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 struct syms;
+struct procfs_maps;
 
 /* One resolved frame; one address yields several when code was inlined. */
 struct syms_frame {
@@ -104,11 +105,13 @@ int syms__go_stack(struct syms *s, int pid, const uint64_t *in, int n,
 		   uint64_t *out);
 
 /*
- * (Re)read /proc/PID/maps now, e.g. right after exec or dlopen, or to
- * capture a short-lived process before it exits.  Resolving an address
- * outside the known mappings rereads them too (rate-limited).
+ * (Re)read pid's mappings now, e.g. right after exec or dlopen, or to
+ * capture a short-lived process before it exits: from maps, a snapshot
+ * already read for this event (procfs.h), or NULL to read /proc now.
+ * Resolving an address outside the known mappings rereads them too
+ * (rate-limited).
  */
-int syms__load_pid(struct syms *s, int pid);
+int syms__load_pid(struct syms *s, int pid, struct procfs_maps *maps);
 
 /* Drop the cached mappings of pid (call on exit and before exec). */
 void syms__forget_pid(struct syms *s, int pid);

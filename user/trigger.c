@@ -16,6 +16,7 @@
 
 #include "app.h"
 #include "hashmap.h"
+#include "procfs.h"
 #include "trigger.h"
 #include "util.h"
 
@@ -236,16 +237,15 @@ static void fill_row(struct mt_row *r, const struct cgent *c)
 static void row_cgroup(struct trigger *t, struct mt_row *r, struct pstate *p,
 		       uint64_t now)
 {
-	char path[64], text[sizeof(p->cgtext)];
+	struct procfs_cgroup text;
 	struct cg_limits lim;
-	int n;
 
-	if (!p->cg || !p->cgtext[0] ||
-	    (t->seq + r->pid) % TRIGGER_CG_RECHECK == 0) {
-		snprintf(path, sizeof(path), "/proc/%d/cgroup", r->pid);
-		n = read_file(path, text, sizeof(text));
-		if (n > 0 && strcmp(text, p->cgtext)) {
-			memcpy(p->cgtext, text, sizeof(text));
+	if ((!p->cg || !p->cgtext[0] ||
+	     (t->seq + r->pid) % TRIGGER_CG_RECHECK == 0) &&
+	    !procfs__read_cgroup(r->pid, &text)) {
+		if (text.text[0] &&
+		    strncmp(text.text, p->cgtext, sizeof(p->cgtext) - 1)) {
+			snprintf(p->cgtext, sizeof(p->cgtext), "%s", text.text);
 			p->cg = NULL;
 			r->cgroup[0] = '\0';
 			r->cg_version = 0;
@@ -257,6 +257,7 @@ static void row_cgroup(struct trigger *t, struct mt_row *r, struct pstate *p,
 						 "%s", lim.name);
 			}
 		}
+		procfs__cgroup_free(&text);
 	}
 	if (!p->cg)
 		return;

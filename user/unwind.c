@@ -28,6 +28,7 @@
 #include "memtrace.h"
 #include "memtrace.skel.h"
 #include "elfsym.h"
+#include "procfs.h"
 #include "unwind.h"
 #include "util.h"
 
@@ -461,30 +462,24 @@ int unwind__scan_file(struct unwind *u, const char *path)
 	return err < 0 ? err : added;
 }
 
-int unwind__scan_pid(struct unwind *u, int pid)
+int unwind__scan_pid(struct unwind *u, int pid, struct procfs_maps *snap)
 {
-	char path[64], line[PATH_MAX + 128], file[PATH_MAX + 64];
-	FILE *f;
+	struct procfs_maps *maps = snap;
+	char file[128];
+	int i, err;
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned long start, end;
-		char perms[8];
-		int pos = 0;
-
-		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &start, &end,
-			   perms, &pos) < 3 || !pos || perms[2] != 'x' ||
-		    line[pos] != '/')
-			continue;
-		/* the file as mapped: other mount namespaces, deleted files */
-		snprintf(file, sizeof(file), "/proc/%d/map_files/%lx-%lx", pid,
-			 start, end);
-		unwind__scan_file(u, file);
+	if (!maps) {
+		err = procfs__read_maps(pid, &maps);
+		if (err)
+			return err;
 	}
-	fclose(f);
+	for (i = 0; i < maps->n; i++)
+		/* the file as mapped: other mount namespaces, deleted files */
+		if (procfs__map_is_code_file(&maps->m[i]) &&
+		    !procfs__map_file(file, sizeof(file), pid, &maps->m[i]))
+			unwind__scan_file(u, file);
+	if (maps != snap)
+		procfs__maps_put(maps);
 	return 0;
 }
 

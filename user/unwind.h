@@ -29,6 +29,7 @@
 
 struct unwind;
 struct memtrace_bpf;
+struct procfs_maps;
 
 /* One frameless call site, as found in a file. */
 struct unwind_site {
@@ -44,8 +45,8 @@ int unwind__new(struct memtrace_bpf *skel, struct unwind **out);
 void unwind__free(struct unwind *u);
 /* Learn the file at path (once per file); returns sites added. */
 int unwind__scan_file(struct unwind *u, const char *path);
-/* Learn every executable file pid maps. */
-int unwind__scan_pid(struct unwind *u, int pid);
+/* Learn every executable file pid maps (maps: as read, or NULL). */
+int unwind__scan_pid(struct unwind *u, int pid, struct procfs_maps *maps);
 /*
  * Learn an executable before it runs, with the libraries it names
  * (DT_NEEDED, found through its RUNPATH, LD_LIBRARY_PATH and the

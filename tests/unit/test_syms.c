@@ -344,7 +344,7 @@ static void test_exited(void)
 	if (!ASSERT_TRUE(!fixture__spawn(path, NULL, &fp)))
 		return;
 	s = syms__new();
-	ASSERT_EQ(syms__load_pid(s, fp.pid), 0);
+	ASSERT_EQ(syms__load_pid(s, fp.pid, NULL), 0);
 	pid = fp.pid;
 	fixture__kill(&fp);
 	n = syms__resolve_ret(s, pid, fp.lib_ra[0], fr, MAXF);
