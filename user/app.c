@@ -96,6 +96,35 @@ void app__expire_rows(struct app *app)
 	collect__sweep(app->collect);
 }
 
+/*
+ * The mappings of every new image, read at the refresh that first sees
+ * it in the kernel's table: the EXEC record that also reads them may
+ * wait behind a backlog in the ring until after the process is gone,
+ * and a file on a mount only its namespace sees (a container's private
+ * tmpfs) can then no longer be opened.  Read once per image: a read
+ * since the image began (syms__has_image) is enough.
+ */
+static void read_new_images(struct app *app)
+{
+	int i;
+
+	for (i = 0; i < table__nr(app->table); i++) {
+		struct mt_row *r = table__row(app->table, i);
+
+		/* the node view symbolizes its exact rows only */
+		if (r->exited || !r->gen ||
+		    (app__growth_view(app) && !r->exact) ||
+		    syms__has_image(app->syms, r->pid, r->gen))
+			continue;
+		if (syms__load_pid(app->syms, r->pid, NULL) ||
+		    !syms__has_image(app->syms, r->pid, r->gen))
+			continue;
+		/* its sites may be named now, EXEC record or not */
+		r->syms_gen = r->gen;
+		r->syms_stale = 0;
+	}
+}
+
 void app__refresh_model(struct app *app)
 {
 	uint64_t now = now_ns();
@@ -103,6 +132,7 @@ void app__refresh_model(struct app *app)
 
 	follow__cgroup_poll(app);	/* --cgroup: members that joined */
 	collect__procs(app->collect, app->table, now);
+	read_new_images(app);
 	budget__refresh(app);	/* probes' cost per row, --max-overhead */
 	gorow__refresh(app, now);
 	collect__sites(app->collect, app->table);

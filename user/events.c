@@ -476,7 +476,8 @@ static int handle_record(struct app *app, const struct mt_event *e,
 		 * is mapped by exec itself: probe now; glibc shows up with an
 		 * mmap a moment later.
 		 */
-		syms__forget_pid(app->syms, e->tgid);
+		/* what a refresh read since the exec is kept (syms__exec) */
+		syms__exec(app->syms, e->tgid, e->exec.new_gen);
 		/*
 		 * A fork not yet handled is over: copying the parent's maps
 		 * now (the child gone before its turn) would put the shell's

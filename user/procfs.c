@@ -283,14 +283,18 @@ int procfs__parse_maps(const char *text, size_t len, struct procfs_maps **out)
 
 int procfs__read_maps(int pid, struct procfs_maps **out)
 {
+	/* before the read: what it shows is at least as new as this */
+	uint64_t t0 = now_ns();
 	char *buf;
 	int err = slurp_pid(pid, "maps", &buf, NULL);
 
 	if (err)
 		return err;
 	err = parse_maps_buf(buf, out);
-	if (!err)
+	if (!err) {
 		(*out)->pid = pid;
+		(*out)->read_ns = t0;
+	}
 	return err;
 }
 

@@ -44,7 +44,8 @@ struct procfs_maps {
 	int n;
 	struct procfs_map *m;
 	int refs;
-	uint64_t read_ns;	/* CLOCK_MONOTONIC when it was read */
+	uint64_t read_ns;	/* CLOCK_MONOTONIC just before the read: an
+				 * image exec'd before it is the one shown */
 	char *text;		/* the file as read; paths point into it */
 };
 

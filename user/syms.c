@@ -97,6 +97,7 @@ struct syms_proc {
 	struct syms_map *maps;		/* sorted by start, no overlaps */
 	int nr_maps;
 	uint64_t loaded_ns;
+	uint64_t read_ns;		/* start of the /proc read maps is from */
 	bool loaded;
 	/*
 	 * Its maps could not be read (it exited): not tried again at each
@@ -770,6 +771,7 @@ static int proc_load(struct syms *s, struct syms_proc *p,
 	n = 0;
 	p->loaded = true;
 	p->loaded_ns = now_ns();
+	p->read_ns = pm->read_ns;
 out:
 	maps_free(s, maps, n);
 	if (pm != snap)
@@ -1245,6 +1247,25 @@ int syms__load_pid(struct syms *s, int pid, struct procfs_maps *maps)
 	if (p)
 		return proc_load(s, p, maps);
 	return proc_get_maps(s, pid, maps, &p);
+}
+
+bool syms__has_image(struct syms *s, int pid, uint64_t gen)
+{
+	struct syms_proc *p = s ? proc_find(s, pid) : NULL;
+
+	return p && p->read_ns && p->read_ns >= gen;
+}
+
+void syms__exec(struct syms *s, int pid, uint64_t gen)
+{
+	/*
+	 * Records can be handled long after the fact (a backlog in the
+	 * ring): the mappings may have been read since the exec already,
+	 * by a refresh or the fork's work, and the process may be gone
+	 * now.  Those are the new image's: keep them.
+	 */
+	if (!syms__has_image(s, pid, gen))
+		syms__forget_pid(s, pid);
 }
 
 int syms__copy_pid(struct syms *s, int pid, int parent)

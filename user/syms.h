@@ -113,6 +113,16 @@ int syms__go_stack(struct syms *s, int pid, const uint64_t *in, int n,
  */
 int syms__load_pid(struct syms *s, int pid, struct procfs_maps *maps);
 
+/*
+ * pid exec'd a new image, whose generation stamp (CLOCK_MONOTONIC ns of
+ * the exec, as the kernel sets it) is gen: mappings read before gen are
+ * dropped (read them again with syms__load_pid); mappings read after gen
+ * are the new image's already and stay, even if pid is gone now.
+ */
+void syms__exec(struct syms *s, int pid, uint64_t gen);
+/* pid's mappings were read from /proc at or after gen. */
+bool syms__has_image(struct syms *s, int pid, uint64_t gen);
+
 /* Drop the cached mappings of pid (call on exit and before exec). */
 void syms__forget_pid(struct syms *s, int pid);
 /*

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <stdbool.h>
+#include <time.h>
 
 #include "test.h"
 #include "fixtures/fixture.h"
@@ -359,6 +360,54 @@ static void test_exited(void)
 	syms__free(s);
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/*
+ * An EXEC record handled after the process is gone (a backlog in the
+ * ring): mappings read since that exec are the new image's and must
+ * stay; mappings read before a later exec are dropped.
+ */
+static void test_exec_record_late(void)
+{
+	struct syms_frame fr[MAXF];
+	struct fixture_proc fp;
+	char path[128], buf[128];
+	uint64_t exec_gen, read_after;
+	struct syms *s;
+	int n, pid;
+
+	snprintf(path, sizeof(path), "%s/mtfix", fixture_dir);
+	exec_gen = mono_ns();		/* the fixture execs after this */
+	if (!ASSERT_TRUE(!fixture__spawn(path, NULL, &fp)))
+		return;
+	s = syms__new();
+	ASSERT_EQ(syms__load_pid(s, fp.pid, NULL), 0);	/* a refresh */
+	read_after = mono_ns();
+	ASSERT_TRUE(syms__has_image(s, fp.pid, exec_gen));
+	ASSERT_TRUE(!syms__has_image(s, fp.pid, read_after));
+	pid = fp.pid;
+	fixture__kill(&fp);
+	/* the record comes now: the process cannot be read any more */
+	syms__exec(s, pid, exec_gen);
+	syms__load_pid(s, pid, NULL);	/* its queued work: fails, gone */
+	n = syms__resolve_ret(s, pid, fp.lib_ra[0], fr, MAXF);
+	ASSERT_EQ(n, 2);
+	ASSERT_STREQ(fr[0].func, "lib_inl");
+	/* an exec after the read: what was read is the old image's */
+	syms__exec(s, pid, read_after);
+	n = syms__resolve_ret(s, pid, fp.lib_ra[0], fr, MAXF);
+	ASSERT_EQ(n, 1);
+	syms__format(&fr[0], buf, sizeof(buf));
+	ASSERT_STREQ(buf, "[unknown]");
+	syms__free(s);
+}
+
 static void test_mappings(void)
 {
 	struct syms_mapping maps[64];
@@ -446,6 +495,7 @@ int main(void)
 	RUN_TEST(test_debuglink);
 	RUN_TEST(test_shared_objects);
 	RUN_TEST(test_exited);
+	RUN_TEST(test_exec_record_late);
 	RUN_TEST(test_mappings);
 	fixture__cleanup();
 	return test__finish();
