@@ -104,16 +104,24 @@ void app__expire_rows(struct app *app)
  * tmpfs) can then no longer be opened.  Read once per image: a read
  * since the image began (syms__has_image) is enough.
  */
+#define NEW_IMAGES_BUDGET_NS	(100 * 1000 * 1000ull)
+
 static void read_new_images(struct app *app)
 {
+	uint64_t end = now_ns() + NEW_IMAGES_BUDGET_NS;
 	int i;
 
-	for (i = 0; i < table__nr(app->table); i++) {
+	/* an exec storm: the rest at the next refresh, the table on time */
+	for (i = 0; i < table__nr(app->table) && now_ns() < end; i++) {
 		struct mt_row *r = table__row(app->table, i);
 
-		/* the node view symbolizes its exact rows only */
+		/*
+		 * What the user named (-- CMD, -p, their children); node-wide
+		 * only the rows made exact: the records read the rest, as
+		 * reading every process of a node here would stall refreshes.
+		 */
 		if (r->exited || !r->gen ||
-		    (app__growth_view(app) && !r->exact) ||
+		    (app->env.mode == MODE_NODE && !r->exact) ||
 		    syms__has_image(app->syms, r->pid, r->gen))
 			continue;
 		if (syms__load_pid(app->syms, r->pid, NULL) ||

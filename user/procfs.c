@@ -343,15 +343,10 @@ int procfs__parse_stat(const char *text, struct procfs_stat *out)
 	/* fields 4.. are numbers, one space apart */
 	for (field = 4; *p == ' '; field++) {
 		p++;
-		errno = 0;
+		/* a signed field (nice -20) wraps; none of ours is signed */
 		v = strtoull(p, &end, 10);
-		if (end == p) {
-			/* signed fields (ppid 0, nice -20) */
-			if (*p != '-')
-				return -EINVAL;
-			strtoll(p, &end, 10);
-			v = 0;
-		}
+		if (end == p)
+			return -EINVAL;
 		p = end;
 		switch (field) {
 		case 4:
@@ -483,6 +478,7 @@ int procfs__read_status(int pid, struct procfs_status *out)
 int procfs__read_comm(int pid, char *buf, size_t len)
 {
 	char text[256];
+	size_t n;
 	int err;
 
 	if (!len)
@@ -491,8 +487,11 @@ int procfs__read_comm(int pid, char *buf, size_t len)
 	err = read_small(pid, "comm", text, sizeof(text));
 	if (err)
 		return err;
-	/* comm is one line; a '\n' inside it would end it here, as ps does */
-	snprintf(buf, len, "%.*s", (int)strcspn(text, "\n"), text);
+	/* the kernel's newline goes; one the process put in its name stays */
+	n = strlen(text);
+	if (n && text[n - 1] == '\n')
+		text[--n] = '\0';
+	snprintf(buf, len, "%s", text);
 	return 0;
 }
 

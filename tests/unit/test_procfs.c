@@ -207,6 +207,10 @@ static void test_status_statm_comm(void)
 	PUT(105, "comm", "a b) c\n");
 	ASSERT_EQ(procfs__read_comm(105, comm, sizeof(comm)), 0);
 	ASSERT_STREQ(comm, "a b) c");
+	/* a name may hold a newline itself: only the kernel's goes */
+	PUT(107, "comm", "a\nb\n");
+	ASSERT_EQ(procfs__read_comm(107, comm, sizeof(comm)), 0);
+	ASSERT_STREQ(comm, "a\nb");
 	PUT(106, "comm", "0123456789abcdefXYZ\n");
 	ASSERT_EQ(procfs__read_comm(106, comm, 8), 0);
 	ASSERT_STREQ(comm, "0123456");
