@@ -124,6 +124,7 @@ static void read_new_images(struct app *app)
 		    (app->env.mode == MODE_NODE && !r->exact) ||
 		    syms__has_image(app->syms, r->pid, r->gen))
 			continue;
+		watchdog__beat();	/* one big ELF file may take a while */
 		if (syms__load_pid(app->syms, r->pid, NULL) ||
 		    !syms__has_image(app->syms, r->pid, r->gen))
 			continue;
