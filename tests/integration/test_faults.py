@@ -596,12 +596,13 @@ def test_gcore_timeout_mid_core():
     d = dump_dir()
     try:
         w, pid = start_target(BIG_MIB)
-        mt = Dump(pid, d, "--gcore-timeout", "0.5")
+        mt = Dump(pid, d, "--gcore-timeout", "0.2")
         rc, err = mt.finish(30)
+        # a quiet machine may finish the core as the timeout fires
+        if rc == 0 and re.search(r"pid %d: core dump " % pid, err):
+            raise Skip("this machine wrote the core before the 0.2 s timeout took effect")
         assert rc == 1, f"exit {rc}: {err}"
-        if re.search(r"pid %d: core dump " % pid, err):
-            raise Skip("this machine wrote the core in under 0.5 s")
-        assert re.search(r"pid %d: core failed: gcore timed out after 0.5 s and "
+        assert re.search(r"pid %d: core failed: gcore timed out after 0.2 s and "
                          r"was killed; process resumed" % pid, err), err
         assert_resumed(pid)
         assert status_field(pid, "TracerPid") == 0
