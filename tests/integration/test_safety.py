@@ -109,8 +109,13 @@ def test_spinning_memtrace_is_ended():
     err = p.stderr.read().decode()
     assert "watchdog: pid %d has not checked in" % p.pid in err, err
     # its probes are gone with it (unless another test's node-wide
-    # memtrace probes everyone meanwhile)
-    r = max(t.rate() for _ in range(3))
+    # memtrace probes everyone meanwhile); traced, the loop runs at <1% of
+    # its untraced rate, so a few seconds of samples ride out a moment of
+    # CPU contention on 2 vCPUs without blurring the two
+    deadline = time.time() + 5
+    r = t.rate()
+    while r < 0.7 * r0 and time.time() < deadline:
+        r = max(r, t.rate())
     assert r >= 0.7 * r0 or other_tracers(p.pid), \
         f"{r:.0f}/s after the watchdog, untraced {r0:.0f}/s"
 
