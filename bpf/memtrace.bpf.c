@@ -37,6 +37,15 @@ const volatile u64 stale_ns = 0;	/* 0: no watchdog */
 
 /* Node view: one user stack per this many bytes faulted in; 0 = off. */
 const volatile u64 fault_sample_bytes = 0;
+/*
+ * The mmap family is traced at syscall exit (exact: every call, with its
+ * result).  Off in the node view: while any syscall tracepoint is on,
+ * every syscall of every process on the node takes the kernel's slow
+ * path (getppid 113 -> 150 ns here), a cost that follows the syscall
+ * rate, not memory growth.  The node view reads the break at page faults
+ * and sees mmaps where the kernel places them (vm_unmapped_area).
+ */
+const volatile bool mm_syscalls = true;
 
 /* Zeroed templates for new entries: too big for the 512-byte BPF stack. */
 const struct mt_kproc zero_proc = {};
@@ -1888,6 +1897,28 @@ static __always_inline void fault_sample(struct pt_regs *regs,
 		      MT_GROWTH_NO_STACK);
 }
 
+/*
+ * Node view: the heap's growth without a syscall tracepoint.  A break
+ * moved up is followed at once by the first touch of the new memory
+ * (malloc writes the new chunk's header), so the fault after a brk()
+ * sees the new break, and its stack is the one that grew the heap.
+ * The break is read from the mm here, once per fault.  Threads race for
+ * last_brk: only the one that moves it takes the sample.
+ */
+static __always_inline void brk_sample(struct pt_regs *regs,
+				       struct mt_kproc *p, u32 tgid)
+{
+	u64 brk = bpf_get_current_task_btf()->mm->brk;
+	u64 old = p->last_brk;
+
+	if (brk == old ||
+	    __sync_val_compare_and_swap(&p->last_brk, old, brk) != old)
+		return;
+	/* the first one seen is where it stood: no growth of ours */
+	if (old && brk > old)
+		growth_sample(regs, p, tgid, &p->map_bytes, brk - old, 0);
+}
+
 SEC("tp_btf/page_fault_user")
 int BPF_PROG(on_page_fault, unsigned long address, struct pt_regs *regs,
 	     unsigned long error_code)
@@ -1898,8 +1929,11 @@ int BPF_PROG(on_page_fault, unsigned long address, struct pt_regs *regs,
 	if (!p)
 		return 0;
 	__sync_fetch_and_add(&p->page_faults, 1);
-	if (fault_sample_bytes && !(error_code & X86_PF_PROT_) && !asleep())
+	if (fault_sample_bytes && !(error_code & X86_PF_PROT_) && !asleep()) {
+		if (!mm_syscalls)
+			brk_sample(regs, p, tgid);
 		fault_sample(regs, p, tgid);
+	}
 	return 0;
 }
 
@@ -2014,6 +2048,84 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) <
 			      ringbuf_wake_bytes ? BPF_RB_NO_WAKEUP :
 			      BPF_RB_FORCE_WAKEUP);
+	return 0;
+}
+
+#define MAP_SHARED_	0x01
+
+/*
+ * Node view: the mmap calls whose address the kernel picks (no MAP_FIXED,
+ * no free hint): get_unmapped_area() reports each placement, in the
+ * calling thread, whose saved registers still hold mmap's arguments.  It
+ * runs only when address space is placed, not at every syscall; the
+ * break is followed at page faults (brk_sample()).
+ *  - anonymous: address space reserved, sampled as map sites;
+ *  - a file mapped privately from offset 0 (how ld.so and dlopen() map
+ *    a library: its whole span first, then its segments over it with
+ *    MAP_FIXED) or as code: where it is and what it is, for the
+ *    symbolizer and the unwinder, even if the process soon exits.
+ *    Shared data files (a database's) are not code: left alone.
+ */
+SEC("tp_btf/vm_unmapped_area")
+int BPF_PROG(on_unmapped_area, unsigned long addr,
+	     struct vm_unmapped_area_info *info)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct pt_regs *regs;
+	struct mt_kproc *p;
+	struct file *f;
+	u64 flags, prot;
+	u32 tgid;
+
+	if (mm_syscalls || (addr & (MT_PAGE - 1)))
+		return 0;	/* traced at syscall exit; or an error */
+	if (t->thread_info.status & TS_COMPAT_)
+		return 0;
+	regs = (struct pt_regs *)bpf_task_pt_regs(t);
+	if (!regs || regs->orig_ax != NR_MMAP || asleep())
+		return 0;	/* exec's loader, shmat, mremap: not mmap */
+	tgid = bpf_get_current_pid_tgid() >> 32;
+	p = bpf_map_lookup_elem(&procs, &tgid);
+	if (!p)
+		return 0;
+	flags = regs->r10;
+	prot = regs->dx;
+	if (flags & MAP_ANONYMOUS_) {
+		if (fault_sample_bytes)
+			growth_sample(regs, p, tgid, &p->map_bytes, regs->si,
+				      0);
+		return 0;
+	}
+	if ((flags & MAP_SHARED_) || (regs->r9 && !(prot & PROT_EXEC_)))
+		return 0;
+	f = fd_file(regs->r8);
+	mapfile_event(tgid, p, addr, regs->si, regs->r9, f);
+	if (f)
+		alloc_text_add(tgid, f, addr, regs->si);
+	return 0;
+}
+
+/*
+ * Node view: every process's break, read by memtrace at each refresh
+ * (one pass over the tasks, in memtrace's own time): the heap of a
+ * process that has not faulted since memtrace started is known too.
+ */
+SEC("iter/task")
+int brk_iter(struct bpf_iter__task *ctx)
+{
+	struct task_struct *t = ctx->task;
+	struct mt_brk_rec r = {};
+	struct mm_struct *mm;
+
+	if (!t || t->pid != t->tgid)
+		return 0;	/* one record a process, from its leader */
+	mm = t->mm;
+	if (!mm)
+		return 0;	/* a kernel thread, or exiting */
+	r.tgid = t->tgid;
+	r.brk = BPF_CORE_READ(mm, brk);
+	r.start_brk = BPF_CORE_READ(mm, start_brk);
+	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
 	return 0;
 }
 

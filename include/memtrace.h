@@ -94,6 +94,14 @@ struct mt_kproc {
 	struct mt_counts c[MT_SLOTS];
 };
 
+/* brk_iter's record: a process's heap as its mm has it now. */
+struct mt_brk_rec {
+	u32 tgid;
+	u32 pad;
+	u64 start_brk;
+	u64 brk;
+};
+
 /*
  * Where a process's shared-library allocators have their code (up to
  * MT_ALLOC_TEXTS ranges, [lo, hi)), filled by the loader.  A free() that

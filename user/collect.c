@@ -35,6 +35,9 @@ struct collect {
 	struct hashmap dead;		/* (tgid, gen) -> 1 */
 	struct hashmap dead_tgids;	/* tgid -> 1 */
 	int64_t *spilled;	/* the kernel's count of big-table blocks */
+	bool mm_syscalls;	/* the mmap family traced at syscall exit */
+	struct bpf_link **brk_link;	/* the node view's brk_iter */
+	struct hashmap brks;		/* tgid -> its break, this refresh */
 };
 
 int collect__new(struct memtrace_bpf *skel, struct collect **out)
@@ -52,6 +55,9 @@ int collect__new(struct memtrace_bpf *skel, struct collect **out)
 	c->counters_fd = bpf_map__fd(skel->maps.counters);
 	c->uw_fd = bpf_map__fd(skel->maps.uw_stats);
 	c->spilled = (int64_t *)&skel->bss->spilled;
+	c->mm_syscalls = skel->rodata->mm_syscalls;
+	c->brk_link = &skel->links.brk_iter;
+	hashmap__init(&c->brks, NULL, NULL, NULL);
 	/* the sweep frees slots in place, as the kernel does */
 	c->nbuckets = bpf_map__max_entries(skel->maps.hot);
 	c->hot_len = c->nbuckets * sizeof(struct mt_bucket);
@@ -76,6 +82,7 @@ void collect__free(struct collect *c)
 	munmap(c->hot, c->hot_len);
 	hashmap__clear(&c->dead);
 	hashmap__clear(&c->dead_tgids);
+	hashmap__clear(&c->brks);
 	free(c);
 }
 
@@ -95,32 +102,75 @@ int collect__track(struct collect *c, int pid, uint64_t sample_bytes)
  * (code, mapped files) and shared memory.  Exact, from the kernel's
  * per-mm counters.
  */
-static void read_rss_split(struct mt_row *r)
+/*
+ * The node view has no brk record: every process's break at once, from
+ * the kernel's task list (brk_iter), rather than each one's maps.
+ */
+static void read_brks(struct collect *c)
 {
-	struct procfs_status s;
+	unsigned char buf[170 * sizeof(struct mt_brk_rec)];
+	size_t have = 0, i;
+	ssize_t n;
+	int fd;
 
-	if (procfs__read_status(r->pid, &s))
+	hashmap__clear(&c->brks);
+	if (c->mm_syscalls || !*c->brk_link)
 		return;
-	r->rss_anon = s.rss_anon;
-	r->rss_file = s.rss_file;
-	r->rss_shmem = s.rss_shmem;
+	fd = bpf_iter_create(bpf_link__fd(*c->brk_link));
+	if (fd < 0)
+		return;
+	while ((n = read(fd, buf + have, sizeof(buf) - have)) > 0) {
+		struct mt_brk_rec rec;
+
+		have += n;
+		for (i = 0; i + sizeof(rec) <= have; i += sizeof(rec)) {
+			memcpy(&rec, buf + i, sizeof(rec));
+			if (hashmap__set(&c->brks, rec.tgid,
+					 (void *)(uintptr_t)rec.brk, NULL))
+				break;
+		}
+		/* a record split between two reads */
+		memmove(buf, buf + i, have - i);
+		have -= i;
+	}
+	close(fd);
 }
 
-static void read_proc_extras(struct mt_row *r)
+static void read_proc_extras(struct collect *c, struct mt_row *r)
 {
 	struct procfs_statm sm;
+	struct procfs_status s = {};
 	struct procfs_stat st;
 
 	if (!procfs__read_statm(r->pid, &sm))
 		r->rss_bytes = sm.resident;
-	read_rss_split(r);
+	if (!procfs__read_status(r->pid, &s)) {
+		r->rss_anon = s.rss_anon;
+		r->rss_file = s.rss_file;
+		r->rss_shmem = s.rss_shmem;
+	}
 	if (!r->start_brk) {
 		if (procfs__read_stat(r->pid, &st))
 			return;
 		r->start_brk = st.start_brk;
 	}
+	/* the node view: the break as brk_iter read it just now */
+	if (!c->mm_syscalls) {
+		void *brk;
+
+		if (hashmap__find(&c->brks, r->pid, &brk))
+			r->cur_brk = (uintptr_t)brk;
+	}
 	if (r->start_brk && r->cur_brk > r->start_brk)
 		r->brk_bytes = r->cur_brk - r->start_brk;
+	/*
+	 * No mmap record in the node view: the kernel's own count of
+	 * private writable memory (VmData: the heap, anonymous mmaps, a
+	 * library's data) less the heap, as of this refresh.
+	 */
+	if (!c->mm_syscalls && s.vm_data)
+		r->mmap_bytes = s.vm_data > r->brk_bytes ?
+				s.vm_data - r->brk_bytes : 0;
 }
 
 int collect__procs(struct collect *c, struct table *t, uint64_t ts)
@@ -130,6 +180,7 @@ int collect__procs(struct collect *c, struct table *t, uint64_t ts)
 	struct mt_proc st;
 	bool first = true;
 
+	read_brks(c);
 	while (!bpf_map_get_next_key(c->procs_fd, first ? NULL : &key, &next)) {
 		struct mt_row *r;
 
@@ -152,7 +203,7 @@ int collect__procs(struct collect *c, struct table *t, uint64_t ts)
 			continue;
 		}
 		table__set_stats(t, r, &st, ts);
-		read_proc_extras(r);
+		read_proc_extras(c, r);
 	}
 	return 0;
 }

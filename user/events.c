@@ -529,6 +529,15 @@ static int handle_record(struct app *app, const struct mt_event *e,
 		break;
 	case MT_EV_MAPFILE:
 		on_mapfile(app, r, e);
+		/*
+		 * The node view's record of a library's span (no syscall
+		 * tracepoint, so no MMAP record follows): its segments are
+		 * mapped over it within the same microseconds, read by the
+		 * row's next turn; an exact row may have gained an allocator.
+		 */
+		if (app__growth_view(app) && !r->exited)
+			app__work(app, r, WORK_SYMS | WORK_UNWIND |
+				  (wants_probe(app, r) ? WORK_PROBE : 0), 0);
 		break;
 	case MT_EV_MUNMAP:
 		if (!e->mm.err)

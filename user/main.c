@@ -576,6 +576,16 @@ static int open_and_load(struct app *app)
 	skel->rodata->ringbuf_wake_bytes = env->ringbuf_bytes / 8;
 	if (app__growth_view(app))
 		skel->rodata->fault_sample_bytes = env->fault_sample;
+	/*
+	 * No syscall tracepoint in the node view: with one on, every
+	 * syscall on the node pays the slow path (see mm_syscalls).
+	 */
+	skel->rodata->mm_syscalls = !app__growth_view(app);
+	bpf_program__set_autoload(skel->progs.on_sys_exit,
+				  !app__growth_view(app));
+	bpf_program__set_autoload(skel->progs.on_unmapped_area,
+				  app__growth_view(app));
+	bpf_program__set_autoload(skel->progs.brk_iter, app__growth_view(app));
 	skel->rodata->stale_ns = env->mode == MODE_DUMP ? 0 :
 				 env->watchdog * 1e9;
 	/*

@@ -459,6 +459,8 @@ int procfs__parse_status(const char *text, struct procfs_status *out)
 			out->rss_file = strtoull(val, NULL, 10) << 10;
 		else if (KEY("RssShmem"))
 			out->rss_shmem = strtoull(val, NULL, 10) << 10;
+		else if (KEY("VmData"))
+			out->vm_data = strtoull(val, NULL, 10) << 10;
 #undef KEY
 	}
 	return 0;

@@ -77,6 +77,7 @@ struct procfs_status {
 	int nspid[PROCFS_NSPID_MAX];	/* outermost first */
 	int nr_nspid;
 	uint64_t rss_anon, rss_file, rss_shmem;
+	uint64_t vm_data;	/* VmData: private writable, bytes */
 };
 
 /* One line of /proc/PID/cgroup: "ID:CONTROLLERS:PATH". */
