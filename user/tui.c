@@ -901,6 +901,8 @@ static const char *const help_text[] = {
 	"      --max-overhead, no longer traced)",
 	"node view: RSS ANON MMAP PF/s exact; GROW/s FLT/s TOP SITE of",
 	"      rows not traced exactly: estimates from sampled page faults",
+	"MMAP  node view: private writable memory outside the heap (VmData",
+	"      less the heap); -p, CMD, --exact: anonymous mmaps since start",
 	"",
 	"any key closes this help",
 };

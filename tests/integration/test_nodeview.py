@@ -33,6 +33,26 @@ def links(pid):
     return kinds
 
 
+def link_programs(pid):
+    """Names of the BPF programs behind memtrace's (pid) open links."""
+    import json
+    names = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:bpf_link":
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                ids = [l.split()[1] for l in f if l.startswith("prog_id:")]
+        except OSError:
+            continue
+        for i in ids:
+            out = subprocess.run(["bpftool", "-j", "prog", "show", "id", i],
+                                 capture_output=True, text=True)
+            if out.returncode == 0:
+                names.append(json.loads(out.stdout).get("name", ""))
+    return names
+
+
 def allocator_probes(pid):
     """Allocator probes are one uprobe_multi link per library (session
     uprobes); perf-event uprobes may also be the Go GC probes of Go rows,
@@ -81,6 +101,43 @@ def test_node_view_growth_sites():
     assert doc["allocator_probes"] == 0, doc["allocator_probes"]
     w.stdin.close()
     w.wait(timeout=10)
+
+
+def test_node_view_heap_and_mmap_exact_without_syscall_tracepoint():
+    """The node view traces no syscall (with one on, every syscall of the
+    node pays the slow path): mmap and brk growth still come out exact,
+    from the kernel's counters, against a workload that knows its bytes."""
+    p = memtrace_json(["-d", "0.2", "--top-sites", "0"])
+    next_json(p, timeout=20)
+    progs = link_programs(p.pid)
+    assert "on_page_fault" in progs, progs
+    assert "on_sys_exit" not in progs, progs
+    w = spawn([workload("mmaps")], stdin=subprocess.PIPE)
+    assert readline(w.stdout, 10).strip() == "ready"
+    r0, _ = wait_row(p, w.pid, lambda r: r["rss_bytes"] > 0)
+    w.stdin.write(b"go\n")
+    w.stdin.flush()
+    _, net, _ = readline(w.stdout, 10).split()
+    want = r0["mmap_bytes"] + int(net)
+    r, _ = wait_row(p, w.pid, lambda r: r["mmap_bytes"] == want)
+    assert r["mmap_bytes"] == want, (r0["mmap_bytes"], net, r["mmap_bytes"])
+    w.stdin.write(b"brk\n")
+    w.stdin.flush()
+    _, grown = readline(w.stdout, 10).split()
+    want = r["brk_bytes"] + int(grown)
+    r2, _ = wait_row(p, w.pid, lambda r: r["brk_bytes"] == want)
+    assert r2["brk_bytes"] == want, (r["brk_bytes"], grown, r2["brk_bytes"])
+    assert r2["mmap_bytes"] == r["mmap_bytes"], (r["mmap_bytes"], r2["mmap_bytes"])
+    w.stdin.close()
+    w.wait(timeout=10)
+    p.kill()
+    p.wait()
+    # exact tracing keeps the syscall tracepoint: every call, its result
+    q = memtrace_json(["-d", "0.2", "-p", str(os.getpid())])
+    next_json(q, timeout=20)
+    assert "on_sys_exit" in link_programs(q.pid), link_programs(q.pid)
+    q.kill()
+    q.wait()
 
 
 def test_node_view_batch_says_what_is_estimated():
@@ -143,6 +200,7 @@ def test_tui_toggle_exact():
 
 TESTS = [
     ("node_view_growth_sites", test_node_view_growth_sites),
+    ("node_view_heap_and_mmap_exact", test_node_view_heap_and_mmap_exact_without_syscall_tracepoint),
     ("node_view_batch_says_what_is_estimated", test_node_view_batch_says_what_is_estimated),
     ("node_exact_warns_about_its_cost", test_exact_warns_about_its_cost),
     ("node_tui_toggle_exact", test_tui_toggle_exact),

@@ -2,8 +2,10 @@
 /*
  * mmap-family workload: after a line on stdin, maps, unmaps, remaps and
  * touches anonymous memory through libc and through raw syscalls, then
- * prints "done <net anonymous bytes still mapped> <pages touched>" and
- * waits for EOF.  It calls no allocator, so those numbers are exact.
+ * prints "done <net anonymous bytes still mapped> <pages touched>"; then,
+ * after a line "brk", moves the break up and touches the new pages
+ * ("brk <bytes>"); then waits for EOF.  It calls no allocator, so those
+ * numbers are exact.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
@@ -45,6 +47,20 @@ int main(void)
 	n = snprintf(buf, sizeof(buf), "done %ld %ld\n", net, touched);
 	if (write(1, buf, n) != n)
 		return 1;
+	n = 0;
+	while (read(0, &c, 1) == 1 && c != '\n')
+		buf[n < 8 ? n++ : n] = c;
+	if (n == 3 && !memcmp(buf, "brk", 3)) {
+		char *h = sbrk(0);
+
+		if (sbrk(16 * pg) != h)
+			return 1;
+		for (i = 0; i < 16; i++)
+			h[i * pg] = 1;
+		n = snprintf(buf, sizeof(buf), "brk %ld\n", 16 * pg);
+		if (write(1, buf, n) != n)
+			return 1;
+	}
 	while (read(0, &c, 1) == 1)
 		;
 	return 0;
