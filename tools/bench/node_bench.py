@@ -5,7 +5,8 @@ The node view's rounds of `make bench` (issue 13), also runnable alone:
 
   python3 tools/bench/node_bench.py      (or BENCH_ONLY=node make bench)
 
-1. A malloc/free loop (tests/workloads/touch, "rate MS") and a real
+1. A malloc/free loop (tests/workloads/touch, "rate MS"), a syscall
+   loop (tests/workloads/sysloop: what every syscall pays) and a real
    allocation-heavy server (Debian's redis-server, on 127.0.0.1 with a
    port of its own and no persistence, driven by redis-benchmark with
    bounded request counts): untraced, beside the default node view (no
@@ -17,8 +18,8 @@ The node view's rounds of `make bench` (issue 13), also runnable alone:
    storm of thousands of processes a second (tests/workloads/execstorm),
    and the seconds from SIGINT to the final table.
 
-Environment: MEMTRACE (./memtrace), NODE_BENCH_RUNS (3),
-NODE_BENCH_REQUESTS (redis-benchmark -n, 20000), NODE_BENCH_PROCS (1000).
+Environment: MEMTRACE (./memtrace), NODE_BENCH_RUNS (5),
+NODE_BENCH_REQUESTS (redis-benchmark -n, 50000), NODE_BENCH_PROCS (1000).
 """
 import json
 import os
@@ -31,8 +32,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MT = os.path.abspath(os.environ.get("MEMTRACE", os.path.join(ROOT, "memtrace")))
 TOUCH = os.path.join(ROOT, "build", "workloads", "touch")
-RUNS = int(os.environ.get("NODE_BENCH_RUNS", "3"))
-REQUESTS = int(os.environ.get("NODE_BENCH_REQUESTS", "20000"))
+SYSLOOP = os.path.join(ROOT, "build", "workloads", "sysloop")
+RUNS = int(os.environ.get("NODE_BENCH_RUNS", "5"))
+REQUESTS = int(os.environ.get("NODE_BENCH_REQUESTS", "50000"))
 NPROCS = int(os.environ.get("NODE_BENCH_PROCS", "1000"))
 SAMPLE = 524288
 TARGET_NODE = 0.98
@@ -111,21 +113,43 @@ def measured(measure):
 
 
 def rounds(measure, pid):
-    """Median of RUNS measurements per config, interleaved."""
+    """Each traced configuration measured between two untraced runs, its
+    ratio taken to their mean: this VM's throughput drifts by +-15% over
+    a minute, which the ratio of two medians taken minutes apart does
+    not cancel.  Returns the medians of the values per configuration and,
+    under "ratio", of the RUNS paired ratios (with their range)."""
     got = {c: [] for c in CONFIGS}
+    ratios = {c: [] for c in CONFIGS[1:] + ("noise",)}
+    # the node view, whose target is tight, twice a round
+    traced = ("node", "exact", "node", "sampled")
     for i in range(RUNS):
-        for c in CONFIGS[i % len(CONFIGS):] + CONFIGS[:i % len(CONFIGS)]:
+        order = traced[i % len(traced):] + traced[:i % len(traced)]
+        before = measured(measure)
+        got["none"].append(before)
+        for c in order:
             t = tracer(c, pid)
             try:
-                got[c].append(measured(measure))
+                v = measured(measure)
             finally:
-                if t:
-                    stop(t)
-    return {c: statistics.median(v) for c, v in got.items() if v}
+                stop(t)
+            after = measured(measure)
+            got["none"].append(after)
+            got[c].append(v)
+            ratios[c].append(2 * v / (before + after) if before + after
+                             else 0.0)
+            # untraced against untraced: what this machine's drift alone
+            # makes of a ratio
+            ratios["noise"].append(after / before if before else 0.0)
+            before = after
+    med = {c: statistics.median(v) for c, v in got.items() if v}
+    med["ratio"] = {c: (statistics.median(v), min(v), max(v))
+                    for c, v in ratios.items() if v}
+    return med
 
 
-def malloc_loop():
-    p = spawn([TOUCH], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+def rate_loop(binary):
+    """A workload answering "rate MS" with "rate R" (calls a second)."""
+    p = spawn([binary], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     p.stdout.readline()
 
     def measure():
@@ -137,6 +161,14 @@ def malloc_loop():
     finally:
         p.kill()
         p.wait()
+
+
+def malloc_loop():
+    return rate_loop(TOUCH)
+
+
+def syscall_loop():
+    return rate_loop(SYSLOOP)
 
 
 def redis():
@@ -248,13 +280,19 @@ def run():
     P = md.append
     P("## The node view (no allocator probe) against exact tracing")
     P("")
-    P("Throughput relative to untraced, median of %d interleaved runs; "
+    P("Throughput relative to untraced over %d rounds: the median (and "
+      "range) of the ratios, each traced run to the mean of the untraced runs just "
+      "before and after it (the node view twice a round); the last column "
+      "is each untraced run to the next, i.e. what the machine's own drift "
+      "makes of a ratio; "
       "node = `memtrace` with no -p (target >= %.2f), exact = `-p PID`, "
       "sampled = `-p PID --sample-bytes %d`." % (RUNS, TARGET_NODE, SAMPLE))
     P("")
-    P("| workload | untraced | node | exact | sampled |")
-    P("|---|---:|---:|---:|---:|")
+    P("| workload | untraced | node | exact | sampled | untraced/untraced |")
+    P("|---|---:|---:|---:|---:|---:|")
     for name, fn, unit in (("malloc/free loop", malloc_loop, "pairs/s"),
+                           ("getppid() loop (every syscall's cost)",
+                            syscall_loop, "calls/s"),
                            ("redis-benchmark (set,get,lpush,lpop, -n %d)"
                             % REQUESTS, redis, "req/s")):
         log("== node bench: %s" % name)
@@ -264,8 +302,9 @@ def run():
             continue
         base = r["none"]
         cells = ["%.0f %s" % (base, unit)] + [
-            "%.3f%s" % (r[c] / base, " (target %.2f)" % TARGET_NODE
-                        if c == "node" else "") for c in CONFIGS[1:]]
+            "%.3f (%.3f–%.3f)%s" % (r["ratio"][c] + (
+                " (target %.2f)" % TARGET_NODE if c == "node" else "",))
+            for c in CONFIGS[1:]] + ["%.3f (%.3f–%.3f)" % r["ratio"]["noise"]]
         P("| %s | %s |" % (name, " | ".join(cells)))
         log("   " + ", ".join("%s %.0f" % (c, r[c]) for c in CONFIGS))
     P("")
