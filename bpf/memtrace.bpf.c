@@ -1020,7 +1020,11 @@ static __always_inline struct mt_cfi_row *cfi_find(struct cfi_ctx *c, u64 pc)
 	}
 	if (s->flags & MT_CFI_FP)
 		return NULL;
-	va = pc - m->start + m->pgoff + s->delta;
+	/* a library's whole span, mapped from offset 0: vaddr as is */
+	if (m->pgoff & MT_CFI_SPAN)
+		va = pc - m->start + (m->pgoff & ~MT_CFI_SPAN);
+	else
+		va = pc - m->start + m->pgoff + s->delta;
 	if (va >> 32 || !s->nrows)
 		return NULL;
 	s->lo = s->first;
@@ -2054,6 +2058,21 @@ int BPF_PROG(on_sys_exit, struct pt_regs *regs, long ret)
 #define MAP_SHARED_	0x01
 
 /*
+ * A file whose CFI is compiled (code, with rows or frame pointers): a
+ * span of anything else (a data file mapped from offset 0) would only
+ * take a slot of the process's table.
+ */
+static __always_inline bool cfi_span_known(struct file *f)
+{
+	struct mt_cfi_key k;
+	struct mt_cfi_file *fi;
+
+	cfi_key_of(f, &k);
+	fi = bpf_map_lookup_elem(&cfi_files, &k);
+	return fi && (fi->nrows || (fi->flags & MT_CFI_FP));
+}
+
+/*
  * Node view: the mmap calls whose address the kernel picks (no MAP_FIXED,
  * no free hint): get_unmapped_area() reports each placement, in the
  * calling thread, whose saved registers still hold mmap's arguments.  It
@@ -2099,6 +2118,14 @@ int BPF_PROG(on_unmapped_area, unsigned long addr,
 	if ((flags & MAP_SHARED_) || (regs->r9 && !(prot & PROT_EXEC_)))
 		return 0;
 	f = fd_file(regs->r8);
+	/*
+	 * For the unwinder at once (a process that faults memory in as it
+	 * starts would otherwise wait for its maps to be read): ld.so maps
+	 * a library's span so that its vaddr 0 lands at addr, and puts each
+	 * segment at its vaddr within it.  Replaced by what /proc shows.
+	 */
+	if (!regs->r9 && cfi_on && f && cfi_span_known(f))
+		cfi_map_add(tgid, addr, addr + regs->si, MT_CFI_SPAN, f);
 	mapfile_event(tgid, p, addr, regs->si, regs->r9, f);
 	if (f)
 		alloc_text_add(tgid, f, addr, regs->si);

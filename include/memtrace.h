@@ -312,6 +312,12 @@ struct mt_cfi_file {
 
 /* One file-backed code mapping of a process. */
 #define MT_CFI_MAPS	64
+/*
+ * pgoff with MT_CFI_SPAN: the node view's entry for a library's whole
+ * span as ld.so first maps it (vaddr = pc - start), before its segments
+ * are known; /proc's entries replace it.
+ */
+#define MT_CFI_SPAN	(1ULL << 63)
 struct mt_cfi_map {
 	u64 start, end, pgoff;
 	struct mt_cfi_key key;

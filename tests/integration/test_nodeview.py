@@ -140,6 +140,27 @@ def test_node_view_heap_and_mmap_exact_without_syscall_tracepoint():
     q.wait()
 
 
+def test_node_view_unwinds_through_libraries_from_the_start():
+    """A process that faults memory in as it starts, before memtrace has
+    read its maps: the kernel entered its libraries' spans as ld.so mapped
+    them (no syscall tracepoint), so the stack from libc's memset (no
+    frame pointer) reaches the interpreter's function that asked."""
+    p = memtrace_json(["-d", "0.3", "--top-sites", "5"])
+    next_json(p, timeout=20)
+    w = subprocess.Popen(["python3", "-c", "import time\n"
+                          "b = bytearray(48 << 20)\ntime.sleep(0.5)\n"])
+    r, _ = wait_row(p, w.pid, lambda r: any(
+        s["kind"] == "growth" and s["live_bytes"] >= 32 * MIB
+        for s in r.get("sites", [])))
+    site = max((s for s in r["sites"] if s["kind"] == "growth"),
+               key=lambda s: s["live_bytes"])
+    funcs = [f.get("func") for f in site["stack"]]
+    assert "bytearray___init___impl" in funcs, funcs
+    w.wait(timeout=10)
+    p.kill()
+    p.wait()
+
+
 def test_node_view_batch_says_what_is_estimated():
     b = subprocess.run([MEMTRACE, "-b", "-d", "0.3", "-n", "2"], capture_output=True,
                        text=True, timeout=60)
@@ -201,6 +222,7 @@ def test_tui_toggle_exact():
 TESTS = [
     ("node_view_growth_sites", test_node_view_growth_sites),
     ("node_view_heap_and_mmap_exact", test_node_view_heap_and_mmap_exact_without_syscall_tracepoint),
+    ("node_view_unwinds_libraries_from_start", test_node_view_unwinds_through_libraries_from_the_start),
     ("node_view_batch_says_what_is_estimated", test_node_view_batch_says_what_is_estimated),
     ("node_exact_warns_about_its_cost", test_exact_warns_about_its_cost),
     ("node_tui_toggle_exact", test_tui_toggle_exact),
