@@ -785,10 +785,63 @@ int attach__new(struct memtrace_bpf *skel, unsigned int flags,
 	return 0;
 }
 
+#define RELEASERS	8
+
+struct releaser {
+	struct attach *a;
+	int first;		/* targets first, first + RELEASERS, ... */
+};
+
+static void *release_some(void *arg)
+{
+	struct releaser *r = arg;
+	int i;
+
+	for (i = r->first; i < r->a->nr; i += RELEASERS) {
+		struct target *t = &r->a->targets[i];
+
+		while (t->nlinks) {
+			bpf_link__destroy(t->links[--t->nlinks]);
+			watchdog__beat();
+		}
+		target_release(t);
+		watchdog__beat();
+	}
+	return NULL;
+}
+
+/*
+ * Each link's detach visits every mapping of its file again (a second
+ * or more under load for a libc the whole node maps) and then waits for
+ * the kernel's grace periods: one link after another, 150 -p targets
+ * took 49 s to let go, their processes paying the probes meanwhile.
+ * Several threads share the waits.  Progress is said to the watchdog
+ * link by link.
+ */
+static void release_all(struct attach *a)
+{
+	struct releaser r[RELEASERS];
+	pthread_t th[RELEASERS];
+	bool started[RELEASERS] = {};
+	int i, n = a->nr < RELEASERS ? a->nr : RELEASERS;
+
+	for (i = 0; i < n; i++) {
+		r[i] = (struct releaser){ .a = a, .first = i };
+		/* a thread that cannot start: its share done here */
+		started[i] = i && !pthread_create(&th[i], NULL, release_some,
+						  &r[i]);
+	}
+	for (i = 0; i < n; i++)
+		if (!started[i])
+			release_some(&r[i]);
+	for (i = 0; i < n; i++)
+		if (started[i])
+			pthread_join(th[i], NULL);
+}
+
 void attach__free(struct attach *a)
 {
 	struct job *j;
-	int i;
 
 	if (!a)
 		return;
@@ -809,21 +862,7 @@ void attach__free(struct attach *a)
 		a->done = j->next;
 		job_free(j);
 	}
-	/*
-	 * Each link's detach visits every mapping of its file again (a
-	 * second or more under load for a libc the whole node maps):
-	 * progress, said to the watchdog link by link.
-	 */
-	for (i = 0; i < a->nr; i++) {
-		struct target *t = &a->targets[i];
-
-		while (t->nlinks) {
-			bpf_link__destroy(t->links[--t->nlinks]);
-			watchdog__beat();
-		}
-		target_release(t);
-		watchdog__beat();
-	}
+	release_all(a);
 	free(a->targets);
 	free(a->seen);
 	pthread_mutex_destroy(&a->lock);

@@ -653,7 +653,14 @@ def test_already_traced():
                          err), err
         assert not os.listdir(d), os.listdir(d)
         assert status_field(pid, "TracerPid") == st.pid
-        assert_resumed(pid)
+        # strace stops it at each of its syscalls ("t" for a moment): it
+        # must not be stopped for good (T), and must keep running
+        ran = int(status_field(pid, "voluntary_ctxt_switches"))
+        for _ in range(25):
+            assert state(pid) != "T", f"pid {pid} stopped"
+            time.sleep(0.02)
+        assert int(status_field(pid, "voluntary_ctxt_switches")) > ran, \
+            f"pid {pid} did not run for 0.5 s"
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
