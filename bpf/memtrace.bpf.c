@@ -2133,15 +2133,17 @@ int BPF_PROG(on_unmapped_area, unsigned long addr,
 }
 
 /*
- * Node view: every process's break, read by memtrace at each refresh
- * (one pass over the tasks, in memtrace's own time): the heap of a
- * process that has not faulted since memtrace started is known too.
+ * Node view: every process's heap and VmData in one pass over the tasks,
+ * run by memtrace at each refresh in its own time (no brk record in the
+ * node view).  RSS stays with /proc/PID/status: it adds the counters'
+ * per-CPU remainders, which this kernel gives BPF no way to reach
+ * (no per-CPU type tags in BTF, no data symbols in kallsyms).
  */
 SEC("iter/task")
-int brk_iter(struct bpf_iter__task *ctx)
+int mm_iter(struct bpf_iter__task *ctx)
 {
 	struct task_struct *t = ctx->task;
-	struct mt_brk_rec r = {};
+	struct mt_mm_rec r = {};
 	struct mm_struct *mm;
 
 	if (!t || t->pid != t->tgid)
@@ -2152,6 +2154,7 @@ int brk_iter(struct bpf_iter__task *ctx)
 	r.tgid = t->tgid;
 	r.brk = BPF_CORE_READ(mm, brk);
 	r.start_brk = BPF_CORE_READ(mm, start_brk);
+	r.data_vm = BPF_CORE_READ(mm, data_vm);
 	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
 	return 0;
 }

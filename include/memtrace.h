@@ -94,12 +94,13 @@ struct mt_kproc {
 	struct mt_counts c[MT_SLOTS];
 };
 
-/* brk_iter's record: a process's heap as its mm has it now. */
-struct mt_brk_rec {
+/* mm_iter's record: a process's heap and VmData as its mm has them now. */
+struct mt_mm_rec {
 	u32 tgid;
 	u32 pad;
 	u64 start_brk;
 	u64 brk;
+	u64 data_vm;		/* VmData, pages: private writable */
 };
 
 /*

@@ -37,8 +37,11 @@ struct collect {
 	int64_t *spilled;	/* the kernel's count of big-table blocks */
 	bool mm_syscalls;	/* the mmap family traced at syscall exit */
 	bool blocks;		/* allocator probes may have left blocks */
-	struct bpf_link **brk_link;	/* the node view's brk_iter */
-	struct hashmap brks;		/* tgid -> its break, this refresh */
+	struct bpf_link **mm_link;	/* the node view's mm_iter */
+	struct mt_mm_rec *mms;		/* its records, this refresh */
+	int nmms, capmms;
+	struct hashmap mm_ix;		/* tgid -> index in mms + 1 */
+	uint64_t page;
 };
 
 int collect__new(struct memtrace_bpf *skel, struct collect **out)
@@ -59,8 +62,9 @@ int collect__new(struct memtrace_bpf *skel, struct collect **out)
 	c->mm_syscalls = skel->rodata->mm_syscalls;
 	/* the node view has none until a row is traced exactly */
 	c->blocks = c->mm_syscalls;
-	c->brk_link = &skel->links.brk_iter;
-	hashmap__init(&c->brks, NULL, NULL, NULL);
+	c->mm_link = &skel->links.mm_iter;
+	hashmap__init(&c->mm_ix, NULL, NULL, NULL);
+	c->page = sysconf(_SC_PAGESIZE);
 	/* the sweep frees slots in place, as the kernel does */
 	c->nbuckets = bpf_map__max_entries(skel->maps.hot);
 	c->hot_len = c->nbuckets * sizeof(struct mt_bucket);
@@ -85,7 +89,8 @@ void collect__free(struct collect *c)
 	munmap(c->hot, c->hot_len);
 	hashmap__clear(&c->dead);
 	hashmap__clear(&c->dead_tgids);
-	hashmap__clear(&c->brks);
+	hashmap__clear(&c->mm_ix);
+	free(c->mms);
 	free(c);
 }
 
@@ -102,49 +107,66 @@ int collect__track(struct collect *c, int pid, uint64_t sample_bytes)
 }
 
 /*
- * RSS by kind: anonymous (heap, stacks, anonymous mmaps), file-backed
- * (code, mapped files) and shared memory.  Exact, from the kernel's
- * per-mm counters.
+ * The node view: every process's heap and VmData in one read of the
+ * kernel's task list (mm_iter) per refresh; /proc has the break only in
+ * each process's maps.
  */
-/*
- * The node view has no brk record: every process's break at once, from
- * the kernel's task list (brk_iter), rather than each one's maps.
- */
-static void read_brks(struct collect *c)
+static void read_mms(struct collect *c)
 {
-	unsigned char buf[170 * sizeof(struct mt_brk_rec)];
+	unsigned char buf[170 * sizeof(struct mt_mm_rec)];
 	size_t have = 0, i;
 	ssize_t n;
 	int fd;
 
-	hashmap__clear(&c->brks);
-	if (c->mm_syscalls || !*c->brk_link)
+	c->nmms = 0;
+	hashmap__clear(&c->mm_ix);
+	if (c->mm_syscalls || !*c->mm_link)
 		return;
-	fd = bpf_iter_create(bpf_link__fd(*c->brk_link));
+	fd = bpf_iter_create(bpf_link__fd(*c->mm_link));
 	if (fd < 0)
 		return;
 	while ((n = read(fd, buf + have, sizeof(buf) - have)) > 0) {
-		struct mt_brk_rec rec;
-
 		have += n;
-		for (i = 0; i + sizeof(rec) <= have; i += sizeof(rec)) {
-			memcpy(&rec, buf + i, sizeof(rec));
-			if (hashmap__set(&c->brks, rec.tgid,
-					 (void *)(uintptr_t)rec.brk, NULL))
-				break;
+		for (i = 0; i + sizeof(struct mt_mm_rec) <= have;
+		     i += sizeof(struct mt_mm_rec)) {
+			if (array_grow(&c->mms, &c->capmms, c->nmms,
+				       sizeof(*c->mms)))
+				goto out;
+			memcpy(&c->mms[c->nmms], buf + i, sizeof(*c->mms));
+			if (hashmap__set(&c->mm_ix, c->mms[c->nmms].tgid,
+					 (void *)(uintptr_t)(c->nmms + 1), NULL))
+				goto out;
+			c->nmms++;
 		}
 		/* a record split between two reads */
 		memmove(buf, buf + i, have - i);
 		have -= i;
 	}
+out:
 	close(fd);
 }
 
+static const struct mt_mm_rec *mm_of(const struct collect *c, int pid)
+{
+	uintptr_t ix = (uintptr_t)hashmap__get(&c->mm_ix, pid);
+
+	return ix && ix <= (uintptr_t)c->nmms ? &c->mms[ix - 1] : NULL;
+}
+
+/*
+ * RSS by kind (anonymous: heap, stacks, anonymous mmaps; file-backed:
+ * code, mapped files; shared memory), exact from the kernel's per-mm
+ * counters, and the heap.  The node view also derives MMAP: it has no
+ * mmap record, so the kernel's own count of private writable memory
+ * (VmData: the heap, anonymous mmaps, a library's data) less the heap.
+ */
 static void read_proc_extras(struct collect *c, struct mt_row *r)
 {
-	struct procfs_statm sm;
+	const struct mt_mm_rec *m = mm_of(c, r->pid);
 	struct procfs_status s = {};
+	struct procfs_statm sm;
 	struct procfs_stat st;
+	uint64_t data;
 
 	if (!procfs__read_statm(r->pid, &sm))
 		r->rss_bytes = sm.resident;
@@ -153,28 +175,20 @@ static void read_proc_extras(struct collect *c, struct mt_row *r)
 		r->rss_file = s.rss_file;
 		r->rss_shmem = s.rss_shmem;
 	}
-	if (!r->start_brk) {
+	data = s.vm_data;
+	if (m) {
+		r->start_brk = m->start_brk;
+		r->cur_brk = m->brk;
+		data = m->data_vm * c->page;
+	} else if (!r->start_brk) {
 		if (procfs__read_stat(r->pid, &st))
 			return;
 		r->start_brk = st.start_brk;
 	}
-	/* the node view: the break as brk_iter read it just now */
-	if (!c->mm_syscalls) {
-		void *brk;
-
-		if (hashmap__find(&c->brks, r->pid, &brk))
-			r->cur_brk = (uintptr_t)brk;
-	}
 	if (r->start_brk && r->cur_brk > r->start_brk)
 		r->brk_bytes = r->cur_brk - r->start_brk;
-	/*
-	 * No mmap record in the node view: the kernel's own count of
-	 * private writable memory (VmData: the heap, anonymous mmaps, a
-	 * library's data) less the heap, as of this refresh.
-	 */
-	if (!c->mm_syscalls && s.vm_data)
-		r->mmap_bytes = s.vm_data > r->brk_bytes ?
-				s.vm_data - r->brk_bytes : 0;
+	if (!c->mm_syscalls && data)
+		r->mmap_bytes = data > r->brk_bytes ? data - r->brk_bytes : 0;
 }
 
 int collect__procs(struct collect *c, struct table *t, uint64_t ts)
@@ -184,7 +198,7 @@ int collect__procs(struct collect *c, struct table *t, uint64_t ts)
 	struct mt_proc st;
 	bool first = true;
 
-	read_brks(c);
+	read_mms(c);
 	while (!bpf_map_get_next_key(c->procs_fd, first ? NULL : &key, &next)) {
 		struct mt_row *r;
 

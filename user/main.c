@@ -585,7 +585,7 @@ static int open_and_load(struct app *app)
 				  !app__growth_view(app));
 	bpf_program__set_autoload(skel->progs.on_unmapped_area,
 				  app__growth_view(app));
-	bpf_program__set_autoload(skel->progs.brk_iter, app__growth_view(app));
+	bpf_program__set_autoload(skel->progs.mm_iter, app__growth_view(app));
 	skel->rodata->stale_ns = env->mode == MODE_DUMP ? 0 :
 				 env->watchdog * 1e9;
 	/*

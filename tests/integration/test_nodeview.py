@@ -128,6 +128,14 @@ def test_node_view_heap_and_mmap_exact_without_syscall_tracepoint():
     r2, _ = wait_row(p, w.pid, lambda r: r["brk_bytes"] == want)
     assert r2["brk_bytes"] == want, (r["brk_bytes"], grown, r2["brk_bytes"])
     assert r2["mmap_bytes"] == r["mmap_bytes"], (r["mmap_bytes"], r2["mmap_bytes"])
+    # the kernel's counters, as /proc prints them (the workload is idle)
+    with open(f"/proc/{w.pid}/status") as f:
+        st = {l.split(":")[0]: int(l.split()[1]) * 1024 for l in f
+              if l.split(":")[0] in ("RssAnon", "RssFile", "RssShmem", "VmData", "VmRSS")}
+    r3, _ = wait_row(p, w.pid)
+    assert (r3["rss_anon"], r3["rss_file"], r3["rss_shmem"], r3["rss_bytes"]) == \
+        (st["RssAnon"], st["RssFile"], st["RssShmem"], st["VmRSS"]), (r3, st)
+    assert r3["mmap_bytes"] + r3["brk_bytes"] == st["VmData"], (r3, st)
     w.stdin.close()
     w.wait(timeout=10)
     p.kill()
