@@ -19,7 +19,9 @@ The node view's rounds of `make bench` (issue 13), also runnable alone:
    and the seconds from SIGINT to the final table.
 
 Environment: MEMTRACE (./memtrace), NODE_BENCH_RUNS (5),
-NODE_BENCH_REQUESTS (redis-benchmark -n, 50000), NODE_BENCH_PROCS (1000).
+NODE_BENCH_REQUESTS (redis-benchmark -n, 50000), NODE_BENCH_PROCS (1000),
+NODE_BENCH_ORDER (a round's traced runs, "node,exact,node,sampled"; e.g.
+"node" for more rounds of the node view alone).
 """
 import json
 import os
@@ -84,6 +86,9 @@ def tracer(cfg, pid):
 
 
 CONFIGS = ("none", "node", "exact", "sampled")
+# a round's traced runs: the node view, whose target is tight, twice
+ORDER = tuple(os.environ.get("NODE_BENCH_ORDER",
+                             "node,exact,node,sampled").split(","))
 DISTURBED = [0, 0]      # measurements with another tracer running, of all
 
 
@@ -120,8 +125,8 @@ def rounds(measure, pid):
     under "ratio", of the RUNS paired ratios (with their range)."""
     got = {c: [] for c in CONFIGS}
     ratios = {c: [] for c in CONFIGS[1:] + ("noise",)}
-    # the node view, whose target is tight, twice a round
-    traced = ("node", "exact", "node", "sampled")
+    got = {c: v for c, v in got.items() if c == "none" or c in ORDER}
+    traced = ORDER
     for i in range(RUNS):
         order = traced[i % len(traced):] + traced[:i % len(traced)]
         before = measured(measure)
@@ -304,9 +309,11 @@ def run():
         cells = ["%.0f %s" % (base, unit)] + [
             "%.3f (%.3f–%.3f)%s" % (r["ratio"][c] + (
                 " (target %.2f)" % TARGET_NODE if c == "node" else "",))
-            for c in CONFIGS[1:]] + ["%.3f (%.3f–%.3f)" % r["ratio"]["noise"]]
+            if c in r["ratio"] else "" for c in CONFIGS[1:]] + \
+            ["%.3f (%.3f–%.3f)" % r["ratio"]["noise"]]
         P("| %s | %s |" % (name, " | ".join(cells)))
-        log("   " + ", ".join("%s %.0f" % (c, r[c]) for c in CONFIGS))
+        log("   " + ", ".join("%s %.0f" % (c, r[c]) for c in CONFIGS
+                              if c in r))
     P("")
     if DISTURBED[0]:
         P("(%d of %d measurements ran while another memtrace or bpftrace, "
