@@ -148,6 +148,67 @@ def test_node_view_heap_and_mmap_exact_without_syscall_tracepoint():
     q.wait()
 
 
+def _prog_runs(mt_pid):
+    """Run counts of the BPF programs behind memtrace's links, by name."""
+    import json
+    runs = {}
+    for fd in os.listdir(f"/proc/{mt_pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{mt_pid}/fd/{fd}") != "anon_inode:bpf_link":
+                continue
+            with open(f"/proc/{mt_pid}/fdinfo/{fd}") as f:
+                ids = [l.split()[1] for l in f if l.startswith("prog_id:")]
+        except OSError:
+            continue
+        for i in ids:
+            out = subprocess.run(["bpftool", "-j", "prog", "show", "id", i],
+                                 capture_output=True, text=True)
+            if out.returncode == 0:
+                d = json.loads(out.stdout)
+                runs[d.get("name", i)] = runs.get(d.get("name", i), 0) + \
+                    d.get("run_cnt", 0)
+    return runs
+
+
+def _runs_during_syscalls(args):
+    """(syscalls made, runs of memtrace's programs meanwhile) with memtrace
+    in args: a getppid() loop, kernel.bpf_stats_enabled on for it."""
+    p = memtrace_json(["-d", "0.5"] + args)
+    next_json(p, timeout=20)
+    loop = spawn([workload("sysloop")], stdin=subprocess.PIPE)
+    assert readline(loop.stdout, 10).strip() == "ready"
+    with open("/proc/sys/kernel/bpf_stats_enabled") as f:
+        old = f.read().strip()
+    try:
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write("1")
+        before = _prog_runs(p.pid)
+        loop.stdin.write(b"rate 300\n")
+        loop.stdin.flush()
+        calls = float(readline(loop.stdout, 10).split()[1]) * 0.3
+        after = _prog_runs(p.pid)
+    finally:
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write(old)
+        loop.kill()
+        loop.wait()
+        p.kill()
+        p.wait()
+    return calls, {k: after.get(k, 0) - before.get(k, 0) for k in after}
+
+
+def test_node_view_runs_nothing_per_syscall():
+    """The node view's cost follows memory growth: none of its programs
+    runs per syscall (the kernel counts every run), where exact tracing's
+    sys_exit program runs for each one of them."""
+    calls, runs = _runs_during_syscalls([])
+    assert calls > 100000, calls
+    assert sum(runs.values()) < calls / 100, (calls, runs)
+    # the same count sees exact tracing's syscall program at work
+    calls, runs = _runs_during_syscalls(["-p", str(os.getpid())])
+    assert runs.get("on_sys_exit", 0) >= calls * 0.9, (calls, runs)
+
+
 def test_node_view_unwinds_through_libraries_from_the_start():
     """A process that faults memory in as it starts, before memtrace has
     read its maps: the kernel entered its libraries' spans as ld.so mapped
@@ -231,6 +292,7 @@ TESTS = [
     ("node_view_growth_sites", test_node_view_growth_sites),
     ("node_view_heap_and_mmap_exact", test_node_view_heap_and_mmap_exact_without_syscall_tracepoint),
     ("node_view_unwinds_libraries_from_start", test_node_view_unwinds_through_libraries_from_the_start),
+    ("node_view_runs_nothing_per_syscall", test_node_view_runs_nothing_per_syscall),
     ("node_view_batch_says_what_is_estimated", test_node_view_batch_says_what_is_estimated),
     ("node_exact_warns_about_its_cost", test_exact_warns_about_its_cost),
     ("node_tui_toggle_exact", test_tui_toggle_exact),

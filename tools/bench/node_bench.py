@@ -81,7 +81,7 @@ def tracer(cfg, pid):
     args = {"node": [], "exact": ["-p", str(pid)],
             "sampled": ["--sample-bytes", str(SAMPLE), "-p", str(pid)]}[cfg]
     p = spawn([MT, "--json", "-d", "1", "-o", "/dev/null"] + args)
-    time.sleep(2.5)     # loaded, attached, first refresh done
+    time.sleep(3.5)     # loaded, attached, its start-up work done (~2 s)
     return p
 
 
