@@ -193,10 +193,32 @@ struct cfi_state {
  * frames, and a site would keep the wrong frames for good.
  */
 #define MT_WINDOW 512
+
+/*
+ * What cfi_find() found for a pc, per thread: a hot allocation site's
+ * stack is the same pcs walk after walk, and each costs a search of the
+ * process's mappings and a binary search of its file's rows (~15 steps)
+ * otherwise.  An entry is checked against the mapping it names before
+ * use: a mapping replaced since (dlopen, exec, /proc's rescan) misses.
+ */
+#define MT_PCC		64
+#define MT_PCC_ROW	1	/* row is the rule for pc */
+#define MT_PCC_FP	2	/* the file keeps frame pointers */
+struct mt_pcc {
+	u64 pc;
+	u64 ino;
+	u32 dev;
+	u32 row;
+	u16 map;		/* index in the process's table */
+	u16 kind;
+	u32 pad;
+};
+
 struct mt_walk {
 	struct mt_stack st;
 	u8 win[MT_WINDOW + 16];	/* +16: a frame read at the last offset */
 	struct cfi_state cfi;	/* the CFI walk (cfi_capture) */
+	struct mt_pcc pcc[MT_PCC];
 };
 
 struct {
@@ -976,11 +998,48 @@ static long row_step(u32 i, void *vctx)
 	return 0;
 }
 
+static __always_inline u32 pcc_slot(u64 pc)
+{
+	return (pc ^ (pc >> 7) ^ (pc >> 15)) & (MT_PCC - 1);
+}
+
+/* pc's entry, if still true of the process's table. */
+static __always_inline struct mt_pcc *pcc_get(struct cfi_ctx *c,
+					      struct mt_cfi_proc *cp, u64 pc)
+{
+	struct mt_pcc *e = &c->w->pcc[pcc_slot(pc)];
+	struct mt_cfi_map *m;
+	u32 mi = e->map;
+
+	if (e->pc != pc || !e->kind || mi >= MT_CFI_MAPS || mi >= cp->n)
+		return NULL;
+	m = &cp->m[mi];
+	if (pc < m->start || pc >= m->end || m->key.ino != e->ino ||
+	    m->key.dev != e->dev)
+		return NULL;
+	return e;
+}
+
+static __always_inline void pcc_put(struct cfi_ctx *c, u64 pc,
+				    const struct mt_cfi_map *m, u32 mi,
+				    u16 kind, u32 row)
+{
+	struct mt_pcc *e = &c->w->pcc[pcc_slot(pc)];
+
+	e->pc = pc;
+	e->ino = m->key.ino;
+	e->dev = m->key.dev;
+	e->map = mi;
+	e->kind = kind;
+	e->row = row;
+}
+
 /* The rule for pc: NULL when none (no mapping, no file, a gap). */
 static __always_inline struct mt_cfi_row *cfi_find(struct cfi_ctx *c, u64 pc)
 {
 	struct mt_cfi_proc *cp = c->cp;
 	struct cfi_state *s = c->s;
+	struct mt_pcc *e;
 	struct mt_cfi_file *fi;
 	struct mt_cfi_map *m = NULL;
 	struct mt_cfi_row *r;
@@ -989,6 +1048,22 @@ static __always_inline struct mt_cfi_row *cfi_find(struct cfi_ctx *c, u64 pc)
 
 	if (!cp)
 		return NULL;
+	e = pcc_get(c, cp, pc);
+	if (e) {
+		if (e->kind == MT_PCC_FP) {
+			/* as a lookup would leave it: this file, by FP */
+			s->map = e->map + 1;
+			s->flags = MT_CFI_FP;
+			return NULL;
+		}
+		i = e->row;
+		r = bpf_map_lookup_elem(&cfi_rows, &i);
+		if (r) {
+			/* the next pc looks its file up again */
+			s->map = 0;
+			return r;
+		}
+	}
 	i = s->map - 1;
 	if (s->map && i < MT_CFI_MAPS) {
 		m = &cp->m[i];
@@ -1018,8 +1093,10 @@ static __always_inline struct mt_cfi_row *cfi_find(struct cfi_ctx *c, u64 pc)
 		s->flags = fi->flags;
 		s->delta = fi->delta;
 	}
-	if (s->flags & MT_CFI_FP)
+	if (s->flags & MT_CFI_FP) {
+		pcc_put(c, pc, m, s->map - 1, MT_PCC_FP, 0);
 		return NULL;
+	}
 	/* a library's whole span, mapped from offset 0: vaddr as is */
 	if (m->pgoff & MT_CFI_SPAN)
 		va = pc - m->start + (m->pgoff & ~MT_CFI_SPAN);
@@ -1037,6 +1114,7 @@ static __always_inline struct mt_cfi_row *cfi_find(struct cfi_ctx *c, u64 pc)
 	r = bpf_map_lookup_elem(&cfi_rows, &i);
 	if (!r || r->pc > (u32)va)
 		return NULL;
+	pcc_put(c, pc, m, s->map - 1, MT_PCC_ROW, i);
 	return r;
 }
 
