@@ -33,10 +33,10 @@ def links(pid):
     return kinds
 
 
-def link_programs(pid):
-    """Names of the BPF programs behind memtrace's (pid) open links."""
+def _link_progs(pid):
+    """bpftool's record of each BPF program behind memtrace's (pid) links."""
     import json
-    names = []
+    progs = []
     for fd in os.listdir(f"/proc/{pid}/fd"):
         try:
             if os.readlink(f"/proc/{pid}/fd/{fd}") != "anon_inode:bpf_link":
@@ -49,8 +49,13 @@ def link_programs(pid):
             out = subprocess.run(["bpftool", "-j", "prog", "show", "id", i],
                                  capture_output=True, text=True)
             if out.returncode == 0:
-                names.append(json.loads(out.stdout).get("name", ""))
-    return names
+                progs.append(json.loads(out.stdout))
+    return progs
+
+
+def link_programs(pid):
+    """Names of the BPF programs behind memtrace's (pid) open links."""
+    return [d.get("name", "") for d in _link_progs(pid)]
 
 
 def allocator_probes(pid):
@@ -150,23 +155,10 @@ def test_node_view_heap_and_mmap_exact_without_syscall_tracepoint():
 
 def _prog_runs(mt_pid):
     """Run counts of the BPF programs behind memtrace's links, by name."""
-    import json
     runs = {}
-    for fd in os.listdir(f"/proc/{mt_pid}/fd"):
-        try:
-            if os.readlink(f"/proc/{mt_pid}/fd/{fd}") != "anon_inode:bpf_link":
-                continue
-            with open(f"/proc/{mt_pid}/fdinfo/{fd}") as f:
-                ids = [l.split()[1] for l in f if l.startswith("prog_id:")]
-        except OSError:
-            continue
-        for i in ids:
-            out = subprocess.run(["bpftool", "-j", "prog", "show", "id", i],
-                                 capture_output=True, text=True)
-            if out.returncode == 0:
-                d = json.loads(out.stdout)
-                runs[d.get("name", i)] = runs.get(d.get("name", i), 0) + \
-                    d.get("run_cnt", 0)
+    for d in _link_progs(mt_pid):
+        name = d.get("name", str(d.get("id")))
+        runs[name] = runs.get(name, 0) + d.get("run_cnt", 0)
     return runs
 
 
