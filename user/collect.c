@@ -164,13 +164,12 @@ static void read_proc_extras(struct collect *c, struct mt_row *r)
 {
 	const struct mt_mm_rec *m = mm_of(c, r->pid);
 	struct procfs_status s = {};
-	struct procfs_statm sm;
 	struct procfs_stat st;
 	uint64_t data;
 
-	if (!procfs__read_statm(r->pid, &sm))
-		r->rss_bytes = sm.resident;
+	/* one file for all of RSS: status has the total and its split */
 	if (!procfs__read_status(r->pid, &s)) {
+		r->rss_bytes = s.vm_rss;
 		r->rss_anon = s.rss_anon;
 		r->rss_file = s.rss_file;
 		r->rss_shmem = s.rss_shmem;

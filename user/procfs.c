@@ -461,6 +461,8 @@ int procfs__parse_status(const char *text, struct procfs_status *out)
 			out->rss_shmem = strtoull(val, NULL, 10) << 10;
 		else if (KEY("VmData"))
 			out->vm_data = strtoull(val, NULL, 10) << 10;
+		else if (KEY("VmRSS"))
+			out->vm_rss = strtoull(val, NULL, 10) << 10;
 #undef KEY
 	}
 	return 0;

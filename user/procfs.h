@@ -78,6 +78,7 @@ struct procfs_status {
 	int nr_nspid;
 	uint64_t rss_anon, rss_file, rss_shmem;
 	uint64_t vm_data;	/* VmData: private writable, bytes */
+	uint64_t vm_rss;	/* VmRSS, bytes */
 };
 
 /* One line of /proc/PID/cgroup: "ID:CONTROLLERS:PATH". */
